@@ -1,0 +1,69 @@
+"""yiyun's command line: global options and the command groups, nothing else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from exporters.commands import app as exporter_app
+from infra.commands import app as infra_app
+from inventory.commands.db import app as db_app
+from inventory.commands.demo import demo
+from inventory.commands.nodes import app as nodes_app
+from inventory.commands.registry import app as registry_app
+from inventory.commands.report import app as report_app
+from inventory.commands.scan import scan
+from migrate.commands import app as migrate_app
+
+app = typer.Typer(
+    name="yiyun",
+    help="一云 — inventory and migration ledger of the provincial unified government cloud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def main_options(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: YIYUN_DATABASE_URL or sqlite:///yiyun.db)."),
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="Node file (YAML) used by `scan` and `demo`.")
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+) -> None:
+    from inventory.settings import Settings, set_settings
+
+    overrides: dict[str, str] = {}
+    if db:
+        overrides["database_url"] = db
+    if config:
+        overrides["config"] = config
+    set_settings(Settings(**overrides) if overrides else None)  # type: ignore[arg-type]
+    from inventory.logs import configure_logging
+
+    configure_logging(logging.WARNING - 10 * verbose)
+
+
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.add_typer(nodes_app, name="nodes")
+app.add_typer(report_app, name="report")
+app.add_typer(exporter_app, name="exporter")
+app.add_typer(migrate_app, name="migrate")
+app.add_typer(infra_app, name="infra")
+app.command("scan")(scan)
+app.command("demo")(demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The contract between collectors and the scan orchestrator: scopes, normalized rows, scope errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Kinds whose live rows are evidence of where a system is deployed (DESIGN.md, Evidence).
+EVIDENCE_KINDS = frozenset({"vm", "db_instance", "bucket", "volume", "daemonset"})
+REPLICATED_KINDS = frozenset({"deployment", "statefulset"})
+
+# ScopeResult statuses. Only `ok` lets the orchestrator tombstone rows of the scope.
+OK, PARTIAL, DENIED, THROTTLED, ERROR = "ok", "partial", "denied", "throttled", "error"
+SCOPE_STATUSES = (OK, PARTIAL, DENIED, THROTTLED, ERROR)
+
+
+@dataclass
+class ResourceRow:
+    """One normalized resource as a collector's `normalize_*` returns it (pure data)."""
+
+    kind: str
+    native_id: str
+    scope: str  # region or namespace or "*": the listing unit that owns this row
+    name: str | None = None
+    namespace: str | None = None
+    region: str | None = None
+    state: str | None = None
+    replicas: int | None = None
+    vcpu: float | None = None
+    memory_gib: float | None = None
+    storage_gib: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    system_code: str | None = None
+    created_at_source: datetime | None = None
+    # The source reports it in a terminal state (terminated, deleting): not live, tombstone it.
+    terminal: bool = False
+
+    def content_hash(self) -> str:
+        """A digest of everything the ledger tracks about the row, to detect changes cheaply."""
+        payload = [
+            self.name, self.namespace, self.region, self.state, self.replicas, self.vcpu,
+            self.memory_gib, self.storage_gib, sorted(self.tags.items()), self.system_code,
+            self.created_at_source.isoformat() if self.created_at_source else None,
+        ]
+        return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:32]
+
+
+def is_evidence(kind: str, replicas: int | None, state: str | None) -> bool:
+    """Whether a live row of this kind runs or holds a system (an empty landing zone does not)."""
+    if kind in EVIDENCE_KINDS:
+        return True
+    if kind in REPLICATED_KINDS:
+        return (replicas or 0) >= 1
+    if kind == "cronjob":
+        return state != "suspended"
+    return False
+
+
+@dataclass
+class ScopeStats:
+    """Counters a listing keeps while it runs; the orchestrator copies them to ScopeResult."""
+
+    pages: int = 0
+    api_calls: int = 0
+    retries: int = 0
+
+
+class ScopeFailed(Exception):
+    """A listing that did not complete; its status decides how the failure is reported.
+
+    Raising this (or letting any other exception escape) means the scope is not `ok`, so no
+    row of it will be tombstoned in this run.
+    """
+
+    def __init__(self, status: str, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Scope:
+    """One unit of listing work: (node, source, kind, region-or-namespace).
+
+    `pages()` yields lists of rows as the API returns them, updating `stats`; it raises
+    ScopeFailed (or anything else) when the listing cannot complete.
+    """
+
+    node_id: str
+    source: str
+    kind: str
+    scope: str
+    pages: Callable[[ScopeStats], Iterator[list[ResourceRow]]]
+    stats: ScopeStats = field(default_factory=ScopeStats)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.node_id, self.source, self.kind, self.scope)

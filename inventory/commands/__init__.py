@@ -1,0 +1,1 @@
+"""The inventory's command groups, mounted by cli.py."""

@@ -1,0 +1,37 @@
+"""Logging set-up that never lets a credential reach a log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# Values that look like credentials in URLs, headers or key=value text.
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(://[^:/@\s]+:)([^@\s]+)(@)"),
+    re.compile(r"(?i)((?:password|passwd|secret|token|authorization|aws_secret_access_key|"
+               r"aws_session_token|x-amz-security-token)[\"']?\s*[:=]\s*[\"']?)([^\s,\"'&]+)"),
+    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
+]
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like a secret with ***."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(3) if m.lastindex == 3 else ""), text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def configure_logging(level: int) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(level, logging.DEBUG))
+    # Library chatter (botocore wire dumps carry signed headers) stays out below -vvv.
+    for noisy in ("botocore", "boto3", "urllib3", "kubernetes"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO) if level > logging.DEBUG else logging.WARNING)

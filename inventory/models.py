@@ -1,0 +1,194 @@
+"""The ledger's SQLModel tables: register, nodes, discovered resources, scans, history, KPI snapshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Column, Field, SQLModel
+
+# JSON that is JSONB on PostgreSQL (indexable, compact) and JSON text on SQLite.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores timestamps as naive UTC on every backend and hands them back timezone-aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a time zone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def json_column(**kwargs: Any) -> Any:
+    return Field(default=None, sa_column=Column(JSONType, **kwargs))
+
+
+def utc_column(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+# A government body that owns systems (主管部门 / 责任单位).
+class Department(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    name: str
+    level: str = "province"  # province / city / county
+    city: str
+    parent_code: str | None = None
+
+
+# A government information system (政务信息系统) as the register describes it.
+class System(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    name: str
+    department_code: str = Field(index=True)
+    city: str = Field(index=True)
+    classified: bool = False
+    mlps_level: int
+    data_level: str = "general"
+    network_zone: str | None = None
+    lifecycle: str = "active"
+    exemption_reason: str | None = None
+    exemption_doc: str | None = None
+    exemption_valid_until: date | None = None
+    declared_node: str | None = None
+    environment: str | None = None
+    criticality: str | None = None
+    crypto_assessed_on: date | None = None
+    contact: str | None = None
+    created_at: datetime | None = utc_column()
+    updated_at: datetime | None = utc_column()
+
+
+# A cloud node: the unified cloud's own (one_cloud) or one that must move onto it.
+class Node(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str
+    level: str
+    one_cloud: bool
+    city: str | None = None
+    owner_department: str | None = None
+    mlps_level: int | None = None
+    dedicated_level4_pool: bool = False
+    zones: list[str] | None = json_column()
+    capacity_vcpu: float | None = None
+    capacity_memory_gib: float | None = None
+    capacity_storage_gib: float | None = None
+    frozen_since: date | None = None
+    system_tag: str = "yiyun.io/system"
+    sources: list[dict[str, Any]] | None = json_column()
+    updated_at: datetime | None = utc_column()
+
+
+# One discovered thing on a node; (node, source, kind, native_id) is its natural key.
+class Resource(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("node_id", "source", "kind", "native_id", name="uq_resource_natural_key"),
+        sa.Index("ix_resource_system_live", "system_code", "deleted_at"),
+        sa.Index("ix_resource_scope", "node_id", "source", "kind", "scope"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: str = Field(index=True)
+    source: str
+    kind: str
+    native_id: str
+    # The listing unit that owns the row (region or namespace, "*" for cluster-wide kinds);
+    # only a complete listing of this scope may tombstone the row.
+    scope: str = "*"
+    name: str | None = None
+    namespace: str | None = None
+    region: str | None = None
+    state: str | None = None
+    replicas: int | None = None
+    vcpu: float | None = None
+    memory_gib: float | None = None
+    storage_gib: float | None = None
+    tags: dict[str, str] | None = json_column()
+    raw: dict[str, Any] | None = json_column()
+    system_code: str | None = None
+    created_at_source: datetime | None = utc_column()
+    content_hash: str
+    first_seen_at: datetime = utc_column(nullable=False)
+    last_seen_at: datetime = utc_column(nullable=False)
+    last_seen_run_id: int | None = None
+    deleted_at: datetime | None = utc_column()
+
+
+# One `yiyun scan` invocation.
+class ScanRun(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = utc_column(nullable=False)
+    finished_at: datetime | None = utc_column()
+    status: str = "running"  # running / ok / failed / crashed
+    nodes: list[str] | None = json_column()
+    scopes_total: int = 0
+    scopes_failed: int = 0
+
+
+# One unit of listing work (node, source, kind, region-or-namespace) within a scan.
+class ScopeResult(SQLModel, table=True):
+    __table_args__ = (sa.Index("ix_scope_result_node", "node_id", "status", "finished_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True)
+    node_id: str
+    source: str
+    kind: str
+    scope: str
+    status: str  # ok / partial / denied / throttled / error
+    items: int = 0
+    pages: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    duration_seconds: float = 0.0
+    error_code: str | None = None
+    error_message: str | None = None
+    started_at: datetime = utc_column(nullable=False)
+    finished_at: datetime | None = utc_column()
+
+
+# History of a resource, written only when something changed.
+class ResourceEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    resource_id: int = Field(index=True)
+    run_id: int | None = Field(default=None, index=True)
+    at: datetime = utc_column(nullable=False)
+    type: str  # created / updated / deleted / reappeared
+    diff: dict[str, Any] | None = json_column()
+
+
+# A dated, reproducible record of the KPI under one policy version and its switches.
+class AdoptionSnapshot(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    taken_at: datetime = utc_column(nullable=False, index=True)
+    as_of: datetime = utc_column(nullable=False)
+    policy: str
+    switches: dict[str, Any] | None = json_column()
+    numerator: int
+    denominator: int
+    rate: float | None = None
+    counts: dict[str, int] | None = json_column()
+    # {"city": [...], "department": [...], "node": [...]}: every breakdown, for trends.
+    groups: dict[str, Any] | None = json_column()
+    # status -> system codes; classified systems are counted, never named.
+    system_codes: dict[str, list[str]] | None = json_column()
+    stale_nodes: list[str] | None = json_column()

@@ -1,0 +1,54 @@
+"""Runtime settings read from the environment (YIYUN_ prefix) with the product's defaults."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator may tune; no secret ever lives here."""
+
+    model_config = SettingsConfigDict(env_prefix="YIYUN_", extra="ignore")
+
+    database_url: str = "sqlite:///yiyun.db"
+    config: str | None = None
+    timezone: str = "Asia/Shanghai"
+    province: str = "江苏省"
+    # KPI policy switches (DESIGN.md, policy evidence-v1).
+    exempt_in_denominator: bool = True
+    trust_declared: bool = False
+    freshness_hours: float = 24.0
+    system_tag: str = "yiyun.io/system"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def today(self, now: datetime | None = None) -> date:
+        """The calendar date in the province's time zone, which exemptions and freezes use."""
+        moment = now or datetime.now(tz=self.tz)
+        return moment.astimezone(self.tz).date()
+
+
+_override: Settings | None = None
+
+
+@lru_cache(maxsize=1)
+def _from_environment() -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    """The settings in force: the CLI's global options, else the environment."""
+    return _override or _from_environment()
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Install settings built from global CLI options (None goes back to the environment)."""
+    global _override
+    _override = settings
+    _from_environment.cache_clear()

@@ -1,0 +1,1 @@
+"""Migration of department clouds: assessment, strategy, wave planning and tracking."""
