@@ -30,21 +30,26 @@ app = typer.Typer(
 def main_options(
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Database URL (default: YIYUN_DATABASE_URL or sqlite:///yiyun.db)."),
+        typer.Option(
+            "--db", help="Database URL (default: YIYUN_DATABASE_URL or sqlite:///yiyun.db)."
+        ),
     ] = None,
     config: Annotated[
         str | None, typer.Option("--config", help="Node file (YAML) used by `scan` and `demo`.")
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output.")
+    ] = 0,
 ) -> None:
-    from inventory.settings import Settings, set_settings
+    from inventory.settings import get_settings, set_settings
 
     overrides: dict[str, str] = {}
     if db:
         overrides["database_url"] = db
     if config:
         overrides["config"] = config
-    set_settings(Settings(**overrides) if overrides else None)  # type: ignore[arg-type]
+    if overrides:
+        set_settings(get_settings().model_copy(update=overrides))
     from inventory.logs import configure_logging
 
     configure_logging(logging.WARNING - 10 * verbose)

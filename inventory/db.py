@@ -1,4 +1,4 @@
-"""Database engines and sessions for SQLite (embedded default) and PostgreSQL, and schema upgrades."""
+"""Database engines and sessions for SQLite (the default) and PostgreSQL, and schema upgrades."""
 
 from __future__ import annotations
 

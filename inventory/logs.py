@@ -8,8 +8,10 @@ import re
 # Values that look like credentials in URLs, headers or key=value text.
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(://[^:/@\s]+:)([^@\s]+)(@)"),
-    re.compile(r"(?i)((?:password|passwd|secret|token|authorization|aws_secret_access_key|"
-               r"aws_session_token|x-amz-security-token)[\"']?\s*[:=]\s*[\"']?)([^\s,\"'&]+)"),
+    re.compile(
+        r"(?i)((?:password|passwd|secret|token|authorization|aws_secret_access_key|"
+        r"aws_session_token|x-amz-security-token)[\"']?\s*[:=]\s*[\"']?)([^\s,\"'&]+)"
+    ),
     re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
 ]
 
@@ -17,7 +19,9 @@ _SECRET_PATTERNS = [
 def redact(text: str) -> str:
     """Replace anything that looks like a secret with ***."""
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(3) if m.lastindex == 3 else ""), text)
+        text = pattern.sub(
+            lambda m: m.group(1) + "***" + (m.group(3) if m.lastindex == 3 else ""), text
+        )
     return text
 
 
@@ -34,4 +38,6 @@ def configure_logging(level: int) -> None:
     root.setLevel(max(level, logging.DEBUG))
     # Library chatter (botocore wire dumps carry signed headers) stays out below -vvv.
     for noisy in ("botocore", "boto3", "urllib3", "kubernetes"):
-        logging.getLogger(noisy).setLevel(max(level, logging.INFO) if level > logging.DEBUG else logging.WARNING)
+        logging.getLogger(noisy).setLevel(
+            max(level, logging.INFO) if level > logging.DEBUG else logging.WARNING
+        )

@@ -1,4 +1,4 @@
-"""The ledger's SQLModel tables: register, nodes, discovered resources, scans, history, KPI snapshots."""
+"""The ledger's tables: register, nodes, discovered resources, scans, history, snapshots."""
 
 from __future__ import annotations
 
@@ -101,7 +101,9 @@ class Node(SQLModel, table=True):
 # One discovered thing on a node; (node, source, kind, native_id) is its natural key.
 class Resource(SQLModel, table=True):
     __table_args__ = (
-        sa.UniqueConstraint("node_id", "source", "kind", "native_id", name="uq_resource_natural_key"),
+        sa.UniqueConstraint(
+            "node_id", "source", "kind", "native_id", name="uq_resource_natural_key"
+        ),
         sa.Index("ix_resource_system_live", "system_code", "deleted_at"),
         sa.Index("ix_resource_scope", "node_id", "source", "kind", "scope"),
     )

@@ -47,7 +47,9 @@ def _pg_reachable() -> str | None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, empty database URL; PostgreSQL gets a schema of its own, dropped afterwards."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "yiyun.db"

@@ -1,4 +1,4 @@
-"""The contract between collectors and the scan orchestrator: scopes, normalized rows, scope errors."""
+"""The contract between collectors and the scan orchestrator: scopes, rows, scope errors."""
 
 from __future__ import annotations
 
@@ -43,8 +43,16 @@ class ResourceRow:
     def content_hash(self) -> str:
         """A digest of everything the ledger tracks about the row, to detect changes cheaply."""
         payload = [
-            self.name, self.namespace, self.region, self.state, self.replicas, self.vcpu,
-            self.memory_gib, self.storage_gib, sorted(self.tags.items()), self.system_code,
+            self.name,
+            self.namespace,
+            self.region,
+            self.state,
+            self.replicas,
+            self.vcpu,
+            self.memory_gib,
+            self.storage_gib,
+            sorted(self.tags.items()),
+            self.system_code,
             self.created_at_source.isoformat() if self.created_at_source else None,
         ]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()[:32]

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the engine yiyun hands it (never a URL in an ini file)."""
+"""Alembic environment: runs migrations on the engine yiyun hands it, never an ini URL."""
 
 from __future__ import annotations
 
