@@ -1,0 +1,275 @@
+"""Scan orchestration: plan every scope, list them concurrently, write in batches, sweep only
+complete scopes, and record one ScopeResult per unit of listing work."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from inventory.collectors.base import ERROR, OK, PARTIAL, ResourceRow, Scope, ScopeFailed
+from inventory.collectors.registry import get_collector
+from inventory.locks import NodeBusy, node_lock
+from inventory.logs import redact
+from inventory.models import Node, ScanRun, ScopeResult
+from inventory.store import WriteCounts, sweep_scope, upsert_resources
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 1000
+
+
+def utcnow() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+@dataclass
+class ScopeOutcome:
+    """How one scope went, as the progress display and the summary show it."""
+
+    node_id: str
+    source: str
+    kind: str
+    scope: str
+    status: str
+    items: int = 0
+    counts: WriteCounts = field(default_factory=WriteCounts)
+    error_code: str | None = None
+    error_message: str | None = None
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class ScanSummary:
+    run_id: int
+    outcomes: list[ScopeOutcome]
+    busy_nodes: list[str]
+
+    @property
+    def failed(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.status != OK]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.busy_nodes
+
+
+class _Writer:
+    """Serialises writes on SQLite (one writer at a time); PostgreSQL writes in parallel."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    def __enter__(self) -> Session:
+        if self.lock:
+            self.lock.acquire()
+        self.session = Session(self.engine, expire_on_commit=False)
+        return self.session
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.session.commit()
+            else:
+                self.session.rollback()
+        finally:
+            self.session.close()
+            if self.lock:
+                self.lock.release()
+
+
+def _classify_crash(error: BaseException, items: int) -> tuple[str, str, str]:
+    """Status, code and message for an exception a collector did not map itself."""
+    status = PARTIAL if items else ERROR
+    return status, type(error).__name__, redact(str(error))[:1000]
+
+
+def plan(node: Node) -> tuple[list[Scope], list[ScopeOutcome]]:
+    """Every scope of a node, plus a failed outcome for each source that could not be planned."""
+    scopes: list[Scope] = []
+    failures: list[ScopeOutcome] = []
+    for source in node.sources or []:
+        name = source.get("name") or source["kind"]
+        try:
+            collector = get_collector(source["kind"])
+            scopes.extend(
+                collector.plan_scopes(node_id=node.id, source=source, system_tag=node.system_tag)
+            )
+        except Exception as error:  # isolate at the edge: one bad source costs only itself
+            failures.append(
+                ScopeOutcome(
+                    node_id=node.id,
+                    source=name,
+                    kind="*",
+                    scope="*",
+                    status=ERROR,
+                    error_code=type(error).__name__,
+                    error_message=redact(str(error))[:1000],
+                )
+            )
+    return scopes, failures
+
+
+class Scanner:
+    """Runs one ScanRun over a set of nodes."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        concurrency: int = 4,
+        batch_size: int = BATCH_SIZE,
+        on_scope_done: Callable[[ScopeOutcome], None] | None = None,
+        on_planned: Callable[[int], None] | None = None,
+        planner: Callable[[Node], tuple[list[Scope], list[ScopeOutcome]]] = plan,
+    ) -> None:
+        self.engine = engine
+        self.planner = planner
+        self.concurrency = max(1, concurrency)
+        self.batch_size = batch_size
+        self.on_scope_done = on_scope_done or (lambda _o: None)
+        self.on_planned = on_planned or (lambda _n: None)
+        self.writer = _Writer(engine)
+
+    def run(self, nodes: list[Node]) -> ScanSummary:
+        with Session(self.engine, expire_on_commit=False) as session:
+            run = ScanRun(started_at=utcnow(), nodes=[n.id for n in nodes])
+            session.add(run)
+            session.commit()
+            run_id = run.id
+        assert run_id is not None
+        outcomes: list[ScopeOutcome] = []
+        busy: list[str] = []
+        with ExitStack() as locks:
+            scopes: list[Scope] = []
+            for node in nodes:
+                try:
+                    locks.enter_context(node_lock(self.engine, node.id))
+                except NodeBusy as error:
+                    log.warning("%s", error)
+                    busy.append(node.id)
+                    continue
+                planned, failures = self.planner(node)
+                scopes.extend(planned)
+                for failure in failures:
+                    self._record(run_id, failure, started=utcnow())
+                    outcomes.append(failure)
+                    self.on_scope_done(failure)
+            self.on_planned(len(scopes) + len(outcomes))
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                for outcome in pool.map(lambda s: self._run_scope(run_id, s), scopes):
+                    outcomes.append(outcome)
+        with Session(self.engine) as session:
+            finished = session.get(ScanRun, run_id)
+            assert finished is not None
+            failed = sum(1 for o in outcomes if o.status != OK)
+            finished.finished_at = utcnow()
+            finished.scopes_total = len(outcomes)
+            finished.scopes_failed = failed
+            finished.status = "ok" if not failed and not busy else "failed"
+            session.add(finished)
+            session.commit()
+        return ScanSummary(run_id=run_id, outcomes=outcomes, busy_nodes=busy)
+
+    def _flush(
+        self, run_id: int, scope: Scope, buffer: list[ResourceRow], counts: WriteCounts
+    ) -> None:
+        if not buffer:
+            return
+        with self.writer as session:
+            counts.add(
+                upsert_resources(
+                    session=session,
+                    node_id=scope.node_id,
+                    source=scope.source,
+                    kind=scope.kind,
+                    rows=buffer,
+                    run_id=run_id,
+                    now=utcnow(),
+                )
+            )
+        buffer.clear()
+
+    def _run_scope(self, run_id: int, scope: Scope) -> ScopeOutcome:
+        started, clock = utcnow(), time.monotonic()
+        outcome = ScopeOutcome(scope.node_id, scope.source, scope.kind, scope.scope, status=OK)
+        seen: set[str] = set()
+        buffer: list[ResourceRow] = []
+        try:
+            for page in scope.pages(scope.stats):
+                for row in page:
+                    # The scope that listed a row owns it: only its complete listing may sweep it.
+                    row.scope = scope.scope
+                    seen.add(row.native_id)
+                buffer.extend(page)
+                outcome.items += len(page)
+                if len(buffer) >= self.batch_size:
+                    self._flush(run_id, scope, buffer, outcome.counts)
+            self._flush(run_id, scope, buffer, outcome.counts)
+            with self.writer as session:
+                outcome.counts.deleted += sweep_scope(
+                    session=session,
+                    node_id=scope.node_id,
+                    source=scope.source,
+                    kind=scope.kind,
+                    scope=scope.scope,
+                    seen=seen,
+                    run_id=run_id,
+                    now=utcnow(),
+                )
+        except ScopeFailed as error:
+            # Keep what the listing returned before it broke (it is true), sweep nothing.
+            self._flush_quietly(run_id, scope, buffer, outcome)
+            outcome.status, outcome.error_code = error.status, error.code
+            outcome.error_message = redact(error.message)[:1000]
+        except Exception as error:  # a crash in a collector fails its scope, not the scan
+            log.debug("scope %s crashed", scope.key, exc_info=True)
+            self._flush_quietly(run_id, scope, buffer, outcome)
+            outcome.status, outcome.error_code, outcome.error_message = _classify_crash(
+                error, outcome.items
+            )
+        outcome.duration_seconds = time.monotonic() - clock
+        self._record(run_id, outcome, started=started, scope=scope)
+        self.on_scope_done(outcome)
+        return outcome
+
+    def _flush_quietly(
+        self, run_id: int, scope: Scope, buffer: list[ResourceRow], outcome: ScopeOutcome
+    ) -> None:
+        try:
+            self._flush(run_id, scope, buffer, outcome.counts)
+        except Exception:
+            log.warning("could not keep the rows listed before %s failed", scope.key, exc_info=True)
+
+    def _record(
+        self, run_id: int, outcome: ScopeOutcome, *, started: datetime, scope: Scope | None = None
+    ) -> None:
+        stats = scope.stats if scope else None
+        with self.writer as session:
+            session.add(
+                ScopeResult(
+                    run_id=run_id,
+                    node_id=outcome.node_id,
+                    source=outcome.source,
+                    kind=outcome.kind,
+                    scope=outcome.scope,
+                    status=outcome.status,
+                    items=outcome.items,
+                    pages=stats.pages if stats else 0,
+                    api_calls=stats.api_calls if stats else 0,
+                    retries=stats.retries if stats else 0,
+                    duration_seconds=outcome.duration_seconds,
+                    error_code=outcome.error_code,
+                    error_message=outcome.error_message,
+                    started_at=started,
+                    finished_at=utcnow(),
+                )
+            )
