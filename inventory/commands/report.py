@@ -190,3 +190,130 @@ def adoption(
         _print_md(report)
     else:
         _print_table(report)
+
+
+@app.command("violations")
+def violations(
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    details: Annotated[
+        bool, typer.Option("--details", help="List each unattributed resource, not just counts.")
+    ] = False,
+) -> None:
+    """Freeze-rule violations (new resources on frozen nodes) and unattributed resources.
+
+    Exits 1 when a freeze-rule violation exists, so a cron job notices.
+    """
+    from inventory.violations import (
+        UNATTRIBUTED,
+        freeze_violations,
+        unattributed_counts,
+        unattributed_resources,
+    )
+
+    settings = get_settings()
+    with Session(open_ledger()) as session:
+        frozen = freeze_violations(session=session, tz=settings.tz)
+        counts = unattributed_counts(session=session)
+        listed = unattributed_resources(session=session) if details else []
+    rows: list[dict[str, Any]] = [
+        {
+            "rule": v.rule,
+            "node": v.node_id,
+            "kind": v.kind,
+            "native_id": v.native_id,
+            "name": v.name,
+            "count": 1,
+            "created": v.created,
+            "frozen_since": v.frozen_since,
+            "basis": v.basis,
+        }
+        for v in frozen
+    ]
+    if details:
+        rows += [
+            {
+                "rule": UNATTRIBUTED,
+                "node": r.node_id,
+                "kind": r.kind,
+                "native_id": r.native_id,
+                "name": r.name,
+                "count": 1,
+                "created": r.created_at_source,
+            }
+            for r in listed
+        ]
+    else:
+        rows += [
+            {"rule": UNATTRIBUTED, "node": node, "kind": kind, "count": count}
+            for (node, kind), count in sorted(counts.items())
+        ]
+    columns = [
+        "rule",
+        "node",
+        "kind",
+        "native_id",
+        "name",
+        "count",
+        "created",
+        "frozen_since",
+        "basis",
+    ]
+    render_rows(rows, columns, fmt, title="policy violations")
+    if fmt is Format.table:
+        Console(stderr=True).print(
+            f"{len(frozen)} freeze-rule violation(s) (不再新建或外租); "
+            f"{sum(counts.values())} unattributed resource(s) "
+            f"(tag them with {settings.system_tag}=<system code>)",
+            highlight=False,
+        )
+    if frozen:
+        raise typer.Exit(1)
+
+
+@app.command("scans")
+def scans(
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    run: Annotated[
+        int | None, typer.Option("--run", help="A scan run id (default: latest).")
+    ] = None,
+    failed_only: Annotated[bool, typer.Option("--failed", help="Only scopes that failed.")] = False,
+) -> None:
+    """Scope results of a scan run: what listed completely, what failed and why."""
+    from sqlmodel import col, select
+
+    from inventory.models import ScanRun, ScopeResult
+
+    with Session(open_ledger()) as session:
+        chosen = (
+            session.get(ScanRun, run)
+            if run
+            else session.exec(select(ScanRun).order_by(col(ScanRun.id).desc())).first()
+        )
+        if chosen is None:
+            Console(stderr=True).print("no scan has run yet: `yiyun scan`")
+            return
+        query = select(ScopeResult).where(ScopeResult.run_id == chosen.id)
+        if failed_only:
+            query = query.where(ScopeResult.status != "ok")
+        results = session.exec(
+            query.order_by(col(ScopeResult.node_id), col(ScopeResult.kind), col(ScopeResult.scope))
+        ).all()
+    render_rows(
+        [r.model_dump() for r in results],
+        [
+            "node_id",
+            "source",
+            "kind",
+            "scope",
+            "status",
+            "items",
+            "pages",
+            "api_calls",
+            "retries",
+            "duration_seconds",
+            "error_code",
+            "error_message",
+        ],
+        fmt,
+        title=f"scan run {chosen.id}: {chosen.status}, started {chosen.started_at:%F %T}Z",
+    )
