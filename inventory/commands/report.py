@@ -52,7 +52,7 @@ def _group_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _print_table(report: dict[str, Any]) -> None:
+def print_adoption_table(report: dict[str, Any]) -> None:
     console = Console()
     console.print(
         f"[bold]非涉密系统上云率 cloud-adoption rate: {_percent(report['rate'])}[/bold] "
@@ -189,7 +189,7 @@ def adoption(
     elif fmt is Format.md:
         _print_md(report)
     else:
-        _print_table(report)
+        print_adoption_table(report)
 
 
 @app.command("violations")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +17,9 @@ from inventory.collectors.base import OK
 from inventory.commands.common import EXIT_PROBLEM, fail, open_ledger
 from inventory.models import Node
 from inventory.settings import get_settings
+
+if TYPE_CHECKING:
+    from inventory.scan import ScanSummary
 
 err = Console(stderr=True)
 
@@ -49,34 +53,10 @@ def _apply_config(path: str) -> None:
         session.commit()
 
 
-def scan(
-    node: Annotated[
-        list[str] | None, typer.Option("--node", help="Scan only this node (repeatable).")
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="Scopes listed at once.")
-    ] = 4,
-) -> None:
-    """Inventory the nodes: exit 0 when every scope listed completely, 1 when any failed."""
+def execute_scan(engine: sa.Engine, chosen: list[Node], *, concurrency: int = 4) -> ScanSummary:
+    """Run the scan with a progress display (a bar on a terminal, a line per scope otherwise)
+    and print the per-node summary."""
     from inventory.scan import Scanner
-
-    settings = get_settings()
-    if settings.config:
-        _apply_config(settings.config)
-    engine = open_ledger()
-    with Session(engine, expire_on_commit=False) as session:
-        nodes = list(session.exec(select(Node).order_by(col(Node.id))))
-    if not nodes:
-        fail("no nodes defined yet: run `yiyun nodes apply FILE` (or pass --config FILE)")
-    known = {n.id: n for n in nodes}
-    for wanted in node or []:
-        if wanted not in known:
-            close = difflib.get_close_matches(wanted, known, n=1)
-            fail(f"unknown node {wanted!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
-    chosen = [known[n] for n in node] if node else [n for n in nodes if n.sources]
-    chosen = [n for n in chosen if n.sources]
-    if not chosen:
-        fail("none of the chosen nodes has a source to scan")
 
     interactive = sys.stderr.isatty()
     progress = Progress(
@@ -128,6 +108,37 @@ def scan(
     Console().print(table)
     for busy in summary.busy_nodes:
         err.print(f"[yellow]node {busy} is being scanned by another process; skipped[/yellow]")
+    return summary
+
+
+def scan(
+    node: Annotated[
+        list[str] | None, typer.Option("--node", help="Scan only this node (repeatable).")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="Scopes listed at once.")
+    ] = 4,
+) -> None:
+    """Inventory the nodes: exit 0 when every scope listed completely, 1 when any failed."""
+    settings = get_settings()
+    if settings.config:
+        _apply_config(settings.config)
+    engine = open_ledger()
+    with Session(engine, expire_on_commit=False) as session:
+        nodes = list(session.exec(select(Node).order_by(col(Node.id))))
+    if not nodes:
+        fail("no nodes defined yet: run `yiyun nodes apply FILE` (or pass --config FILE)")
+    known = {n.id: n for n in nodes}
+    for wanted in node or []:
+        if wanted not in known:
+            close = difflib.get_close_matches(wanted, known, n=1)
+            fail(f"unknown node {wanted!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    chosen = [known[n] for n in node] if node else [n for n in nodes if n.sources]
+    chosen = [n for n in chosen if n.sources]
+    if not chosen:
+        fail("none of the chosen nodes has a source to scan")
+
+    summary = execute_scan(engine, chosen, concurrency=concurrency)
     if not summary.ok:
         err.print(
             f"{len(summary.failed)} scope(s) failed; their rows were kept as they were. "
