@@ -54,7 +54,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        # Plain decimals: a spreadsheet user must never see 1.2e+05 for a capacity.
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
     return str(jsonable(value))
 
 

@@ -1,0 +1,859 @@
+"""Node definitions: the node file's schema, its complete and atomic validation, and its upsert."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlmodel import Session, col, select
+
+from inventory.models import Node, utcnow
+
+NodeLevel = Literal[
+    "province_core", "city_backbone", "department_cloud", "server_room", "external_leased"
+]
+LEVELS: tuple[str, ...] = get_args(NodeLevel)
+PROVINCIAL = "省级"
+# The 13 prefecture-level cities (设区市) of Jiangsu, in their canonical "…市" form.
+CITIES: tuple[str, ...] = (
+    "南京市", "无锡市", "徐州市", "常州市", "苏州市", "南通市", "连云港市",
+    "淮安市", "盐城市", "扬州市", "镇江市", "泰州市", "宿迁市",
+)  # fmt: skip
+AwsService = Literal["ec2", "ebs", "s3", "rds"]
+AWS_SERVICES: tuple[str, ...] = get_args(AwsService)
+AddressingStyle = Literal["path", "virtual", "auto"]
+ADDRESSING_STYLES: tuple[str, ...] = get_args(AddressingStyle)
+SOURCE_KINDS: tuple[str, ...] = ("aws", "kubernetes")
+# Words people use for a source kind that is not its name, so "did you mean" can still help.
+_KIND_SYNONYMS = {
+    "k8s": "kubernetes",
+    "kube": "kubernetes",
+    "s3": "aws",
+    "ec2": "aws",
+    "minio": "aws",
+    "ceph": "aws",
+}
+DEFAULT_SYSTEM_TAG = "yiyun.io/system"
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_NAMESPACE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+# A key is refused when, lowercased with "_" and "-" removed, it contains one of these words.
+_SECRET_KEY_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "bearer",
+    "accesskey",
+    "privatekey",
+    "apikey",
+)
+_AWS_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:[^\s/@]*@")
+# What a refused value is replaced by before validation, so no later message can echo it.
+_REDACTED = "<redacted>"
+
+_CREDENTIALS_HINT = {
+    "aws": "AWS sources get credentials from the standard AWS chain: name a `profile:` "
+    "(~/.aws/credentials) or use AWS_* environment variables or an instance role",
+    "kubernetes": "Kubernetes sources get credentials from the kubeconfig "
+    "(`kubeconfig:` and `context:`)",
+    None: "Credentials come from the standard AWS chain (`profile:`) and from the kubeconfig",
+}
+
+
+def did_you_mean(word: str, choices: Sequence[str], synonyms: dict[str, str] | None = None) -> str:
+    """The suffix " (did you mean 'x'?)" naming the closest choice, or "" when none is close."""
+    lowered = word.strip().lower()
+    if synonyms and lowered in synonyms:
+        return f" (did you mean {synonyms[lowered]!r}?)"
+    close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
+    if not close and len(lowered) >= 3:
+        # A truncated name ("mlps" for "mlps_level") is not close by ratio but is obvious.
+        close = [choice for choice in choices if choice.startswith(lowered)][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def normalize_city(value: str) -> str:
+    """省级 or a city's canonical name: 南京 and 南京市 both become 南京市."""
+    text = value.strip()
+    if text in (PROVINCIAL, "省本级"):
+        return PROVINCIAL
+    name = text if text.endswith("市") else f"{text}市"
+    if name in CITIES:
+        return name
+    raise ValueError(
+        f"unknown city {value!r}{did_you_mean(name, CITIES)}; "
+        f"use {PROVINCIAL} or one of the 13 cities: {' '.join(CITIES)}"
+    )
+
+
+def default_source_names(kinds: Sequence[str | None], given: Sequence[str | None]) -> list[str]:
+    """Each source's stable name: its own, else its kind when alone of that kind, else kind-n."""
+    totals = Counter(kinds)
+    seen: Counter[str | None] = Counter()
+    names = []
+    for kind, name in zip(kinds, given, strict=True):
+        seen[kind] += 1
+        if name:
+            names.append(name)
+        elif totals[kind] == 1:
+            names.append(str(kind))
+        else:
+            names.append(f"{kind}-{seen[kind]}")
+    return names
+
+
+def _no_blank(value: str, what: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty")
+    return value.strip()
+
+
+# What every source shares; `name` keys its rows in Resource.source and ScopeResult.source.
+class SourceBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Empty until NodeSpec names it (see default_source_names); never empty afterwards.
+    name: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _slug_name(cls, value: str) -> str:
+        if not _SLUG.fullmatch(value):
+            raise ValueError("must be a lowercase slug: a-z, 0-9 and '-' (e.g. core-s3)")
+        return value
+
+
+# Any AWS-compatible API (EC2, EBS, S3, RDS) behind a private endpoint.
+class AwsSource(SourceBase):
+    kind: Literal["aws"]
+    endpoint_url: str
+    regions: list[str]
+    profile: str | None = None
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    # Private S3-compatible stores rarely have wildcard DNS for virtual-hosted buckets.
+    addressing_style: AddressingStyle = "path"
+    services: list[AwsService] = Field(default_factory=lambda: list(get_args(AwsService)))
+    max_attempts: int = Field(default=5, ge=1, le=50, strict=True)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://ecs.core.example:8443"
+            )
+        if parts.username is not None:
+            raise ValueError("must not carry a user name: credentials come from the AWS chain")
+        return value.strip()
+
+    @field_validator("regions")
+    @classmethod
+    def _some_regions(cls, value: list[str]) -> list[str]:
+        regions = [_no_blank(region, "a region") for region in value]
+        if not regions:
+            raise ValueError("must list at least one region, e.g. [cn-js-1]")
+        if len(set(regions)) != len(regions):
+            raise ValueError("lists a region twice")
+        return regions
+
+    @field_validator("profile", "ca_bundle")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else _no_blank(value, "the value")
+
+    @field_validator("addressing_style", mode="before")
+    @classmethod
+    def _known_style(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in ADDRESSING_STYLES:
+            raise ValueError(
+                f"unknown addressing_style {value!r}{did_you_mean(value, ADDRESSING_STYLES)}; "
+                f"use one of {', '.join(ADDRESSING_STYLES)}"
+            )
+        return value
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _known_services(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        for service in value:
+            if isinstance(service, str) and service not in AWS_SERVICES:
+                raise ValueError(
+                    f"unknown service {service!r}{did_you_mean(service, AWS_SERVICES)}; "
+                    f"use some of {', '.join(AWS_SERVICES)}"
+                )
+        if not value:
+            raise ValueError("must list at least one service (leave it out for all)")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a service twice")
+        return value
+
+    @model_validator(mode="after")
+    def _ca_bundle_needs_verification(self) -> AwsSource:
+        if self.ca_bundle is not None and not self.verify_tls:
+            raise ValueError(
+                "ca_bundle is set but verify_tls is false, so it would be ignored: "
+                "keep verification on with the CA bundle (or drop ca_bundle)"
+            )
+        return self
+
+
+# A Kubernetes cluster reached through a kubeconfig context.
+class KubernetesSource(SourceBase):
+    kind: Literal["kubernetes"]
+    context: str
+    # None is the client's own default: $KUBECONFIG, else ~/.kube/config (or the in-cluster
+    # service account when yiyun itself runs in the cluster and neither exists).
+    kubeconfig: str | None = None
+    # None lists every namespace; a list restricts the scan to those.
+    namespaces: list[str] | None = None
+
+    @field_validator("context")
+    @classmethod
+    def _context_named(cls, value: str) -> str:
+        return _no_blank(value, "the value")
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else _no_blank(value, "the value")
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespace_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError(
+                "is empty, so nothing would be scanned: leave it out to scan all namespaces"
+            )
+        for namespace in value:
+            if not _NAMESPACE.fullmatch(namespace):
+                raise ValueError(f"{namespace!r} is not a Kubernetes namespace name")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a namespace twice")
+        return value
+
+
+Source = Annotated[AwsSource | KubernetesSource, Field(discriminator="kind")]
+SOURCE_MODELS: dict[str, type[SourceBase]] = {"aws": AwsSource, "kubernetes": KubernetesSource}
+
+_Amount = Annotated[float | None, Field(ge=0, strict=True, allow_inf_nan=False)]
+
+
+# What a node offers to systems moving onto it; any part may be unknown.
+class Capacity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vcpu: _Amount = None
+    memory_gib: _Amount = None
+    storage_gib: _Amount = None
+
+
+# One cloud node as the node file defines it, validated; sources carry their stable names.
+class NodeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    level: NodeLevel
+    one_cloud: bool
+    city: str | None = None
+    owner_department: str | None = None
+    mlps_level: int | None = Field(default=None, ge=1, le=5, strict=True)
+    dedicated_level4_pool: bool = False
+    zones: list[str] = Field(default_factory=list)
+    capacity: Capacity | None = None
+    frozen_since: date | None = None
+    system_tag: str = DEFAULT_SYSTEM_TAG
+    sources: list[Source] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _slug_id(cls, value: str) -> str:
+        if not _SLUG.fullmatch(value):
+            raise ValueError(
+                "must be a lowercase slug of at most 63 characters: a-z, 0-9 and '-' "
+                "(e.g. js-core, edu-dc)"
+            )
+        return value
+
+    @field_validator("name", "owner_department")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else _no_blank(value, "the value")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _known_level(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in LEVELS:
+            raise ValueError(
+                f"unknown level {value!r}{did_you_mean(value, LEVELS)}; "
+                f"use one of {', '.join(LEVELS)}"
+            )
+        return value
+
+    @field_validator("city")
+    @classmethod
+    def _canonical_city(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_city(value)
+
+    @field_validator("frozen_since", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> Any:
+        # Lax pydantic would read an integer as a Unix timestamp; a freeze is a calendar date.
+        if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+        raise ValueError("must be a calendar date written YYYY-MM-DD, e.g. 2022-04-04")
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_names(cls, value: list[str]) -> list[str]:
+        zones = [_no_blank(zone, "a zone") for zone in value]
+        if len(set(zones)) != len(zones):
+            raise ValueError("lists a zone twice")
+        return zones
+
+    @field_validator("system_tag")
+    @classmethod
+    def _tag_key(cls, value: str) -> str:
+        if not value or len(value) > 128 or any(char.isspace() for char in value):
+            raise ValueError("must be a tag/label key without spaces, e.g. yiyun.io/system")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _named_sources(cls, value: list[SourceBase]) -> list[SourceBase]:
+        kinds: list[str | None] = [getattr(source, "kind", None) for source in value]
+        names = default_source_names(kinds, [source.name for source in value])
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        if repeated:
+            raise ValueError(
+                f"source name {', '.join(map(repr, repeated))} is used twice on this node: "
+                "give the sources distinct `name:`s"
+            )
+        for source, name in zip(value, names, strict=True):
+            source.name = name
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NodeSpec:
+        if self.dedicated_level4_pool and (self.mlps_level or 0) < 4:
+            raise ValueError(
+                "dedicated_level4_pool is true but mlps_level is "
+                f"{self.mlps_level or 'not set'}: a level-4 pool needs a platform at level 4"
+            )
+        if self.level == "city_backbone" and self.city in (None, PROVINCIAL):
+            raise ValueError("a city_backbone node needs `city:` set to its city, e.g. 南京市")
+        return self
+
+    def source(self, name: str) -> AwsSource | KubernetesSource:
+        """The source with this name (KeyError when the node has none)."""
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(f"node {self.id} has no source {name!r}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a node file: where (line, node, field path) and why."""
+
+    message: str
+    path: str = ""
+    position: int | None = None  # 1-based place of the node in `nodes:`
+    node_id: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.position is not None:
+            node = f"node #{self.position}"
+            parts.append(f"{node} ({self.node_id})" if self.node_id else node)
+        elif self.node_id:
+            parts.append(f"node {self.node_id}")
+        if self.path:
+            parts.append(self.path)
+        return ": ".join([*parts, self.message])
+
+
+class NodeFileError(ValueError):
+    """A node file (or stored node definitions) that failed validation; nothing was applied."""
+
+    def __init__(self, origin: str, problems: list[Problem]) -> None:
+        self.origin = origin
+        self.problems = problems
+        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+        super().__init__(f"{origin}: {count}\n" + "\n".join(f"  {p}" for p in problems))
+
+
+KeyPath = tuple[str | int, ...]
+
+
+def _dotted(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Document:
+    """A parsed node file: the data, the line of every key and item, and problems so far."""
+
+    def __init__(self, data: Any, *, parsed: bool) -> None:
+        self.data = data
+        self.parsed = parsed  # False when the text is not YAML at all
+        self.lines: dict[KeyPath, int] = {}
+        self.problems: list[Problem] = []
+
+    def line_of(self, path: KeyPath) -> int | None:
+        # A missing key has no line of its own: use the nearest enclosing one that exists.
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                return self.lines[path[:end]]
+        return None
+
+    def nodes(self) -> list[Any]:
+        nodes = self.data.get("nodes") if isinstance(self.data, dict) else None
+        return nodes if isinstance(nodes, list) else []
+
+    def report(self, path: KeyPath, message: str) -> None:
+        """Record a problem at `path` (from the document root), naming the node it is in."""
+        position = node_id = None
+        inner = path
+        if len(path) >= 2 and path[0] == "nodes" and isinstance(path[1], int):
+            position, inner = path[1] + 1, path[2:]
+            nodes = self.nodes()
+            raw = nodes[path[1]] if path[1] < len(nodes) else None
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            node_id = raw_id if isinstance(raw_id, str) and _SLUG.fullmatch(raw_id) else None
+        self.problems.append(
+            Problem(message, _dotted(inner), position, node_id, self.line_of(path))
+        )
+
+
+def _index_yaml(node: yaml.Node, path: KeyPath, document: _Document, active: set[int]) -> None:
+    """Record where each key and list item sits, and report keys given twice in one mapping."""
+    if id(node) in active:  # a recursive alias; its lines are already recorded
+        return
+    active.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            document.lines[(*path, key)] = line
+            if key in first_line:
+                # PyYAML would silently keep the last one, hiding half of the definition.
+                document.report(
+                    (*path, key),
+                    f"key {key!r} is given twice (lines {first_line[key]} and {line})",
+                )
+            first_line.setdefault(key, line)
+            _index_yaml(value_node, (*path, key), document, active)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            document.lines[(*path, index)] = item.start_mark.line + 1
+            _index_yaml(item, (*path, index), document, active)
+    active.discard(id(node))
+
+
+def _parse_yaml(text: str) -> _Document:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        # Only PyYAML's one-line reason: str(error) quotes the offending line, which may be a
+        # secret.
+        reason = getattr(error, "problem", None) or "the text cannot be parsed"
+        document = _Document(None, parsed=False)
+        document.problems.append(
+            Problem(f"not valid YAML: {reason}", line=mark.line + 1 if mark else None)
+        )
+        return document
+    finally:
+        loader.dispose()
+    document = _Document(data, parsed=True)
+    if root is not None:
+        _index_yaml(root, (), document, set())
+    return document
+
+
+def _secret_reason(key: Any, value: Any) -> str | None:
+    if isinstance(key, str):
+        squashed = key.lower().replace("_", "").replace("-", "")
+        if any(word in squashed for word in _SECRET_KEY_WORDS):
+            return f"key {key!r}{{where}} looks like a credential"
+    if isinstance(value, str):
+        if _AWS_ACCESS_KEY_ID.search(value):
+            return "the value{where} looks like an AWS access key id"
+        if _URL_WITH_PASSWORD.search(value):
+            return "the value{where} is a URL with a user:password@ in it"
+    return None
+
+
+def _redact_secrets(value: Any, path: KeyPath, found: list[tuple[KeyPath, str]]) -> Any:
+    """A copy without credential-like keys or values; where they were goes into `found`."""
+    if isinstance(value, dict):
+        kept = {}
+        for key, item in value.items():
+            reason = _secret_reason(key, None)
+            if reason:
+                found.append(((*path, key), reason))
+                continue
+            kept[key] = _redact_secrets(item, (*path, key), found)
+        return kept
+    if isinstance(value, list):
+        return [_redact_secrets(item, (*path, index), found) for index, item in enumerate(value)]
+    reason = _secret_reason(None, value)
+    if reason:
+        found.append((path, reason))
+        return _REDACTED
+    return value
+
+
+def _source_context(raw_node: Any, index: int) -> tuple[str | None, str | None]:
+    """(name, kind) of a raw source, its name defaulted the way NodeSpec will default it."""
+    sources = raw_node.get("sources") if isinstance(raw_node, dict) else None
+    if not isinstance(sources, list) or index >= len(sources):
+        return None, None
+    raws = [source if isinstance(source, dict) else {} for source in sources]
+    kinds = [raw.get("kind") if raw.get("kind") in SOURCE_KINDS else None for raw in raws]
+    given = [raw.get("name") if isinstance(raw.get("name"), str) else None for raw in raws]
+    if given[index] is not None and not _SLUG.fullmatch(str(given[index])):
+        return None, kinds[index]  # an invalid name is reported on its own; never echo it here
+    if kinds[index] is None and given[index] is None:
+        return None, None
+    return default_source_names(kinds, given)[index], kinds[index]
+
+
+def _report_secrets(document: _Document, found: list[tuple[KeyPath, str]]) -> set[KeyPath]:
+    nodes = document.nodes()
+    for path, reason in found:
+        kind = None
+        where = ""
+        in_source = len(path) >= 4 and path[0] == "nodes" and path[2] == "sources"
+        if in_source and isinstance(path[1], int) and isinstance(path[3], int):
+            name, kind = _source_context(nodes[path[1]], path[3])
+            where = f" of source {name!r}" if name else ""
+        document.report(
+            path,
+            f"{reason.replace('{where}', where)}: refused, the node file must never carry "
+            f"credentials. {_CREDENTIALS_HINT.get(kind, _CREDENTIALS_HINT[None])}",
+        )
+    return {path for path, _ in found}
+
+
+def _parent_model(loc: KeyPath) -> type[BaseModel] | None:
+    """The model whose keys an error at `loc` (pydantic's, inside one node) was checked against."""
+    if len(loc) == 2 and loc[0] == "capacity":
+        return Capacity
+    if len(loc) == 4 and loc[0] == "sources" and isinstance(loc[2], str):
+        return SOURCE_MODELS.get(loc[2])
+    if len(loc) == 1:
+        return NodeSpec
+    return None
+
+
+def _explain(detail: Any) -> tuple[KeyPath, str]:
+    """A pydantic error as (path in the node's raw data, message a person understands)."""
+    loc: KeyPath = tuple(detail["loc"])
+    kind_tag = None
+    path = loc
+    # Inside a discriminated union pydantic inserts the tag: sources.0.aws.endpoint_url.
+    if len(loc) > 2 and loc[0] == "sources" and isinstance(loc[2], str):
+        kind_tag, path = loc[2], (*loc[:2], *loc[3:])
+    key = str(loc[-1]) if loc else ""
+    error_type = detail["type"]
+    ctx = detail.get("ctx") or {}
+    if error_type == "missing":
+        needed = f" (every {kind_tag} source needs it)" if kind_tag else ""
+        return path, f"required key {key!r} is missing{needed}"
+    if error_type == "extra_forbidden":
+        parent = _parent_model(loc)
+        known = sorted(parent.model_fields) if parent else []
+        return path, f"unknown key {key!r}{did_you_mean(key, known)}"
+    if error_type == "union_tag_invalid":
+        tag = str(ctx.get("tag", ""))
+        return (*path, "kind"), (
+            f"unknown source kind {tag!r}{did_you_mean(tag, SOURCE_KINDS, _KIND_SYNONYMS)}; "
+            f"use one of {', '.join(SOURCE_KINDS)}"
+        )
+    if error_type == "union_tag_not_found":
+        return path, "a source needs `kind:` (aws or kubernetes)"
+    if error_type == "model_attributes_type":
+        return path, "expected a mapping of keys (key: value), not a single value"
+    message = str(detail["msg"]).removeprefix("Value error, ")
+    return path, message[0].lower() + message[1:] if message else message
+
+
+def _validate_node(
+    raw: Any, index: int, document: _Document, secret_paths: set[KeyPath]
+) -> NodeSpec | None:
+    base: KeyPath = ("nodes", index)
+    if not isinstance(raw, dict):
+        document.report(base, "a node must be a mapping (id:, name:, level:, …)")
+        return None
+    try:
+        return NodeSpec.model_validate(raw)
+    except ValidationError as error:
+        for detail in error.errors(include_url=False, include_input=False):
+            path, message = _explain(detail)
+            if (*base, *path) in secret_paths:
+                continue  # already refused as a secret; anything more could hint at the value
+            document.report((*base, *path), message)
+        return None
+
+
+def _check(document: _Document) -> list[NodeSpec]:
+    """Validate a parsed document completely, recording every problem in it."""
+    data = document.data
+    if not isinstance(data, dict):
+        found = "an empty file" if data is None else f"a {type(data).__name__}"
+        document.report((), f"expected a top-level `nodes:` list, found {found}")
+        return []
+    found_secrets: list[tuple[KeyPath, str]] = []
+    data = _redact_secrets(data, (), found_secrets)
+    secret_paths = _report_secrets(document, found_secrets)
+    for key in data:
+        if key != "nodes":
+            document.report(
+                (key,), f"unknown top-level key {key!r}{did_you_mean(str(key), ['nodes'])}"
+            )
+    if "nodes" not in data:
+        document.report((), "no top-level `nodes:` list: the file must start with `nodes:`")
+        return []
+    raw_nodes = data["nodes"]
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        document.report(
+            ("nodes",), "`nodes:` must be a non-empty list of nodes, each starting `- id: …`"
+        )
+        return []
+    specs = []
+    first_at: dict[str, int] = {}
+    for index, raw in enumerate(raw_nodes):
+        spec = _validate_node(raw, index, document, secret_paths)
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(raw_id, str):
+            if raw_id in first_at:
+                document.report(
+                    ("nodes", index, "id"),
+                    f"duplicate id {raw_id!r}: node #{first_at[raw_id] + 1} already has it",
+                )
+            first_at.setdefault(raw_id, index)
+        if spec is not None:
+            specs.append(spec)
+    return specs
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.position or 0, p.line or 0))
+
+
+def parse_node_file(text: str, *, origin: str = "<node file>") -> list[NodeSpec]:
+    """Every node of a node file's text, or NodeFileError listing every problem in it."""
+    document = _parse_yaml(text)
+    specs = _check(document) if document.parsed else []
+    if document.problems:
+        raise NodeFileError(origin, _sorted(document.problems))
+    return specs
+
+
+def load_node_file(path: str | Path) -> list[NodeSpec]:
+    """Every node of the node file at `path`, or NodeFileError listing every problem in it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise NodeFileError(str(path), [Problem(f"cannot read the file: {reason}")]) from error
+    return parse_node_file(text, origin=str(path))
+
+
+def node_columns(spec: NodeSpec) -> dict[str, Any]:
+    """The Node table's columns (all but id and updated_at) for a node definition."""
+    capacity = spec.capacity or Capacity()
+    return {
+        "name": spec.name,
+        "level": spec.level,
+        "one_cloud": spec.one_cloud,
+        "city": spec.city,
+        "owner_department": spec.owner_department,
+        "mlps_level": spec.mlps_level,
+        "dedicated_level4_pool": spec.dedicated_level4_pool,
+        "zones": list(spec.zones),
+        "capacity_vcpu": capacity.vcpu,
+        "capacity_memory_gib": capacity.memory_gib,
+        "capacity_storage_gib": capacity.storage_gib,
+        "frozen_since": spec.frozen_since,
+        "system_tag": spec.system_tag,
+        "sources": [source.model_dump(mode="json") for source in spec.sources],
+    }
+
+
+@dataclass
+class ApplyReport:
+    """What applying a node file did (or, in a dry run, would do) to the ledger."""
+
+    dry_run: bool = False
+    created: list[str] = field(default_factory=list)
+    # node id -> the columns whose value changed
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    # Nodes in the ledger that the file does not mention: kept, since resources point at them.
+    not_in_file: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+
+def apply_nodes(
+    *, session: Session, specs: Sequence[NodeSpec], dry_run: bool = False
+) -> ApplyReport:
+    """Upsert node definitions by id in the caller's transaction; rows not in `specs` are kept.
+
+    A node whose definition is unchanged is not touched, so its updated_at stays as it was.
+    """
+    ids = [spec.id for spec in specs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("node ids must be unique; validate with load_node_file first")
+    existing = {node.id: node for node in session.exec(select(Node)).all()}
+    report = ApplyReport(dry_run=dry_run)
+    now = utcnow()
+    for spec in specs:
+        columns = node_columns(spec)
+        node = existing.get(spec.id)
+        if node is None:
+            report.created.append(spec.id)
+            if not dry_run:
+                session.add(Node(id=spec.id, updated_at=now, **columns))
+            continue
+        changed = [name for name, value in columns.items() if getattr(node, name) != value]
+        if not changed:
+            report.unchanged.append(spec.id)
+            continue
+        report.updated[spec.id] = changed
+        if not dry_run:
+            for name in changed:
+                setattr(node, name, columns[name])
+            node.updated_at = now
+    report.not_in_file = sorted(set(existing) - set(ids))
+    if not dry_run:
+        session.flush()
+    return report
+
+
+def node_spec_from_row(node: Node) -> NodeSpec:
+    """A stored node as a validated NodeSpec (its sources typed, with their stored names)."""
+    capacities = (node.capacity_vcpu, node.capacity_memory_gib, node.capacity_storage_gib)
+    return NodeSpec.model_validate(
+        {
+            "id": node.id,
+            "name": node.name,
+            "level": node.level,
+            "one_cloud": node.one_cloud,
+            "city": node.city,
+            "owner_department": node.owner_department,
+            "mlps_level": node.mlps_level,
+            "dedicated_level4_pool": node.dedicated_level4_pool,
+            "zones": node.zones or [],
+            "capacity": None
+            if all(value is None for value in capacities)
+            else dict(zip(("vcpu", "memory_gib", "storage_gib"), capacities, strict=True)),
+            "frozen_since": node.frozen_since,
+            "system_tag": node.system_tag,
+            "sources": node.sources or [],
+        }
+    )
+
+
+def node_specs_from_db(*, session: Session, ids: Sequence[str] | None = None) -> list[NodeSpec]:
+    """The ledger's node definitions (all, or those in `ids`), validated, ordered by id.
+
+    Raises NodeFileError when a stored row no longer validates, or when an id is unknown.
+    """
+    statement = select(Node).order_by(col(Node.id))
+    if ids is not None:
+        statement = statement.where(col(Node.id).in_(list(ids)))
+    rows = session.exec(statement).all()
+    problems = []
+    specs = []
+    for row in rows:
+        try:
+            specs.append(node_spec_from_row(row))
+        except ValidationError as error:
+            for detail in error.errors(include_url=False, include_input=False):
+                path, message = _explain(detail)
+                problems.append(Problem(message, _dotted(path), node_id=row.id))
+    missing = sorted(set(ids or ()) - {row.id for row in rows})
+    if missing:
+        known = sorted(session.exec(select(Node.id)).all())
+        for node_id in missing:
+            problems.append(
+                Problem(f"no node {node_id!r} in the ledger{did_you_mean(node_id, known)}")
+            )
+    if problems:
+        raise NodeFileError("the ledger's nodes", problems)
+    return specs
+
+
+def list_nodes(*, session: Session) -> list[dict[str, Any]]:
+    """One row per stored node for `yiyun nodes list`: sources as names and kinds, nothing more."""
+    rows = []
+    for node in session.exec(select(Node).order_by(col(Node.id))).all():
+        rows.append(
+            {
+                "id": node.id,
+                "name": node.name,
+                "level": node.level,
+                "one_cloud": node.one_cloud,
+                "city": node.city,
+                "owner_department": node.owner_department,
+                "mlps_level": node.mlps_level,
+                "dedicated_level4_pool": node.dedicated_level4_pool,
+                "zones": node.zones or [],
+                "frozen_since": node.frozen_since,
+                "capacity_vcpu": node.capacity_vcpu,
+                "capacity_memory_gib": node.capacity_memory_gib,
+                "capacity_storage_gib": node.capacity_storage_gib,
+                "system_tag": node.system_tag,
+                "sources": [
+                    {"name": source.get("name"), "kind": source.get("kind")}
+                    for source in node.sources or []
+                ],
+                "updated_at": node.updated_at,
+            }
+        )
+    return rows
