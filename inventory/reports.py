@@ -20,6 +20,21 @@ from inventory.models import AdoptionSnapshot
 from inventory.settings import Settings
 
 
+def switches_from(
+    settings: Settings,
+    *,
+    exempt_in_denominator: bool | None = None,
+    trust_declared: bool | None = None,
+) -> PolicySwitches:
+    """The policy switches in force: explicit choices, else the settings' defaults."""
+    return PolicySwitches(
+        exempt_in_denominator=settings.exempt_in_denominator
+        if exempt_in_denominator is None
+        else exempt_in_denominator,
+        trust_declared=settings.trust_declared if trust_declared is None else trust_declared,
+    )
+
+
 def compute(
     *, session: Session, settings: Settings, switches: PolicySwitches, by: str | None, now: datetime
 ) -> AdoptionResult:

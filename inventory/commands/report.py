@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
-from inventory.adoption import POLICY, STATUSES, PolicySwitches
+from inventory.adoption import POLICY, STATUSES
 from inventory.commands.common import open_ledger
 from inventory.output import Format, dumps, escape_formula, render_rows
 from inventory.settings import get_settings
@@ -145,7 +145,12 @@ def adoption(
     ] = None,
 ) -> None:
     """The cloud-adoption rate of non-classified systems (非涉密系统上云率), from evidence."""
-    from inventory.reports import adoption_report, snapshot_history, take_snapshot
+    from inventory.reports import (
+        adoption_report,
+        snapshot_history,
+        switches_from,
+        take_snapshot,
+    )
 
     settings = get_settings()
     engine = open_ledger()
@@ -167,11 +172,10 @@ def adoption(
                 title=f"adoption snapshots ({POLICY} and earlier policies)",
             )
             return
-        switches = PolicySwitches(
-            exempt_in_denominator=settings.exempt_in_denominator
-            if exempt_in_denominator is None
-            else exempt_in_denominator,
-            trust_declared=settings.trust_declared if trust_declared is None else trust_declared,
+        switches = switches_from(
+            settings,
+            exempt_in_denominator=exempt_in_denominator,
+            trust_declared=trust_declared,
         )
         report = adoption_report(
             session=session,

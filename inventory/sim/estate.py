@@ -476,7 +476,7 @@ class RunningEstate:
 
     def start(self) -> None:
         from inventory.sim.aws import start_moto_server
-        from inventory.sim.k8s import KubernetesSimulator, make_node
+        from inventory.sim.k8s import KubernetesSimulator, make_node, utc_timestamp
 
         self.root.mkdir(parents=True, exist_ok=True)
         for node in self.estate.nodes:
@@ -487,10 +487,19 @@ class RunningEstate:
             if "kubernetes" in node.simulators:
                 cluster = KubernetesSimulator().start()
                 self.clusters[node.id] = cluster
+                # The clusters predate every freeze: their nodes and system namespaces are old.
+                built = utc_timestamp(datetime(2020, 3, 1, tzinfo=UTC))
+                for namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                    cluster.update(
+                        "namespace", None, namespace, metadata={"creationTimestamp": built}
+                    )
                 workers = 6 if node.level == "province_core" else 3
                 for i in range(workers):
                     cluster.add(
-                        "node", make_node(f"{node.id}-worker-{i + 1}", cpu="32", memory="128Gi")
+                        "node",
+                        make_node(
+                            f"{node.id}-worker-{i + 1}", cpu="32", memory="128Gi", created=built
+                        ),
                     )
         self._seed()
 
@@ -532,8 +541,18 @@ class RunningEstate:
         if placement.form in ("vm", "bucket", "db", "volume"):
             url = self.endpoints[placement.node_id]
             if placement.form == "vm":
-                aws.seed_instances(
-                    url, region, tags={**tags, "Name": f"{label}-app-{n}"}, instance_type="m5.large"
+                # Tag-on-create for the root volume too, as a careful platform team does.
+                names = [
+                    {"Key": k, "Value": v} for k, v in {**tags, "Name": f"{label}-{n}"}.items()
+                ]
+                aws.sim_client("ec2", url, region).run_instances(
+                    ImageId=aws.SIM_IMAGE_ID,
+                    InstanceType="m5.large",
+                    MinCount=1,
+                    MaxCount=1,
+                    TagSpecifications=[
+                        {"ResourceType": kind, "Tags": names} for kind in ("instance", "volume")
+                    ],
                 )
             elif placement.form == "bucket":
                 aws.seed_buckets(url, region, [f"{label}-{placement.node_id}-{n}"], tags=tags)
