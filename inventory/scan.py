@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -62,28 +62,24 @@ class ScanSummary:
 
 
 class _Writer:
-    """Serialises writes on SQLite (one writer at a time); PostgreSQL writes in parallel."""
+    """Hands out one short transaction per write; serialised on SQLite (one writer at a
+    time), parallel on PostgreSQL. Each use gets its own session: threads never share one."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self.lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self.lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
-    def __enter__(self) -> Session:
-        if self.lock:
-            self.lock.acquire()
-        self.session = Session(self.engine, expire_on_commit=False)
-        return self.session
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        try:
-            if exc_type is None:
-                self.session.commit()
-            else:
-                self.session.rollback()
-        finally:
-            self.session.close()
-            if self.lock:
-                self.lock.release()
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.lock, Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
 
 
 def _classify_crash(error: BaseException, items: int) -> tuple[str, str, str]:
@@ -184,7 +180,7 @@ class Scanner:
     ) -> None:
         if not buffer:
             return
-        with self.writer as session:
+        with self.writer.transaction() as session:
             counts.add(
                 upsert_resources(
                     session=session,
@@ -214,7 +210,7 @@ class Scanner:
                 if len(buffer) >= self.batch_size:
                     self._flush(run_id, scope, buffer, outcome.counts)
             self._flush(run_id, scope, buffer, outcome.counts)
-            with self.writer as session:
+            with self.writer.transaction() as session:
                 outcome.counts.deleted += sweep_scope(
                     session=session,
                     node_id=scope.node_id,
@@ -253,7 +249,7 @@ class Scanner:
         self, run_id: int, outcome: ScopeOutcome, *, started: datetime, scope: Scope | None = None
     ) -> None:
         stats = scope.stats if scope else None
-        with self.writer as session:
+        with self.writer.transaction() as session:
             session.add(
                 ScopeResult(
                     run_id=run_id,

@@ -225,3 +225,24 @@ def test_outcomes_reach_the_progress_callback(engine: sa.Engine) -> None:
     Scanner(engine, on_scope_done=seen.append, planner=lambda n: (scopes, [])).run([NODE])
 
     assert [(o.kind, o.status, o.items) for o in seen] == [("vm", OK, 1)]
+
+
+def test_concurrent_scopes_each_commit_their_own_writes(engine: sa.Engine) -> None:
+    # Eight regions listed four at a time: every write must land in its own transaction.
+    scopes = [
+        Scope(
+            node_id="edu-dc",
+            source="aws",
+            kind="vm",
+            scope=f"r{n}",
+            pages=listing(*[[vm(f"i-{n}-{p}-{i}") for i in range(3)] for p in range(4)]),
+        )
+        for n in range(8)
+    ]
+
+    summary = Scanner(engine, concurrency=4, batch_size=5, planner=lambda node: (scopes, [])).run(
+        [NODE]
+    )
+
+    assert summary.ok
+    assert len(live_ids(engine)) == 8 * 4 * 3

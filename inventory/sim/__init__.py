@@ -1,0 +1,1 @@
+"""Local simulators of the protocol peers yiyun talks to, for tests, benchmarks and the demo."""
