@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from inventory.collectors.base import ERROR, OK, PARTIAL, ResourceRow, Scope, ScopeFailed
 from inventory.collectors.registry import get_collector
-from inventory.locks import NodeBusy, node_lock
+from inventory.locks import node_locks
 from inventory.logs import redact
 from inventory.models import Node, ScanRun, ScopeResult
 from inventory.store import WriteCounts, sweep_scope, upsert_resources
@@ -143,15 +143,12 @@ class Scanner:
             run_id = run.id
         assert run_id is not None
         outcomes: list[ScopeOutcome] = []
-        busy: list[str] = []
-        with ExitStack() as locks:
+        with node_locks(self.engine, [n.id for n in nodes]) as busy:
+            for node_id in busy:
+                log.warning("node %s is being scanned by another process; skipped", node_id)
             scopes: list[Scope] = []
             for node in nodes:
-                try:
-                    locks.enter_context(node_lock(self.engine, node.id))
-                except NodeBusy as error:
-                    log.warning("%s", error)
-                    busy.append(node.id)
+                if node.id in busy:
                     continue
                 planned, failures = self.planner(node)
                 scopes.extend(planned)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,7 +52,7 @@ class WriteCounts:
         return self.created + self.updated + self.reappeared + self.deleted
 
 
-def _values(row: ResourceRow) -> dict[str, Any]:
+def _values(row: ResourceRow, content_hash: str | None = None) -> dict[str, Any]:
     return {
         "scope": row.scope,
         "name": row.name,
@@ -66,7 +67,7 @@ def _values(row: ResourceRow) -> dict[str, Any]:
         "raw": row.raw,
         "system_code": row.system_code,
         "created_at_source": row.created_at_source,
-        "content_hash": row.content_hash(),
+        "content_hash": content_hash or row.content_hash(),
     }
 
 
@@ -83,6 +84,23 @@ def _diff(old: sa.Row[Any], new: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+def _key_filter(
+    node_id: str, source: str, kind: str, native_ids: list[str], dialect: str
+) -> list[sa.ColumnElement[bool]]:
+    # PostgreSQL takes the batch as one array parameter instead of hundreds of binds.
+    ids = (
+        RESOURCE.c.native_id == sa.func.any(sa.literal(native_ids, sa.ARRAY(sa.String)))
+        if dialect == "postgresql"
+        else RESOURCE.c.native_id.in_(native_ids)
+    )
+    return [
+        RESOURCE.c.node_id == node_id,
+        RESOURCE.c.source == source,
+        RESOURCE.c.kind == kind,
+        ids,
+    ]
+
+
 def upsert_resources(
     *,
     session: Session,
@@ -95,13 +113,16 @@ def upsert_resources(
 ) -> WriteCounts:
     """Insert new rows, update changed ones, revive tombstoned ones, tombstone terminal ones.
 
-    One query reads the batch's existing rows; inserts, updates and events are each one
-    executemany. The caller commits.
+    A lean query reads the batch's existing (id, hash, tombstone); only rows that changed are
+    read in full (for their diff) and written. Inserts, updates and events are each one bulk
+    statement. The caller commits.
     """
     counts = WriteCounts()
     if not rows:
         return counts
+    dialect = session.get_bind().dialect.name
     latest: dict[str, ResourceRow] = {row.native_id: row for row in rows}  # last one wins
+    hashes = {native_id: row.content_hash() for native_id, row in latest.items()}
     existing = {
         r.native_id: r
         for r in session.execute(
@@ -110,122 +131,163 @@ def upsert_resources(
                 RESOURCE.c.native_id,
                 RESOURCE.c.content_hash,
                 RESOURCE.c.deleted_at,
-                *[RESOURCE.c[name] for name in TRACKED],
-            ).where(
-                RESOURCE.c.node_id == node_id,
-                RESOURCE.c.source == source,
-                RESOURCE.c.kind == kind,
-                RESOURCE.c.native_id.in_(list(latest)),
-            )
+            ).where(*_key_filter(node_id, source, kind, list(latest), dialect))
         )
     }
     inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    changed: dict[int, tuple[str, ResourceRow]] = {}  # id -> (event type, row)
     for native_id, row in latest.items():
-        values = _values(row)
         old = existing.get(native_id)
         if old is None:
-            if row.terminal:
-                continue  # never seen alive: nothing to record
-            inserts.append(
-                {
-                    **values,
-                    "node_id": node_id,
-                    "source": source,
-                    "kind": kind,
-                    "native_id": native_id,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                    "last_seen_run_id": run_id,
-                    "deleted_at": None,
-                }
-            )
-            continue
-        if row.terminal:
-            if old.deleted_at is None:
-                updates.append(
+            if not row.terminal:  # never seen alive: nothing to record
+                inserts.append(
                     {
-                        "id": old.id,
-                        **values,
+                        **_values(row, hashes[native_id]),
+                        "node_id": node_id,
+                        "source": source,
+                        "kind": kind,
+                        "native_id": native_id,
+                        "first_seen_at": now,
                         "last_seen_at": now,
                         "last_seen_run_id": run_id,
-                        "deleted_at": now,
+                        "deleted_at": None,
                     }
                 )
-                events.append(
-                    {
-                        "resource_id": old.id,
-                        "run_id": run_id,
-                        "at": now,
-                        "type": "deleted",
-                        "diff": {"state": values["state"]},
-                    }
-                )
-                counts.deleted += 1
+        elif row.terminal:
+            if old.deleted_at is None:
+                changed[old.id] = ("deleted", row)
             else:
                 counts.unchanged += 1
-            continue
-        if old.deleted_at is not None:
-            updates.append(
-                {
-                    "id": old.id,
-                    **values,
-                    "last_seen_at": now,
-                    "last_seen_run_id": run_id,
-                    "deleted_at": None,
-                }
-            )
-            events.append(
-                {
-                    "resource_id": old.id,
-                    "run_id": run_id,
-                    "at": now,
-                    "type": "reappeared",
-                    "diff": _diff(old, values) or None,
-                }
-            )
-            counts.reappeared += 1
-        elif old.content_hash != values["content_hash"]:
-            updates.append(
-                {
-                    "id": old.id,
-                    **values,
-                    "last_seen_at": now,
-                    "last_seen_run_id": run_id,
-                    "deleted_at": None,
-                }
-            )
-            events.append(
-                {
-                    "resource_id": old.id,
-                    "run_id": run_id,
-                    "at": now,
-                    "type": "updated",
-                    "diff": _diff(old, values),
-                }
-            )
-            counts.updated += 1
+        elif old.deleted_at is not None:
+            changed[old.id] = ("reappeared", row)
+        elif old.content_hash != hashes[native_id]:
+            changed[old.id] = ("updated", row)
         else:
             counts.unchanged += 1
     if inserts:
-        created = (
-            session.execute(
-                sa.insert(RESOURCE).returning(RESOURCE.c.id, sort_by_parameter_order=True), inserts
+        if dialect == "postgresql":
+            created: Sequence[int] = _copy_insert(
+                session=session, rows=inserts, run_id=run_id, now=now
             )
-            .scalars()
-            .all()
-        )
-        events.extend(
-            {"resource_id": rid, "run_id": run_id, "at": now, "type": "created", "diff": None}
-            for rid in created
-        )
+        else:
+            created = (
+                session.execute(
+                    sa.insert(RESOURCE).returning(RESOURCE.c.id, sort_by_parameter_order=True),
+                    inserts,
+                )
+                .scalars()
+                .all()
+            )
+            if created:
+                session.execute(
+                    sa.insert(EVENT),
+                    [
+                        {
+                            "resource_id": rid,
+                            "run_id": run_id,
+                            "at": now,
+                            "type": "created",
+                            "diff": None,
+                        }
+                        for rid in created
+                    ],
+                )
         counts.created += len(created)
-    if updates:
-        session.execute(sa.update(Resource), updates)
-    if events:
-        session.execute(sa.insert(EVENT), events)
+    if changed:
+        _apply_changes(session=session, changed=changed, counts=counts, run_id=run_id, now=now)
     return counts
+
+
+def _apply_changes(
+    *,
+    session: Session,
+    changed: dict[int, tuple[str, ResourceRow]],
+    counts: WriteCounts,
+    run_id: int,
+    now: datetime,
+) -> None:
+    """Write changed rows and their events, with a before/after diff of tracked fields."""
+    before = {
+        r.id: r
+        for r in session.execute(
+            sa.select(RESOURCE.c.id, *[RESOURCE.c[name] for name in TRACKED]).where(
+                RESOURCE.c.id.in_(list(changed))
+            )
+        )
+    }
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for resource_id, (event, row) in changed.items():
+        values = _values(row)
+        updates.append(
+            {
+                "id": resource_id,
+                **values,
+                "last_seen_at": now,
+                "last_seen_run_id": run_id,
+                "deleted_at": now if event == "deleted" else None,
+            }
+        )
+        if event == "deleted":
+            diff: dict[str, Any] | None = {"state": values["state"]}
+            counts.deleted += 1
+        elif event == "reappeared":
+            diff = _diff(before[resource_id], values) or None
+            counts.reappeared += 1
+        else:
+            diff = _diff(before[resource_id], values)
+            counts.updated += 1
+        events.append(
+            {"resource_id": resource_id, "run_id": run_id, "at": now, "type": event, "diff": diff}
+        )
+    session.execute(sa.update(Resource), updates)
+    session.execute(sa.insert(EVENT), events)
+
+
+# Columns a new row is COPYed with on PostgreSQL (everything but the serial id).
+_COPY_COLUMNS = [c.name for c in RESOURCE.columns if c.name != "id"]
+_JSON_COLUMNS = {"tags", "raw"}
+
+
+def _copy_value(column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column in _JSON_COLUMNS:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, datetime):
+        # UTCDateTime stores naive UTC; COPY bypasses the type, so convert here.
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _copy_insert(
+    *, session: Session, rows: list[dict[str, Any]], run_id: int, now: datetime
+) -> list[int]:
+    """PostgreSQL bulk path: COPY new rows into a temporary staging table, then one
+    INSERT … SELECT that also writes their `created` events, all inside the caller's
+    transaction (a crash leaves neither the rows nor the events)."""
+    connection = session.connection()
+    dbapi: Any = connection.connection.dbapi_connection  # psycopg 3: has cursor().copy()
+    columns = ", ".join(_COPY_COLUMNS)
+    connection.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS yiyun_stage_resource "
+        "(LIKE resource INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    with dbapi.cursor() as cursor:
+        with cursor.copy(f"COPY yiyun_stage_resource ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([_copy_value(c, row.get(c)) for c in _COPY_COLUMNS])
+        cursor.execute(
+            f"WITH created AS (INSERT INTO resource ({columns}) "
+            f"SELECT {columns} FROM yiyun_stage_resource RETURNING id), "
+            "logged AS (INSERT INTO resourceevent (resource_id, run_id, at, type) "
+            "SELECT id, %s, %s, 'created' FROM created) "
+            "SELECT id FROM created",
+            (run_id, now.astimezone(UTC).replace(tzinfo=None)),
+        )
+        created = [row[0] for row in cursor.fetchall()]
+        cursor.execute("TRUNCATE yiyun_stage_resource")
+    return created
 
 
 def sweep_scope(
