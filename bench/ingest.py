@@ -11,7 +11,6 @@ generate the rows ("reading the source") and to bulk-load them raw in the same r
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource
@@ -30,9 +29,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.estate import EstateSize, resource_rows, seed_register, shares  # noqa: E402
-from inventory.collectors.base import ResourceRow, Scope, ScopeStats  # noqa: E402
-from inventory.db import make_engine, upgrade  # noqa: E402
+from bench.estate import EstateSize, resource_rows, seed_register, shares
+from inventory.collectors.base import ResourceRow, Scope, ScopeStats
+from inventory.db import make_engine, upgrade
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PAGE = 500

@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import inventory.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import migrate.models  # noqa: F401
 
 target_metadata = SQLModel.metadata
 config = context.config
