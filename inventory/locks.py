@@ -17,8 +17,10 @@ class NodeBusy(RuntimeError):
     """Another process is scanning this node right now."""
 
 
-def _advisory_key(node_id: str) -> int:
-    digest = hashlib.sha256(f"yiyun-scan:{node_id}".encode()).digest()
+def _advisory_key(namespace: str, node_id: str) -> int:
+    # Advisory locks are server-wide: the key names the ledger (database and schema) too, so
+    # two ledgers on one server never block each other's scans.
+    digest = hashlib.sha256(f"yiyun-scan:{namespace}:{node_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -59,6 +61,9 @@ def node_locks(engine: sa.Engine, node_ids: Sequence[str]) -> Iterator[list[str]
         if engine.dialect.name == "postgresql":
             connection = stack.enter_context(engine.connect())
             held: list[int] = []
+            ledger = connection.execute(
+                sa.text("SELECT current_database() || '.' || current_schema()")
+            ).scalar_one()
 
             def release() -> None:
                 for key in held:
@@ -67,7 +72,7 @@ def node_locks(engine: sa.Engine, node_ids: Sequence[str]) -> Iterator[list[str]
 
             stack.callback(release)
             for node_id in node_ids:
-                key = _advisory_key(node_id)
+                key = _advisory_key(ledger, node_id)
                 got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
                 if got.scalar():
                     held.append(key)

@@ -269,9 +269,11 @@ def _copy_insert(
     connection = session.connection()
     dbapi: Any = connection.connection.dbapi_connection  # psycopg 3: has cursor().copy()
     columns = ", ".join(_COPY_COLUMNS)
+    # Column types only: no defaults or constraints, so the temporary table never depends
+    # on the ledger's sequence (a schema drop would otherwise race the session's temp table).
     connection.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS yiyun_stage_resource "
-        "(LIKE resource INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        "CREATE TEMP TABLE IF NOT EXISTS yiyun_stage_resource ON COMMIT DELETE ROWS AS "
+        f"SELECT {columns} FROM resource WITH NO DATA"
     )
     with dbapi.cursor() as cursor:
         with cursor.copy(f"COPY yiyun_stage_resource ({columns}) FROM STDIN") as copy:
