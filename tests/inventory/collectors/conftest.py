@@ -10,6 +10,7 @@ from botocore.retries.standard import ExponentialBackoff
 
 from inventory.sim.aws import make_self_signed_cert, reset_moto, start_moto_server
 from inventory.sim.faults import FaultProxy
+from inventory.sim.k8s import KubernetesSimulator
 
 # --- AWS-compatible nodes: moto's HTTP server, one per simulated node -----------------------
 
@@ -92,3 +93,29 @@ def aws_tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     server, url = start_moto_server(tls=(cert, key))
     yield url, cert
     server.stop()
+
+
+# --- Kubernetes clusters: yiyun's API simulator ----------------------------------------------
+
+
+class Sleeps(list[float]):
+    """Stands in for time.sleep: records the waits, so no test ever sleeps."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sim() -> Iterator[KubernetesSimulator]:
+    with KubernetesSimulator(cluster_uid="5e1f0a7c-0000-4000-8000-00000000c0de") as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def kubeconfig(sim: KubernetesSimulator, tmp_path: Path) -> str:
+    return str(sim.write_kubeconfig(tmp_path / "kubeconfig", context="js-core-k8s"))
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()

@@ -633,8 +633,6 @@ def scan(engine: Any, node: str, endpoint: str, **overrides: Any) -> dict[str, s
         one_cloud=True,
         sources=[aws_source(endpoint, **overrides)],
     )
-    # One scope at a time: this checks the stale rule with this collector's statuses; the
-    # orchestrator's own tests cover concurrent scopes.
     summary = Scanner(engine).run([spec])
     return {f"{o.kind}/{o.scope}": o.status for o in summary.outcomes}
 

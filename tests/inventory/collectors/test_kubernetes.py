@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -47,6 +46,7 @@ from inventory.sim.k8s import (
     make_statefulset,
     write_kubeconfig,
 )
+from tests.inventory.collectors.conftest import Sleeps
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "k8s"
 TAG = "yiyun.io/system"
@@ -387,29 +387,6 @@ def test_planning_does_no_io_and_a_bad_kubeconfig_fails_each_scope(tmp_path: Pat
 
 
 # --- listing against the simulator -------------------------------------------------------
-
-
-class Sleeps(list[float]):
-    """Stands in for time.sleep: records the waits, so no test ever sleeps."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sim() -> Iterator[KubernetesSimulator]:
-    with KubernetesSimulator(cluster_uid="5e1f0a7c-0000-4000-8000-00000000c0de") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def kubeconfig(sim: KubernetesSimulator, tmp_path: Path) -> str:
-    return str(sim.write_kubeconfig(tmp_path / "kubeconfig", context="js-core-k8s"))
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 def fast(sleeps: Sleeps, **changes: Any) -> ListPolicy:
@@ -826,8 +803,6 @@ def scan(engine: Any, kubeconfig: str, policy: ListPolicy, **source: Any) -> dic
     spec = {"name": "core-k8s", "kind": "kubernetes", "kubeconfig": kubeconfig,
             "context": "js-core-k8s", **source}  # fmt: skip
     scopes = plan_scopes(node_id=NODE_ID, source=spec, system_tag=TAG, policy=policy)
-    # One scope at a time: these tests are about what this collector's outcomes let the
-    # orchestrator sweep, not about its concurrency.
     summary = Scanner(engine, concurrency=4, planner=lambda _node: (scopes, [])).run([node])
     return {f"{o.kind}/{o.scope}": o.status for o in summary.outcomes}
 
