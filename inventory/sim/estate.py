@@ -6,6 +6,7 @@ The figures the demo prints come from the real collectors and the real KPI code.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import random
@@ -504,6 +505,12 @@ class RunningEstate:
         self._seed()
 
     def stop(self) -> None:
+        from inventory.sim.aws import reset_moto
+
+        if self.endpoints and self._servers:
+            # moto's S3 bucket namespace is process-wide: leave nothing for the next estate.
+            with contextlib.suppress(OSError):
+                reset_moto(next(iter(self.endpoints.values())))
         for cluster in self.clusters.values():
             cluster.stop()
         for server in self._servers:
