@@ -1,1 +1,1 @@
-"""Collectors: one module per source kind, each listing raw API shapes and normalizing them to rows."""
+"""Collectors: one module per source kind, listing raw API shapes and normalizing them."""
