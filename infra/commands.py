@@ -1,7 +1,115 @@
-"""`yiyun infra`: (being built)."""
+"""`yiyun infra`: 纳管 import specs from the ledger, and stack-config checks, without Pulumi."""
 
 from __future__ import annotations
 
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="infra", no_args_is_help=True)
+from inventory.commands.common import err_console, fail
+
+app = typer.Typer(
+    help="The unified cloud's Pulumi programs: import specs for 纳管, stack config checks.",
+    no_args_is_help=True,
+)
+
+
+@app.command("import-spec")
+def import_spec(
+    node: Annotated[
+        str, typer.Option("--node", help="Node id whose unmanaged resources to adopt.")
+    ],
+    kinds: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="Only these kinds (repeatable), e.g. vm, deployment."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the import file here instead of stdout."),
+    ] = None,
+) -> None:
+    """Write a `pulumi import --file` spec for the node's live resources not yet under Pulumi."""
+    from sqlmodel import Session, col, select
+
+    from infra.import_spec import UnknownKind, build_import_spec, check_kinds
+    from inventory.commands.common import open_ledger
+    from inventory.models import Node, Resource
+
+    engine = open_ledger()
+    with Session(engine) as session:
+        node_ids = list(session.exec(select(Node.id)).all())
+        if node not in node_ids:
+            close = difflib.get_close_matches(node, node_ids, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            known = ", ".join(sorted(node_ids)) or "none: run `yiyun nodes apply` first"
+            fail(f"unknown node {node}{hint}; known nodes: {known}")
+        if kinds:
+            known_kinds = session.exec(select(Resource.kind).distinct()).all()
+            try:
+                check_kinds(kinds, known_kinds)
+            except UnknownKind as error:
+                fail(str(error))
+        spec = build_import_spec(session=session, node_id=node, kinds=kinds)
+        scanned = session.exec(
+            select(Resource.id).where(col(Resource.node_id) == node).limit(1)
+        ).first()
+
+    text = json.dumps(spec.document(), ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        print(text, end="")
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            fail(f"cannot write {output}: {error.strerror or error}")
+    say = err_console.print
+    if scanned is None:
+        say(f"node {node} has no resources in the ledger yet: run `yiyun scan --node {node}`")
+    say(
+        f"{len(spec.resources)} resources to adopt on {node}; "
+        f"{spec.managed} already managed by Pulumi" + (f"; wrote {output}" if output else ""),
+        markup=False,
+        highlight=False,
+    )
+    for reason, counts in sorted(spec.left_out.items()):
+        listed = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        say(f"not in the spec: {listed} — {reason}", markup=False, highlight=False)
+
+
+@app.command("check")
+def check(
+    stack_file: Annotated[
+        Path,
+        typer.Argument(
+            help="A Pulumi.<stack>.yaml from infra/ (plans are resolved beside it).",
+            metavar="STACK_FILE",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Validate a stack file (and the plan exports it names) the way `pulumi up` would."""
+    from infra.stack_config import StackConfigError, read_stack_file
+
+    try:
+        config = read_stack_file(stack_file)
+    except StackConfigError as error:
+        fail(f"{stack_file}: {error}")
+    print(f"node {config.node.id} ({config.node.name}): stack config is valid")
+    for tenant in config.tenants:
+        bucket = f", bucket {tenant.bucket}" if tenant.bucket else ""
+        print(f"  tenant {tenant.rules.department.code}: namespace {tenant.namespace}{bucket}")
+    for zone in config.landing_zones:
+        print(f"  landing zone {zone.plan} wave {zone.wave}: {len(zone.namespaces)} namespaces")
+        for namespace in zone.namespaces:
+            hard = namespace.quota.hard()
+            print(
+                f"    {namespace.namespace} ({namespace.system_code}): "
+                f"cpu {hard['requests.cpu']}, memory {hard['requests.memory']}, "
+                f"storage {hard['requests.storage']}"
+            )
+    if config.agent:
+        exporter = "with exporter" if config.agent.exporter else "no exporter"
+        print(f"  inventory agent in {config.agent.namespace} ({exporter})")
