@@ -1,7 +1,760 @@
-"""`yiyun migrate`: (being built)."""
+"""`yiyun migrate`: dependencies, assessment, wave plans and tracking of department-cloud moves."""
 
 from __future__ import annotations
 
-import typer
+import csv
+import io
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="migrate", no_args_is_help=True)
+import typer
+from rich.console import Console
+
+from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger
+from inventory.output import Format, dumps, escape_formula, render_rows
+
+app = typer.Typer(
+    help="Migration of department clouds: dependencies, assessment, wave plans, tracking.",
+    no_args_is_help=True,
+)
+deps_app = typer.Typer(
+    help="Dependencies between systems: import, infer, list.", no_args_is_help=True
+)
+plan_app = typer.Typer(
+    help="Wave plans: create, list, show, export, import an edited export.", no_args_is_help=True
+)
+assess_app = typer.Typer(
+    help="Assess readiness and strategy of every system; override with a rationale.",
+    invoke_without_command=True,
+)
+app.add_typer(deps_app, name="deps")
+app.add_typer(assess_app, name="assess")
+app.add_typer(plan_app, name="plan")
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+
+
+class StatusBy(StrEnum):
+    wave = "wave"
+    department = "department"
+
+
+def _now() -> datetime:
+    from inventory.models import utcnow
+
+    return utcnow()
+
+
+def _today() -> date:
+    from inventory.settings import get_settings
+
+    return get_settings().today()
+
+
+def _say(text: str) -> None:
+    # Codes, names and notes are people's own text: never read as rich markup.
+    console.print(text, markup=False)
+
+
+def _problems(heading: str, problems: list[Any]) -> None:
+    err_console.print(f"[red]{heading}[/red]", highlight=False)
+    for problem in problems:
+        err_console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else round(value, 3)
+    return value
+
+
+def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = _number(row.get(column))
+            if value is None:
+                cells.append("")
+            elif isinstance(value, date):
+                cells.append(value.isoformat())
+            else:
+                cells.append(escape_formula(str(value)))
+        writer.writerow(cells)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- deps
+
+
+@deps_app.command("import")
+def deps_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or XLSX with columns from, to, type (calls/data/shared_infra) and "
+            "optional strength (hard/soft); Chinese headers 依赖方, 被依赖方, 依赖类型, 依赖强度.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Remove declared dependencies this file no longer lists."),
+    ] = False,
+) -> None:
+    """Declare dependencies (`from` depends on `to`); a file with any problem changes nothing."""
+    from inventory.db import session_scope
+    from migrate.deps import import_dependencies
+    from migrate.sheets import SheetError
+
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            report = import_dependencies(session=session, path=file, now=_now(), replace=replace)
+            if not report.ok:
+                session.rollback()
+    except SheetError as error:
+        fail(str(error))
+    if not report.ok:
+        _problems(
+            f"{file.name}: {len(report.problems)} problem(s); nothing imported", report.problems
+        )
+        raise typer.Exit(EXIT_PROBLEM)
+    _say(
+        f"imported {report.rows} dependencies from {file.name}: {report.created} created, "
+        f"{report.updated} updated, {report.unchanged} unchanged"
+        + (f", {report.removed} removed" if replace else "")
+    )
+
+
+@deps_app.command("infer")
+def deps_infer() -> None:
+    """Refresh the dependencies inferred from the inventory (systems sharing a namespace)."""
+    from inventory.db import session_scope
+    from migrate.deps import refresh_inferred
+
+    engine = open_ledger()
+    with session_scope(engine) as session:
+        added, removed = refresh_inferred(session=session, now=_now())
+    _say(f"inferred dependencies: {added} added, {removed} removed")
+
+
+@deps_app.command("list")
+def deps_list(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Every dependency, declared and inferred."""
+    from sqlmodel import col, select
+
+    from inventory.db import session_scope
+    from inventory.models import System
+    from migrate.deps import list_dependencies
+
+    engine = open_ledger()
+    with session_scope(engine) as session:
+        hidden = set(session.exec(select(System.code).where(col(System.classified).is_(True))))
+        rows = [
+            {
+                "from": d.from_system,
+                "to": d.to_system,
+                "type": d.type,
+                "strength": d.strength,
+                "origin": d.origin,
+                "basis": d.basis,
+            }
+            for d in list_dependencies(session=session)
+            # Classified systems are never named, not even as an end of a dependency.
+            if d.from_system not in hidden and d.to_system not in hidden
+        ]
+    render_rows(
+        rows, ("from", "to", "type", "strength", "origin", "basis"), fmt, title="dependencies"
+    )
+
+
+# ---------------------------------------------------------------- assess
+
+ASSESS_COLUMNS = (
+    "system_code",
+    "department_code",
+    "readiness",
+    "strategy",
+    "assessed_readiness",
+    "assessed_strategy",
+    "override_by",
+    "node",
+    "rules",
+    "vcpu",
+    "memory_gib",
+    "storage_gib",
+)
+
+
+@assess_app.callback()
+def assess_command(
+    ctx: typer.Context,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node", help="Check placement against this unified-cloud node (default: the best)."
+        ),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Assess every system: readiness from rules R1–R6 and X1–X3, strategy from T1–T9, sizing."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from inventory.db import session_scope
+    from migrate.assess import AssessmentError, effective, run_assessment
+
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            run = run_assessment(session=session, now=_now(), today=_today(), node_id=node)
+    except AssessmentError as error:
+        fail(str(error))
+    rows: list[dict[str, Any]] = []
+    for system, row in run.rows:
+        readiness, strategy = effective(row)
+        fired = [r for r in row.rules or [] if r["outcome"] not in ("pass", "n/a")]
+        rows.append(
+            {
+                "system_code": system.code,
+                "department_code": system.department_code,
+                "readiness": readiness,
+                "strategy": strategy,
+                "assessed_readiness": row.readiness,
+                "assessed_strategy": row.strategy,
+                "override_by": row.override_by,
+                "node": row.node_id,
+                "rules": "; ".join(f"{r['id']} {r['outcome']}: {r['reason']}" for r in fired),
+                "vcpu": row.sizing_vcpu,
+                "memory_gib": row.sizing_memory_gib,
+                "storage_gib": row.sizing_storage_gib,
+            }
+        )
+    if fmt is Format.table:
+        # A terminal gets the rule ids; `assess show SYSTEM` and json/csv give the reasons.
+        brief = [
+            {
+                **row,
+                "rules": ", ".join(part.split(":")[0] for part in str(row["rules"]).split("; ")),
+            }
+            for row in rows
+        ]
+        render_rows(
+            brief,
+            ("system_code", "department_code", "readiness", "strategy", "override_by", "rules",
+             "vcpu", "memory_gib", "storage_gib"),
+            fmt,
+            title="assessment",
+        )  # fmt: skip
+        counts: dict[str, int] = {}
+        for line in rows:
+            key = str(line["readiness"])
+            counts[key] = counts.get(key, 0) + 1
+        _say(
+            ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+            + f" ({run.written} changed, {run.unchanged} unchanged"
+            + (f", {run.classified} classified not shown)" if run.classified else ")")
+        )
+    else:
+        render_rows(rows, ASSESS_COLUMNS, fmt)
+
+
+@assess_app.command("override")
+def assess_override(
+    system: Annotated[str, typer.Argument(help="System code.", show_default=False)],
+    by: Annotated[str, typer.Option("--by", help="Who decides (name or role).")],
+    rationale: Annotated[str, typer.Option("--rationale", help="Why; kept in the audit trail.")],
+    readiness: Annotated[
+        str | None,
+        typer.Option("--readiness", help="ready / needs_work / blocked / exempt / out_of_scope."),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            "--strategy",
+            help="rehost / replatform / refactor / repurchase / retire / retain / relocate.",
+        ),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the override and go back to the rules.")
+    ] = False,
+) -> None:
+    """Override a system's readiness and/or strategy; every override is kept as history."""
+    from inventory.db import session_scope
+    from migrate.assess import AssessmentError, effective, override_assessment
+
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            row = override_assessment(
+                session=session,
+                code=system,
+                by=by,
+                rationale=rationale,
+                now=_now(),
+                today=_today(),
+                readiness=readiness,
+                strategy=strategy,
+                clear=clear,
+            )
+    except AssessmentError as error:
+        fail(str(error), EXIT_PROBLEM)
+    final_readiness, final_strategy = effective(row)
+    _say(
+        f"{system}: readiness {final_readiness}, strategy {final_strategy or '-'} "
+        f"(rules said {row.readiness}, {row.strategy or '-'}; recorded for {row.override_by})"
+    )
+
+
+@assess_app.command("show")
+def assess_show(
+    system: Annotated[str, typer.Argument(help="System code.", show_default=False)],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """A system's rules and facts, and every assessment and override it has had."""
+    from sqlmodel import col, select
+
+    from inventory.db import session_scope
+    from inventory.models import System
+    from migrate.assess import assessment_history
+
+    engine = open_ledger()
+    with session_scope(engine) as session:
+        found = session.exec(select(System).where(col(System.code) == system)).first()
+        if found is None or found.classified:
+            fail(f"unknown system {system!r}")
+        rows = assessment_history(session=session, code=system)
+    if not rows:
+        fail(f"{system} has not been assessed yet: run `yiyun migrate assess`", EXIT_PROBLEM)
+    history = [
+        {
+            "assessed_at": r.assessed_at,
+            "node": r.node_id,
+            "readiness": r.readiness,
+            "strategy": r.strategy,
+            "override_readiness": r.override_readiness,
+            "override_strategy": r.override_strategy,
+            "override_by": r.override_by,
+            "override_at": r.override_at,
+            "override_rationale": r.override_rationale,
+            "superseded_at": r.superseded_at,
+            "rules": r.rules,
+        }
+        for r in rows
+    ]
+    if fmt is Format.json:
+        print(dumps(history))
+        return
+    current = rows[-1]
+    _say(f"{system}: assessed against {current.node_id or '(no node)'} at {current.assessed_at}")
+    render_rows(
+        [
+            {
+                "rule": r["id"],
+                "outcome": r["outcome"],
+                "reason": r["reason"],
+                "facts": dumps(r["facts"]),
+            }
+            for r in current.rules or []
+        ],
+        ("rule", "outcome", "reason", "facts"),
+        fmt,
+        title="rules and facts",
+    )
+    columns = (
+        "assessed_at",
+        "readiness",
+        "strategy",
+        "override_readiness",
+        "override_strategy",
+        "override_by",
+        "override_at",
+        "override_rationale",
+        "superseded_at",
+    )
+    render_rows(history, columns, fmt, title="history (oldest first)")
+
+
+# ---------------------------------------------------------------- plan
+
+
+@plan_app.command("create")
+def plan_create(
+    source: Annotated[
+        list[str], typer.Option("--source", help="Source node id (repeat for several).")
+    ],
+    target: Annotated[str, typer.Option("--target", help="Target unified-cloud node id.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Plan name (default: TARGET-START).")
+    ] = None,
+    max_systems_per_wave: Annotated[
+        int, typer.Option("--max-systems-per-wave", min=1, help="Most systems in one wave.")
+    ] = 20,
+    start: Annotated[
+        datetime | None,
+        typer.Option("--start", formats=["%Y-%m-%d"], help="First wave starts (default: today)."),
+    ] = None,
+    wave_days: Annotated[int, typer.Option("--wave-days", min=1, help="Days per wave.")] = 14,
+    strict_order: Annotated[
+        bool,
+        typer.Option(
+            "--strict-order",
+            help="Dependency targets move in an earlier wave, never the same one.",
+        ),
+    ] = False,
+    by: Annotated[str, typer.Option("--by", help="Who makes the plan.")] = "yiyun",
+) -> None:
+    """Plan the systems on the source nodes into waves onto the target node."""
+    from inventory.db import session_scope
+    from migrate.planner import Parameters
+    from migrate.plans import PlanError, create_plan
+
+    today = _today()
+    first = start.date() if start else today
+    plan_name = name or f"{target}-{first:%Y%m%d}"
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            plan, result = create_plan(
+                session=session,
+                name=plan_name,
+                sources=source,
+                target=target,
+                by=by,
+                now=_now(),
+                today=today,
+                start=first,
+                wave_days=wave_days,
+                parameters=Parameters(
+                    max_systems_per_wave=max_systems_per_wave, strict_order=strict_order
+                ),
+            )
+            review = dict(plan.review or {})
+    except PlanError as error:
+        fail(str(error))
+    excluded = review.get("excluded", {})
+    _say(
+        f"plan {plan_name}: {len(result.wave_of)} system(s) placed in {result.waves} wave(s), "
+        f"{len(result.unplaced)} not placed (lower bound {review['lower_bound']['size']} "
+        f"wave(s) by size, longest dependency chain {review['lower_bound']['chain']})"
+    )
+    if excluded.get("classified"):
+        _say(f"{excluded['classified']} classified system(s) on the sources are outside the plan")
+    if excluded.get("in_other_plans"):
+        _say(f"{len(excluded['in_other_plans'])} system(s) are already moving in another plan")
+    _say(f"see it with `yiyun migrate plan show {plan_name}`")
+
+
+@plan_app.command("list")
+def plan_list(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Every plan with its size."""
+    from inventory.db import session_scope
+    from migrate.plans import list_plans
+
+    engine = open_ledger()
+    with session_scope(engine) as session:
+        rows = list_plans(session=session)
+    columns = (
+        "name",
+        "target_node",
+        "source_nodes",
+        "status",
+        "waves",
+        "systems",
+        "placed",
+        "created_by",
+        "created_at",
+    )
+    render_rows(rows, columns, fmt, title="migration plans")
+
+
+def _load_plan(name: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    from inventory.db import session_scope
+    from migrate.plans import PlanError, get_plan, plan_document, plan_rows
+
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            plan = get_plan(session=session, name=name)
+            head = {
+                "plan": plan.name,
+                "target_node": plan.target_node,
+                "source_nodes": plan.source_nodes,
+                "status": plan.status,
+                "parameters": plan.parameters,
+                "review": plan.review,
+                "created_by": plan.created_by,
+                "created_at": plan.created_at,
+            }
+            return (
+                head,
+                plan_rows(session=session, plan=plan),
+                plan_document(session=session, plan=plan),
+            )
+    except PlanError as error:
+        fail(str(error))
+
+
+@plan_app.command("show")
+def plan_show(
+    name: Annotated[str, typer.Argument(help="Plan name.", show_default=False)],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Waves, placements with their explanations, unmet constraints and cross-wave dependencies."""
+    from migrate.plans import CSV_COLUMNS
+
+    head, rows, _ = _load_plan(name)
+    review = head["review"] or {}
+    if fmt is Format.json:
+        print(dumps({**head, "systems": rows}))
+        return
+    if fmt is Format.csv:
+        print(_csv_text(rows, CSV_COLUMNS), end="")
+        return
+    _say(
+        f"plan {head['plan']}: {', '.join(head['source_nodes'])} → {head['target_node']}, "
+        f"{review.get('waves', 0)} wave(s), {review.get('placed', 0)} placed, "
+        f"{review.get('not_placed', 0)} not placed"
+    )
+    render_rows(
+        rows,
+        ("wave", "wave_start", "system_code", "department_code", "environment", "readiness",
+         "strategy", "move_group", "state", "risk"),
+        fmt,
+        title="systems",
+    )  # fmt: skip
+    _say("why each system is where it is:")
+    for row in rows:
+        _say(f"  {row['system_code']}: {row['explanation']}")
+    constraints = review.get("constraints", [])
+    if constraints:
+        render_rows(
+            [{**c, "systems": ", ".join(c["systems"])} for c in constraints],
+            ("kind", "systems", "detail"),
+            fmt,
+            title="unmet constraints and boundary dependencies",
+        )
+    cross = review.get("cross_wave", [])
+    if cross:
+        render_rows(
+            cross,
+            ("from", "from_wave", "to", "to_wave", "type", "strength"),
+            fmt,
+            title="cross-wave dependencies",
+        )
+
+
+@plan_app.command("export")
+def plan_export(
+    name: Annotated[str, typer.Argument(help="Plan name.", show_default=False)],
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="csv (to edit) or json (for infra).")
+    ] = ExportFormat.csv,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Export the plan: CSV to edit in a spreadsheet, JSON for landing-zone provisioning."""
+    from migrate.plans import CSV_COLUMNS
+
+    _, rows, document = _load_plan(name)
+    text = dumps(document) + "\n" if fmt is ExportFormat.json else _csv_text(rows, CSV_COLUMNS)
+    if output is None:
+        print(text, end="")
+        return
+    try:
+        # UTF-8 with BOM so that Excel on a Chinese desktop opens the CSV correctly.
+        output.write_text(text, encoding="utf-8-sig" if fmt is ExportFormat.csv else "utf-8")
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error}")
+    err_console.print(f"wrote {output}", markup=False, highlight=False)
+
+
+@plan_app.command("import")
+def plan_import(
+    name: Annotated[str, typer.Argument(help="Plan name.", show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The CSV/XLSX export with the wave column edited (blank: not placed).",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ],
+    by: Annotated[str, typer.Option("--by", help="Who edited the plan.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show what would change; write nothing.")
+    ] = False,
+) -> None:
+    """Bring back an edited plan: checked whole, re-explained and re-scored, or nothing changes."""
+    from inventory.db import session_scope
+    from migrate.plans import PlanError, import_plan
+    from migrate.sheets import SheetError
+
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            outcome = import_plan(
+                session=session, plan_name=name, path=file, by=by, now=_now(), dry_run=dry_run
+            )
+            if not outcome.ok or dry_run:
+                session.rollback()
+    except (PlanError, SheetError) as error:
+        fail(str(error))
+    for warning in outcome.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if not outcome.ok:
+        _problems(
+            f"{file.name}: {len(outcome.problems)} problem(s); the plan is unchanged",
+            outcome.problems,
+        )
+        raise typer.Exit(EXIT_PROBLEM)
+    heading = "dry run (nothing written)" if dry_run else f"plan {name} updated"
+    _say(f"{heading}: {len(outcome.moved)} system(s) change wave")
+    for code, old, new in outcome.moved:
+        _say(f"  {code}: {old or '-'} → {new or '-'}")
+    unmet = [c for c in outcome.constraints if c["kind"] not in ("dependency_stays",)]
+    if unmet:
+        _say(f"{len(unmet)} constraint(s) not met (see `yiyun migrate plan show {name}`)")
+
+
+# ---------------------------------------------------------------- tracking
+
+
+@app.command("advance")
+def advance_command(
+    system: Annotated[str, typer.Argument(help="System code.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="The new state (see `migrate transitions`).")],
+    by: Annotated[str, typer.Option("--by", help="Who records the change.")],
+    note: Annotated[str | None, typer.Option("--note", help="Free text for the log.")] = None,
+    evidence: Annotated[
+        str | None,
+        typer.Option("--evidence", help="A reference: test report, ticket, approval doc no."),
+    ] = None,
+    plan: Annotated[
+        str | None, typer.Option("--plan", help="The plan (needed if the system is in several).")
+    ] = None,
+) -> None:
+    """Move a system to its next state; refused (exit 1, nothing written) unless allowed."""
+    from inventory.db import session_scope
+    from migrate.tracking import TransitionRefused, advance
+
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            event = advance(
+                session=session,
+                code=system,
+                to_state=to,
+                by=by,
+                now=_now(),
+                today=_today(),
+                note=note,
+                evidence=evidence,
+                plan_name=plan,
+            )
+    except TransitionRefused as error:
+        fail(f"refused: {error}", EXIT_PROBLEM)
+    _say(f"{system}: {event.from_state} → {event.to_state} (by {event.by})")
+
+
+@app.command("status")
+def status_command(
+    plan: Annotated[str | None, typer.Option("--plan", help="Only this plan.")] = None,
+    by: Annotated[StatusBy, typer.Option("--by", help="Group progress by.")] = StatusBy.wave,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Progress per wave or department, and where claimed states and evidence disagree."""
+    from inventory.db import session_scope
+    from migrate.plans import PlanError, get_plan
+    from migrate.tracking import STATES, migration_status
+
+    engine = open_ledger()
+    try:
+        with session_scope(engine) as session:
+            if plan is not None:
+                get_plan(session=session, name=plan)
+            report = migration_status(session=session, today=_today(), plan_name=plan, by=by.value)
+    except PlanError as error:
+        fail(str(error))
+    if fmt is Format.json:
+        print(dumps(report.as_dict()))
+        return
+    flat = [{**g, **g["states"]} for g in report.groups]
+    states = [s for s in STATES if any(s in g["states"] for g in report.groups)]
+    columns = ("plan", by.value, "systems", "accepted_or_done", "progress", *states)
+    if fmt is Format.csv:
+        render_rows(flat, columns, fmt)
+        return
+    render_rows(flat, columns, fmt, title=f"progress by {by.value}")
+    if report.discrepancies:
+        render_rows(
+            [d.as_dict() for d in report.discrepancies],
+            ("plan", "system_code", "wave", "state", "evidence_status", "kind", "detail"),
+            fmt,
+            title="discrepancies between claimed states and the inventory",
+        )
+    else:
+        _say("no discrepancies between claimed states and the inventory")
+
+
+@app.command("history")
+def history_command(
+    system: Annotated[str, typer.Argument(help="System code.", show_default=False)],
+    plan: Annotated[str | None, typer.Option("--plan", help="Only this plan.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """A system's migration log (append-only): who moved it from what to what, and when."""
+    from inventory.db import session_scope
+    from migrate.tracking import history
+
+    engine = open_ledger()
+    with session_scope(engine) as session:
+        events = history(session=session, code=system, plan_name=plan)
+        rows = [
+            {
+                "at": e.at,
+                "plan_id": e.plan_id,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "by": e.by,
+                "note": e.note,
+                "evidence": e.evidence,
+                "checks": e.checks,
+            }
+            for e in events
+        ]
+    render_rows(
+        rows,
+        ("at", "plan_id", "from_state", "to_state", "by", "note", "evidence", "checks"),
+        fmt,
+        title=f"migration log of {system}",
+    )
+
+
+@app.command("transitions")
+def transitions_command() -> None:
+    """The allowed state transitions and the gates checked against the inventory."""
+    from migrate.tracking import STATES, TRANSITIONS
+
+    for state in STATES:
+        targets = ", ".join(s for s in STATES if s in TRANSITIONS[state]) or "(final)"
+        _say(f"{state:>15} → {targets}")
+    _say(
+        "gates: planned needs a wave; accepted needs on_cloud evidence and, at MLPS level 3+, a "
+        "密评 record; decommissioned needs no live resources left on the plan's sources"
+    )

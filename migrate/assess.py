@@ -1,0 +1,256 @@
+"""Assessment of registered systems from the ledger: verdicts, sizing and audited overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from inventory.adoption import PolicySwitches, classify
+from inventory.evidence import one_cloud_nodes, system_facts
+from inventory.models import Node, Resource, System
+from migrate.models import Assessment
+from migrate.rules import (
+    READINESS,
+    STRATEGIES,
+    SystemProfile,
+    TargetProfile,
+    Verdict,
+    assess,
+    assess_best,
+    override_refusal,
+)
+from migrate.sizing import Sizing, system_sizing
+
+# Gates and assessment use evidence only, never self-declaration (trust_declared off).
+EVIDENCE_ONLY = PolicySwitches(trust_declared=False)
+
+
+class AssessmentError(Exception):
+    """A request the assessment cannot honour (unknown node or system, refused override)."""
+
+
+def evidence_statuses(*, session: Session, today: date, where_only: bool = False) -> dict[str, str]:
+    """system code → KPI status by evidence, exactly as `report adoption` computes it.
+
+    With `where_only`, exemptions are set aside so the status says only where the evidence
+    is (an exempt system claiming cutover while still off the cloud is still a discrepancy).
+    """
+    nodes = one_cloud_nodes(session=session)
+    return {
+        facts.code: classify(
+            replace(facts, exemption_valid_until=None) if where_only else facts,
+            one_cloud_nodes=nodes,
+            today=today,
+            switches=EVIDENCE_ONLY,
+        )
+        for facts in system_facts(session=session)
+    }
+
+
+def system_profiles(*, session: Session, today: date) -> dict[str, tuple[System, SystemProfile]]:
+    """Every registered system with the facts the rules need."""
+    statuses = evidence_statuses(session=session, today=today)
+    cloud = one_cloud_nodes(session=session)
+    kinds: dict[str, set[str]] = {}
+    query = (
+        select(Resource.system_code, Resource.kind)
+        .where(
+            col(Resource.deleted_at).is_(None),
+            col(Resource.system_code).is_not(None),
+            col(Resource.node_id).not_in(sorted(cloud)),
+        )
+        .distinct()
+    )
+    for code, kind in session.exec(query):
+        if code is not None:
+            kinds.setdefault(code, set()).add(kind)
+    levels = dict(session.exec(select(Node.id, Node.level)).all())
+    profiles: dict[str, tuple[System, SystemProfile]] = {}
+    for system in session.exec(select(System).order_by(col(System.code))):
+        profiles[system.code] = (
+            system,
+            SystemProfile(
+                code=system.code,
+                mlps_level=system.mlps_level,
+                classified=system.classified,
+                data_level=system.data_level,
+                lifecycle=system.lifecycle,
+                exemption_valid_until=system.exemption_valid_until,
+                crypto_assessed_on=system.crypto_assessed_on,
+                evidence_status=statuses.get(system.code, "no_evidence"),
+                kinds_to_move=frozenset(kinds.get(system.code, ())),
+                declared_node_level=levels.get(system.declared_node or ""),
+            ),
+        )
+    return profiles
+
+
+def target_profile(node: Node) -> TargetProfile:
+    return TargetProfile(
+        id=node.id, mlps_level=node.mlps_level, dedicated_level4_pool=node.dedicated_level4_pool
+    )
+
+
+def target_profiles(*, session: Session, node_id: str | None = None) -> list[TargetProfile]:
+    """The unified-cloud nodes to assess against: the one asked for, or all of them."""
+    if node_id is not None:
+        node = session.get(Node, node_id)
+        if node is None:
+            raise AssessmentError(f"unknown node {node_id!r}: load it with `yiyun nodes apply`")
+        if not node.one_cloud:
+            raise AssessmentError(f"node {node_id} is not part of the unified cloud (one_cloud)")
+        return [target_profile(node)]
+    nodes = session.exec(select(Node).where(col(Node.one_cloud).is_(True)).order_by(col(Node.id)))
+    return [target_profile(n) for n in nodes]
+
+
+def current_assessments(*, session: Session) -> dict[str, Assessment]:
+    """system code → its assessment in force."""
+    rows = session.exec(select(Assessment).where(col(Assessment.superseded_at).is_(None)))
+    return {row.system_code: row for row in rows}
+
+
+def effective(row: Assessment) -> tuple[str, str | None]:
+    """Readiness and strategy after a human override, if any."""
+    return (row.override_readiness or row.readiness, row.override_strategy or row.strategy)
+
+
+@dataclass
+class AssessmentRun:
+    """The outcome of `migrate assess`: the assessments in force and what changed."""
+
+    rows: list[tuple[System, Assessment]] = field(default_factory=list)
+    written: int = 0
+    unchanged: int = 0
+    classified: int = 0  # assessed, never named
+
+
+def _outcome(verdict: Verdict, sizing: Sizing) -> dict[str, Any]:
+    return {
+        "node_id": verdict.target,
+        "readiness": verdict.readiness,
+        "strategy": verdict.strategy,
+        "rules": [r.as_dict() for r in verdict.rules],
+        "sizing_vcpu": round(sizing.vcpu, 3),
+        "sizing_memory_gib": round(sizing.memory_gib, 3),
+        "sizing_storage_gib": round(sizing.storage_gib, 3),
+    }
+
+
+def run_assessment(
+    *, session: Session, now: datetime, today: date, node_id: str | None = None
+) -> AssessmentRun:
+    """Assess every registered system; store a new row only where the outcome changed.
+
+    Without a node, each system is assessed against every unified-cloud node and keeps the
+    most favourable verdict. A standing override is carried over to the new row: it is a
+    person's decision and only a person removes it.
+    """
+    targets = target_profiles(session=session, node_id=node_id)
+    profiles = system_profiles(session=session, today=today)
+    cloud = one_cloud_nodes(session=session)
+    sizing = system_sizing(session=session, exclude_node_ids=cloud)
+    current = current_assessments(session=session)
+    run = AssessmentRun()
+    for code, (system, profile) in profiles.items():
+        verdict = (
+            assess(profile, targets[0], today=today)
+            if node_id is not None
+            else assess_best(profile, targets, today=today)
+        )
+        outcome = _outcome(verdict, sizing.get(code, Sizing()))
+        row = current.get(code)
+        if row is not None and all(getattr(row, k) == v for k, v in outcome.items()):
+            run.unchanged += 1
+        else:
+            new = Assessment(system_code=code, assessed_at=now, **outcome)
+            if row is not None:
+                row.superseded_at = now
+                session.add(row)
+                for name in ("readiness", "strategy", "rationale", "by", "at"):
+                    setattr(new, f"override_{name}", getattr(row, f"override_{name}"))
+            session.add(new)
+            row = new
+            run.written += 1
+        if system.classified:
+            run.classified += 1
+        else:
+            run.rows.append((system, row))
+    session.flush()
+    return run
+
+
+def override_assessment(
+    *,
+    session: Session,
+    code: str,
+    by: str,
+    rationale: str,
+    now: datetime,
+    today: date,
+    readiness: str | None = None,
+    strategy: str | None = None,
+    clear: bool = False,
+) -> Assessment:
+    """Record a person's readiness and/or strategy for a system; the old row stays as history."""
+    if not by.strip():
+        raise AssessmentError("--by is required: say who decides")
+    if not rationale.strip():
+        raise AssessmentError("--rationale is required: say why")
+    if not clear and readiness is None and strategy is None:
+        raise AssessmentError("give --readiness, --strategy or --clear")
+    if readiness is not None and readiness not in READINESS:
+        raise AssessmentError(
+            f"unknown readiness {readiness!r}; expected one of {', '.join(READINESS)}"
+        )
+    if strategy is not None and strategy not in STRATEGIES:
+        raise AssessmentError(
+            f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}"
+        )
+    system = session.exec(select(System).where(col(System.code) == code)).first()
+    if system is None or system.classified:
+        # Classified systems are outside migration (R3) and never confirmed by name.
+        raise AssessmentError(f"unknown system {code!r} (or outside migration)")
+    row = current_assessments(session=session).get(code)
+    if row is None:
+        profile = system_profiles(session=session, today=today)[code][1]
+        cloud = one_cloud_nodes(session=session)
+        verdict = assess_best(profile, target_profiles(session=session), today=today)
+        sizing = system_sizing(session=session, exclude_node_ids=cloud).get(code, Sizing())
+        row = Assessment(system_code=code, assessed_at=now, **_outcome(verdict, sizing))
+    refusal = override_refusal(row.rules or [], readiness, strategy)
+    if refusal is not None:
+        raise AssessmentError(refusal)
+    new = Assessment(
+        system_code=code,
+        node_id=row.node_id,
+        readiness=row.readiness,
+        strategy=row.strategy,
+        rules=row.rules,
+        sizing_vcpu=row.sizing_vcpu,
+        sizing_memory_gib=row.sizing_memory_gib,
+        sizing_storage_gib=row.sizing_storage_gib,
+        assessed_at=row.assessed_at,
+        override_readiness=None if clear else readiness or row.override_readiness,
+        override_strategy=None if clear else strategy or row.override_strategy,
+        override_rationale=rationale.strip(),
+        override_by=by.strip(),
+        override_at=now,
+    )
+    if row.id is not None:
+        row.superseded_at = now
+        session.add(row)
+    session.add(new)
+    session.flush()
+    return new
+
+
+def assessment_history(*, session: Session, code: str) -> list[Assessment]:
+    """Every assessment row of a system, oldest first (the override audit trail)."""
+    query = (
+        select(Assessment).where(col(Assessment.system_code) == code).order_by(col(Assessment.id))
+    )
+    return list(session.exec(query))

@@ -1,0 +1,765 @@
+"""Migration plans in the ledger: create from the inventory, show, export, and import edits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from inventory.models import Node, Resource, System
+from migrate.assess import current_assessments, effective, system_profiles, target_profile
+from migrate.deps import planner_edges, refresh_inferred
+from migrate.models import MigrationEvent, Plan, SystemMigration, Wave
+from migrate.planner import (
+    NOT_PLACED_KINDS,
+    Candidate,
+    Constraint,
+    Edge,
+    Parameters,
+    PlanResult,
+    Review,
+    Target,
+    lower_bound,
+    plan_waves,
+    review,
+)
+from migrate.rules import EXEMPT, assess
+from migrate.sheets import Problem, read_sheet
+from migrate.sizing import Sizing, node_capacity, system_sizing
+from migrate.tracking import IN_PROGRESS, STARTED
+
+DEFAULT_WAVE_SIZE = 20
+DEFAULT_WAVE_DAYS = 14
+LABEL_SYSTEM = "yiyun.io/system"
+LABEL_DEPARTMENT = "yiyun.io/department"
+CSV_COLUMNS = (
+    "plan",
+    "wave",
+    "wave_start",
+    "wave_end",
+    "system_code",
+    "name",
+    "department_code",
+    "city",
+    "environment",
+    "criticality",
+    "mlps_level",
+    "readiness",
+    "strategy",
+    "move_group",
+    "state",
+    "vcpu",
+    "memory_gib",
+    "storage_gib",
+    "risk",
+    "explanation",
+)
+# What `plan import` reads back; every other column of the export is for reading only.
+IMPORT_HEADERS = {
+    "system_code": ("system_code", "系统编码"),
+    "wave": ("wave", "波次"),
+}
+
+
+class PlanError(Exception):
+    """A plan request that cannot be carried out (unknown node, name taken, …)."""
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def wave_dates(start: date, wave_days: int, number: int) -> tuple[date, date]:
+    first = start + timedelta(days=(number - 1) * wave_days)
+    return first, first + timedelta(days=wave_days - 1)
+
+
+def plan_scope(*, session: Session, sources: list[str]) -> tuple[list[str], int, dict[str, str]]:
+    """Systems on the source nodes: (codes to plan, classified count, code → plan holding it).
+
+    A system is on a source when the inventory holds a live resource of it there (of any
+    kind: what is left there must move or go), or when the register declares it there.
+    """
+    on_sources = (
+        select(Resource.system_code)
+        .where(
+            col(Resource.deleted_at).is_(None),
+            col(Resource.system_code).is_not(None),
+            col(Resource.node_id).in_(sources),
+        )
+        .distinct()
+    )
+    query = select(System.code, System.classified).where(
+        sa.or_(col(System.code).in_(on_sources), col(System.declared_node).in_(sources))
+    )
+    found = list(session.exec(query))
+    classified = sum(1 for _, is_classified in found if is_classified)
+    codes = sorted(code for code, is_classified in found if not is_classified)
+    # A system another plan is already moving stays with that plan.
+    moving = (
+        select(SystemMigration.system_code, Plan.name)
+        .join(Plan, col(Plan.id) == col(SystemMigration.plan_id))
+        .where(col(SystemMigration.state).in_(sorted(IN_PROGRESS)))
+    )
+    in_scope = set(codes)
+    taken = {code: name for code, name in session.exec(moving) if code in in_scope}
+    return [c for c in codes if c not in taken], classified, taken
+
+
+@dataclass
+class PlanInputs:
+    """Everything the pure planner needs, read from the ledger."""
+
+    candidates: list[Candidate]
+    edges: list[Edge]
+    target: Target
+
+
+def gather_inputs(
+    *,
+    session: Session,
+    codes: list[str],
+    sources: list[str],
+    target: Node,
+    free: tuple[float | None, float | None, float | None],
+    today: date,
+) -> PlanInputs:
+    profiles = system_profiles(session=session, today=today)
+    sizing = system_sizing(session=session, node_ids=sources)
+    assessments = current_assessments(session=session)
+    goal = target_profile(target)
+    candidates: list[Candidate] = []
+    for code in codes:
+        system, profile = profiles[code]
+        verdict = assess(profile, goal, today=today)
+        readiness, strategy = verdict.readiness, verdict.strategy
+        rules = verdict.summary()
+        row = assessments.get(code)
+        if row is not None and (row.override_readiness or row.override_strategy):
+            # A person's decision outranks the rules (R3 refusals were enforced on entry).
+            readiness = row.override_readiness or readiness
+            strategy = row.override_strategy or strategy
+            override = f"override by {row.override_by}: {row.override_rationale}"
+            rules = f"{rules}; {override}" if rules else override
+        candidates.append(
+            Candidate(
+                code=code,
+                target=target.id,
+                department_code=system.department_code,
+                city=system.city,
+                environment=system.environment,
+                criticality=system.criticality,
+                mlps_level=system.mlps_level,
+                readiness=readiness,
+                strategy=strategy,
+                sizing=sizing.get(code, Sizing()),
+                rules=rules,
+            )
+        )
+    edges = planner_edges(session=session)
+    return PlanInputs(candidates=candidates, edges=edges, target=Target(target.id, *free))
+
+
+# ---------------------------------------------------------------- create
+
+
+def _review_document(
+    result_constraints: Iterable[Constraint],
+    checked: Review,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "constraints": [c.as_dict() for c in (*result_constraints, *checked.constraints)],
+        "cross_wave": checked.cross_wave,
+        **extra,
+    }
+
+
+def create_plan(
+    *,
+    session: Session,
+    name: str,
+    sources: list[str],
+    target: str,
+    by: str,
+    now: datetime,
+    today: date,
+    start: date | None = None,
+    wave_days: int = DEFAULT_WAVE_DAYS,
+    parameters: Parameters = Parameters(max_systems_per_wave=DEFAULT_WAVE_SIZE),
+) -> tuple[Plan, PlanResult]:
+    """Plan the systems on `sources` onto `target` and store plan, waves and tracking rows."""
+    if not name.strip():
+        raise PlanError("a plan needs a name")
+    if session.exec(select(Plan).where(col(Plan.name) == name)).first() is not None:
+        raise PlanError(f"a plan named {name!r} exists already; choose another --name")
+    if not sources:
+        raise PlanError("give at least one --source node")
+    if wave_days < 1:
+        raise PlanError("--wave-days must be at least 1")
+    if parameters.max_systems_per_wave < 1:
+        raise PlanError("--max-systems-per-wave must be at least 1")
+    nodes = {n.id: n for n in session.exec(select(Node))}
+    unknown = [n for n in [*sources, target] if n not in nodes]
+    if unknown:
+        raise PlanError(
+            f"unknown node(s): {', '.join(unknown)}; load them with `yiyun nodes apply`"
+        )
+    if not nodes[target].one_cloud:
+        raise PlanError(f"target {target} is not part of the unified cloud (one_cloud: false)")
+    if target in sources:
+        raise PlanError(f"target {target} is also a source")
+    start = start or today
+    sources = sorted(set(sources))
+
+    refresh_inferred(session=session, now=now)
+    codes, classified, taken = plan_scope(session=session, sources=sources)
+    if not codes:
+        raise PlanError(
+            f"nothing to plan on {', '.join(sources)}: no registered system has live resources "
+            f"there or is declared there"
+            + (f" ({len(taken)} already moving in other plans)" if taken else "")
+            + (f" ({classified} classified, outside migration)" if classified else "")
+        )
+    capacity = node_capacity(session=session, node=nodes[target])
+    inputs = gather_inputs(
+        session=session,
+        codes=codes,
+        sources=sources,
+        target=nodes[target],
+        free=capacity.free,
+        today=today,
+    )
+    result = plan_waves(inputs.candidates, inputs.edges, [inputs.target], parameters)
+    checked = review(
+        inputs.candidates,
+        inputs.edges,
+        [inputs.target],
+        parameters,
+        result.group_of,
+        result.wave_of,
+    )
+    if checked.errors:  # pragma: no cover - the planner's own guarantee, kept loud
+        raise AssertionError(
+            "planner broke its rules: " + "; ".join(c.detail for c in checked.errors)
+        )
+    bound = lower_bound(result, inputs.edges, parameters)
+    plan = Plan(
+        name=name,
+        source_nodes=sources,
+        target_node=target,
+        parameters={
+            "max_systems_per_wave": parameters.max_systems_per_wave,
+            "strict_order": parameters.strict_order,
+            "start": start.isoformat(),
+            "wave_days": wave_days,
+            "free_capacity": dict(
+                zip(("vcpu", "memory_gib", "storage_gib"), capacity.free, strict=True)
+            ),
+        },
+        review=_review_document(
+            result.constraints,
+            checked,
+            {
+                "waves": result.waves,
+                "placed": len(result.wave_of),
+                "not_placed": len(result.unplaced),
+                "lower_bound": {"chain": bound.chain, "size": bound.size},
+                "excluded": {"classified": classified, "in_other_plans": taken},
+                "capacity": {
+                    "total": dict(
+                        zip(("vcpu", "memory_gib", "storage_gib"), capacity.total, strict=True)
+                    ),
+                    "allocated": capacity.allocated.as_dict(),
+                    "planned": result.used.get(target, Sizing()).as_dict(),
+                },
+            },
+        ),
+        status="draft",
+        created_by=by,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(plan)
+    session.flush()
+    assert plan.id is not None
+    for number in range(1, result.waves + 1):
+        first, last = wave_dates(start, wave_days, number)
+        session.add(Wave(plan_id=plan.id, number=number, start=first, end=last))
+    migrations: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for candidate in inputs.candidates:
+        code = candidate.code
+        wave = result.wave_of.get(code)
+        if wave is not None:
+            state = "planned"
+            explanation = "; ".join(result.notes[code])
+        else:
+            state = "exempted" if candidate.readiness == EXEMPT else "assessed"
+            explanation = result.unplaced[code]
+        level, factors = checked.risk[code]
+        migrations.append(
+            {
+                "plan_id": plan.id,
+                "system_code": code,
+                "wave": wave,
+                "state": state,
+                "move_group": result.group_of[code],
+                "readiness": candidate.readiness,
+                "strategy": candidate.strategy,
+                "sizing_vcpu": candidate.sizing.vcpu,
+                "sizing_memory_gib": candidate.sizing.memory_gib,
+                "sizing_storage_gib": candidate.sizing.storage_gib,
+                "explanation": explanation,
+                "risk": level,
+                "risk_factors": factors,
+                "updated_at": now,
+            }
+        )
+        events.append(
+            {
+                "system_code": code,
+                "plan_id": plan.id,
+                "from_state": None,
+                "to_state": state,
+                "by": by,
+                "at": now,
+                "note": f"plan {name} created" + (f", wave {wave}" if wave else ""),
+                "evidence": None,
+                "checks": None,
+            }
+        )
+    if migrations:
+        session.execute(sa.insert(SystemMigration), migrations)
+        session.execute(sa.insert(MigrationEvent), events)
+    session.flush()
+    return plan, result
+
+
+# ---------------------------------------------------------------- read
+
+
+def get_plan(*, session: Session, name: str) -> Plan:
+    plan = session.exec(select(Plan).where(col(Plan.name) == name)).first()
+    if plan is None:
+        names = ", ".join(session.exec(select(Plan.name).order_by(col(Plan.name)))) or "none yet"
+        raise PlanError(f"no plan named {name!r} (plans: {names})")
+    return plan
+
+
+def list_plans(*, session: Session) -> list[dict[str, Any]]:
+    counts: dict[int, tuple[int, int]] = {}
+    query = select(
+        SystemMigration.plan_id,
+        sa.func.count(),
+        sa.func.count(col(SystemMigration.wave)),
+    ).group_by(col(SystemMigration.plan_id))
+    for plan_id, total, placed in session.exec(query):
+        counts[plan_id] = (total, placed)
+    rows = []
+    for plan in session.exec(select(Plan).order_by(col(Plan.id))):
+        total, placed = counts.get(plan.id or 0, (0, 0))
+        rows.append(
+            {
+                "name": plan.name,
+                "target_node": plan.target_node,
+                "source_nodes": ", ".join(plan.source_nodes),
+                "status": plan.status,
+                "waves": (plan.review or {}).get("waves", 0),
+                "systems": total,
+                "placed": placed,
+                "created_by": plan.created_by,
+                "created_at": plan.created_at,
+            }
+        )
+    return rows
+
+
+def plan_rows(*, session: Session, plan: Plan) -> list[dict[str, Any]]:
+    """One row per system of the plan, wave by wave then unplaced, as the CSV export has them."""
+    waves = {w.number: w for w in session.exec(select(Wave).where(col(Wave.plan_id) == plan.id))}
+    query = (
+        select(SystemMigration, System)
+        .join(System, col(System.code) == col(SystemMigration.system_code))
+        .where(col(SystemMigration.plan_id) == plan.id)
+    )
+    pairs = [(m, s) for m, s in session.exec(query) if not s.classified]
+    pairs.sort(key=lambda pair: (pair[0].wave is None, pair[0].wave or 0, pair[0].system_code))
+    rows = []
+    for migration, system in pairs:
+        wave = waves.get(migration.wave) if migration.wave is not None else None
+        rows.append(
+            {
+                "plan": plan.name,
+                "wave": migration.wave,
+                "wave_start": wave.start if wave else None,
+                "wave_end": wave.end if wave else None,
+                "system_code": system.code,
+                "name": system.name,
+                "department_code": system.department_code,
+                "city": system.city,
+                "environment": system.environment,
+                "criticality": system.criticality,
+                "mlps_level": system.mlps_level,
+                "readiness": migration.readiness,
+                "strategy": migration.strategy,
+                "move_group": migration.move_group,
+                "state": migration.state,
+                "vcpu": migration.sizing_vcpu,
+                "memory_gib": migration.sizing_memory_gib,
+                "storage_gib": migration.sizing_storage_gib,
+                "risk": migration.risk,
+                "explanation": migration.explanation,
+            }
+        )
+    return rows
+
+
+def plan_document(*, session: Session, plan: Plan) -> dict[str, Any]:
+    """The landing-zone export [infra] reads (schema in migrate/README.md)."""
+    waves = session.exec(
+        select(Wave).where(col(Wave.plan_id) == plan.id).order_by(col(Wave.number))
+    ).all()
+    by_wave: dict[int, list[dict[str, Any]]] = {w.number: [] for w in waves}
+    for row in plan_rows(session=session, plan=plan):
+        if row["wave"] is None:
+            continue
+        by_wave.setdefault(row["wave"], []).append(
+            {
+                "code": row["system_code"],
+                "department_code": row["department_code"],
+                "city": row["city"],
+                "environment": row["environment"],
+                "strategy": row["strategy"],
+                "target_node": plan.target_node,
+                "sizing": {
+                    "vcpu": row["vcpu"],
+                    "memory_gib": row["memory_gib"],
+                    "storage_gib": row["storage_gib"],
+                },
+                "labels": {
+                    LABEL_SYSTEM: row["system_code"],
+                    LABEL_DEPARTMENT: row["department_code"],
+                },
+            }
+        )
+    return {
+        "plan": plan.name,
+        "target_node": plan.target_node,
+        "source_nodes": plan.source_nodes,
+        "waves": [
+            {
+                "number": w.number,
+                "start": w.start.isoformat(),
+                "end": w.end.isoformat(),
+                "systems": by_wave.get(w.number, []),
+            }
+            for w in waves
+        ],
+    }
+
+
+# ---------------------------------------------------------------- import
+
+
+@dataclass
+class PlanImport:
+    """The outcome of `plan import`: the changes made, or every problem and nothing changed."""
+
+    plan: str
+    moved: list[tuple[str, int | None, int | None]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    constraints: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _plan_parameters(plan: Plan) -> tuple[Parameters, Target, date, int]:
+    params = plan.parameters or {}
+    free = params.get("free_capacity") or {}
+    return (
+        Parameters(
+            max_systems_per_wave=int(params.get("max_systems_per_wave", DEFAULT_WAVE_SIZE)),
+            strict_order=bool(params.get("strict_order", False)),
+        ),
+        Target(plan.target_node, free.get("vcpu"), free.get("memory_gib"), free.get("storage_gib")),
+        date.fromisoformat(params["start"]) if params.get("start") else plan.created_at.date(),
+        int(params.get("wave_days", DEFAULT_WAVE_DAYS)),
+    )
+
+
+def _stored_candidates(
+    *, session: Session, plan: Plan, rows: list[tuple[SystemMigration, System]]
+) -> list[Candidate]:
+    """Candidates as the plan decided them, with overrides made since then applied."""
+    assessments = current_assessments(session=session)
+    candidates = []
+    for migration, system in rows:
+        readiness, strategy = migration.readiness, migration.strategy
+        # The stored explanation of an unplaced system names the rules that kept it out.
+        rules = migration.explanation.removeprefix("not placed: ") if migration.wave is None else ""
+        row = assessments.get(system.code)
+        if row is not None and (row.override_readiness or row.override_strategy):
+            readiness, strategy = effective(row)
+            rules = f"override by {row.override_by}: {row.override_rationale}"
+        candidates.append(
+            Candidate(
+                code=system.code,
+                target=plan.target_node,
+                department_code=system.department_code,
+                city=system.city,
+                environment=system.environment,
+                criticality=system.criticality,
+                mlps_level=system.mlps_level,
+                readiness=readiness,
+                strategy=strategy,
+                sizing=Sizing(
+                    migration.sizing_vcpu, migration.sizing_memory_gib, migration.sizing_storage_gib
+                ),
+                rules=rules,
+            )
+        )
+    return candidates
+
+
+def _explain_by_hand(
+    code: str,
+    wave: int,
+    by: str,
+    candidate: Candidate,
+    members: list[str],
+    edges: list[Edge],
+    wave_of: dict[str, int],
+) -> str:
+    lines = [f"wave {wave} ({candidate.phase} wave), set by hand in plan import by {by}"]
+    others = [c for c in members if c != code]
+    if others:
+        lines.append(f"together with {', '.join(others)}")
+    deps = sorted(
+        (wave_of[e.to_system], e.to_system)
+        for e in edges
+        if e.from_system == code and e.to_system in wave_of and e.to_system not in members
+    )
+    if deps:
+        lines.append("after its dependencies " + ", ".join(f"{c} (wave {w})" for w, c in deps[:5]))
+    return "; ".join(lines)
+
+
+def import_plan(
+    *,
+    session: Session,
+    plan_name: str,
+    path: Path | str,
+    by: str,
+    now: datetime,
+    dry_run: bool = False,
+) -> PlanImport:
+    """Bring back an edited export: validate it whole, then re-explain and re-score risk.
+
+    Only the wave column is read (blank: not placed); the other columns are for reading. A
+    file with any problem changes nothing.
+    """
+    plan = get_plan(session=session, name=plan_name)
+    outcome = PlanImport(plan=plan.name, dry_run=dry_run)
+    if not by.strip():
+        outcome.problems.append(Problem(None, "", "", "--by is required: say who edited the plan"))
+        return outcome
+    sheet = read_sheet(path, aliases=IMPORT_HEADERS, required=("system_code", "wave"))
+    if sheet.problems:
+        outcome.problems = sheet.problems
+        return outcome
+    query = (
+        select(SystemMigration, System)
+        .join(System, col(System.code) == col(SystemMigration.system_code))
+        .where(col(SystemMigration.plan_id) == plan.id)
+        .order_by(col(SystemMigration.system_code))
+    )
+    rows = [(m, s) for m, s in session.exec(query) if not s.classified]
+    migrations = {m.system_code: m for m, _ in rows}
+    registered = set(session.exec(select(System.code).where(col(System.classified).is_(False))))
+    code_header, wave_header = sheet.headers["system_code"], sheet.headers["wave"]
+
+    wanted: dict[str, int | None] = {}
+    row_of: dict[str, int] = {}
+    for number, values in sheet.rows:
+        code, wave_text = values["system_code"], values["wave"]
+        if not code:
+            outcome.problems.append(Problem(number, code_header, "", "a system code is required"))
+            continue
+        if code not in registered:
+            outcome.problems.append(Problem(number, code_header, code, "unknown system"))
+            continue
+        if code not in migrations:
+            outcome.problems.append(
+                Problem(number, code_header, code, f"not a system of plan {plan.name}")
+            )
+            continue
+        if code in row_of:
+            outcome.problems.append(
+                Problem(number, code_header, code, f"listed twice (first on row {row_of[code]})")
+            )
+            continue
+        row_of[code] = number
+        if not wave_text:
+            wanted[code] = None
+            continue
+        try:
+            wave = int(float(wave_text)) if float(wave_text).is_integer() else None
+        except ValueError:
+            wave = None
+        if wave is None or wave < 1:
+            outcome.problems.append(
+                Problem(
+                    number,
+                    wave_header,
+                    wave_text,
+                    "wave must be a whole number from 1 up, or blank",
+                )
+            )
+            continue
+        wanted[code] = wave
+    missing = sorted(set(migrations) - set(row_of))
+    if missing:
+        outcome.warnings.append(
+            f"{len(missing)} system(s) of the plan are not in the file and keep their wave: "
+            + ", ".join(missing[:10])
+            + (" …" if len(missing) > 10 else "")
+        )
+    for code, wave in wanted.items():
+        migration = migrations[code]
+        if wave is None and migration.wave is not None and migration.state in STARTED:
+            outcome.problems.append(
+                Problem(
+                    row_of[code],
+                    wave_header,
+                    "",
+                    f"{code} is already {migration.state}: it cannot leave its wave",
+                )
+            )
+    # Rows with problems keep their stored wave, so the checks below still see every rule.
+
+    wave_of = {c: m.wave for c, m in migrations.items() if m.wave is not None}
+    for code, wave in wanted.items():
+        if wave is None:
+            wave_of.pop(code, None)
+        else:
+            wave_of[code] = wave
+    parameters, target, start, wave_days = _plan_parameters(plan)
+    candidates = _stored_candidates(session=session, plan=plan, rows=rows)
+    group_of = {c: m.move_group for c, m in migrations.items()}
+    edges = planner_edges(session=session)
+    checked = review(candidates, edges, [target], parameters, group_of, wave_of)
+    for error in checked.errors:
+        first_row = min((row_of.get(c, 0) for c in error.systems if c in row_of), default=0)
+        outcome.problems.append(Problem(first_row or None, wave_header, "", error.detail))
+    if outcome.problems:
+        outcome.problems.sort(key=lambda p: (p.row or 0, p.reason))
+        return outcome
+
+    used = sorted(set(wave_of.values()))
+    gaps = [n for n in range(1, max(used, default=0) + 1) if n not in used]
+    if gaps:
+        outcome.warnings.append(f"wave(s) {', '.join(map(str, gaps))} have no systems")
+    by_code = {c.code: c for c in candidates}
+    members: dict[str, list[str]] = {}
+    for code, gid in group_of.items():
+        members.setdefault(gid, []).append(code)
+    kept_reasons = [
+        Constraint(k["kind"], tuple(k["systems"]), k["detail"])
+        for k in (plan.review or {}).get("constraints", [])
+        if k["kind"] in NOT_PLACED_KINDS and not any(s in wave_of for s in k["systems"])
+    ]
+    events: list[dict[str, Any]] = []
+    updates: dict[str, dict[str, Any]] = {}
+    for code, migration in migrations.items():
+        new_wave = wave_of.get(code)
+        level, factors = checked.risk[code]
+        candidate = by_code[code]
+        update: dict[str, Any] = {
+            "readiness": candidate.readiness,
+            "strategy": candidate.strategy,
+            "risk": level,
+            "risk_factors": factors,
+            "updated_at": now,
+        }
+        if new_wave != migration.wave:
+            outcome.moved.append((code, migration.wave, new_wave))
+            update["wave"] = new_wave
+            if new_wave is None:
+                update["explanation"] = f"not placed: taken out of the plan by hand by {by}"
+                kept_reasons.append(
+                    Constraint("placed_out_by_hand", (code,), f"taken out of the plan by {by}")
+                )
+            else:
+                update["explanation"] = _explain_by_hand(
+                    code,
+                    new_wave,
+                    by,
+                    candidate,
+                    sorted(members[migration.move_group]),
+                    edges,
+                    wave_of,
+                )
+            # Placing an assessed system plans it; taking a planned one out un-plans it.
+            new_state = migration.state
+            if new_wave is not None and migration.state == "assessed":
+                new_state = "planned"
+            elif new_wave is None and migration.state == "planned":
+                new_state = "assessed"
+            if new_state != migration.state:
+                update["state"] = new_state
+                events.append(
+                    {
+                        "system_code": code,
+                        "plan_id": plan.id,
+                        "from_state": migration.state,
+                        "to_state": new_state,
+                        "by": by,
+                        "at": now,
+                        "note": f"plan import: wave {migration.wave or '-'} → {new_wave or '-'}",
+                        "evidence": None,
+                        "checks": None,
+                    }
+                )
+        updates[code] = update
+    document = _review_document(kept_reasons, checked, {})
+    outcome.constraints = document["constraints"]
+    if dry_run:
+        return outcome
+    for code, update in updates.items():
+        migration = migrations[code]
+        for name, value in update.items():
+            setattr(migration, name, value)
+        session.add(migration)
+    if events:
+        session.execute(sa.insert(MigrationEvent), events)
+    top = max(wave_of.values(), default=0)
+    existing = {w.number: w for w in session.exec(select(Wave).where(col(Wave.plan_id) == plan.id))}
+    for number, wave_row in existing.items():
+        if number > top:
+            session.delete(wave_row)
+    for number in range(1, top + 1):
+        if number not in existing:
+            first, last = wave_dates(start, wave_days, number)
+            session.add(Wave(plan_id=plan.id or 0, number=number, start=first, end=last))
+    plan.review = {
+        **(plan.review or {}),
+        **document,
+        "waves": top,
+        "placed": len(wave_of),
+        "not_placed": len(migrations) - len(wave_of),
+        "imported_by": by,
+        "imported_at": now.isoformat(),
+    }
+    plan.updated_at = now
+    session.add(plan)
+    session.flush()
+    return outcome

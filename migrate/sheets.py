@@ -1,0 +1,148 @@
+"""Reading the CSV and XLSX files people edit by hand: encodings, header names, row numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+
+class SheetError(Exception):
+    """The file cannot be read at all (missing, wrong kind, undecodable)."""
+
+
+# One problem in a file, located the way a spreadsheet user finds it.
+@dataclass(frozen=True)
+class Problem:
+    row: int | None  # as the spreadsheet numbers it (header = 1); None for the whole file
+    column: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = "file" if self.row is None else f"row {self.row}"
+        if self.column:
+            where += f", {self.column}"
+        if self.value:
+            where += f" {self.value!r}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Sheet:
+    """Data rows keyed by field name, each with its row number, plus what was wrong."""
+
+    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # field name → the header as written in the file, for messages.
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def cell_text(raw: Any) -> str:
+    """A cell as the text a person sees in it, trimmed."""
+    if raw is None:
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    if isinstance(raw, datetime):
+        return raw.date().isoformat()
+    if isinstance(raw, date):
+        return raw.isoformat()
+    text = str(raw).strip()
+    # A cell this tool escaped on export (escape_formula) comes back without the guard.
+    if text.startswith("'") and text[1:2] in ("=", "+", "-", "@"):
+        return text[1:]
+    return text
+
+
+def _decode(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # What Excel on a Chinese Windows desktop writes for plain "CSV".
+    try:
+        return payload.decode("gb18030")
+    except UnicodeDecodeError as error:
+        raise SheetError(
+            f"the file is neither UTF-8 nor GB18030 text (undecodable byte at offset "
+            f"{error.start}); save it as CSV UTF-8 or .xlsx"
+        ) from None
+
+
+def _records(path: Path) -> list[Sequence[Any]]:
+    if not path.is_file():
+        raise SheetError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            return list(csv.reader(io.StringIO(_decode(path.read_bytes()), newline="")))
+        except csv.Error as error:
+            raise SheetError(f"not a readable CSV file: {error}") from None
+    if suffix in (".xlsx", ".xlsm"):
+        from zipfile import BadZipFile
+
+        import openpyxl
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        try:
+            workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except (BadZipFile, InvalidFileException, KeyError, OSError) as error:
+            raise SheetError(f"not a readable XLSX workbook: {error}") from None
+        try:
+            sheet = workbook.worksheets[0]
+            sheet.reset_dimensions()
+            return [tuple(values) for values in sheet.iter_rows(values_only=True)]
+        finally:
+            workbook.close()
+    raise SheetError(f"cannot read {path.name}: expected a .csv or .xlsx file")
+
+
+def _header_key(header: str) -> str:
+    return header.strip().strip("*＊").strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def read_sheet(
+    path: Path | str, *, aliases: Mapping[str, Sequence[str]], required: Sequence[str]
+) -> Sheet:
+    """Rows of the first sheet, columns found by any of their names (English or Chinese).
+
+    Columns the file has but `aliases` does not name are ignored, so an export with extra
+    read-only columns can be edited and brought back as it is.
+    """
+    records = _records(Path(path))
+    lookup = {_header_key(name): key for key, names in aliases.items() for name in names}
+    sheet = Sheet()
+    numbered = [(n, r) for n, r in enumerate(records, start=1) if any(cell_text(c) for c in r)]
+    if not numbered:
+        sheet.problems.append(Problem(None, "", "", "the file is empty"))
+        return sheet
+    header_row, header = numbered[0]
+    positions: dict[str, int] = {}
+    for position, raw in enumerate(header):
+        text = cell_text(raw)
+        key = lookup.get(_header_key(text))
+        if key is None:
+            continue
+        if key in positions:
+            sheet.problems.append(Problem(header_row, text, "", f"a second column for {key}"))
+            continue
+        positions[key] = position
+        sheet.headers[key] = text
+    for key in required:
+        if key not in positions:
+            names = " / ".join(aliases[key][:2])
+            sheet.problems.append(Problem(header_row, "", "", f"missing column {names}"))
+    if sheet.problems:
+        return sheet
+    for number, record in numbered[1:]:
+        values = {
+            key: cell_text(record[position]) if position < len(record) else ""
+            for key, position in positions.items()
+        }
+        sheet.rows.append((number, values))
+    return sheet
