@@ -1,7 +1,77 @@
-"""`yiyun exporters`: (being built)."""
+"""`yiyun exporter`: serve the KPI, scan health and violations as Prometheus metrics."""
 
 from __future__ import annotations
 
+import gc
+import signal
+import sys
+import threading
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="exporters", no_args_is_help=True)
+from inventory.commands.common import err_console, fail
+
+app = typer.Typer(
+    help="Prometheus exporter for the KPI, scan health and violations.", no_args_is_help=True
+)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback unless you say so).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
+    ] = 9464,
+    refresh: Annotated[
+        float,
+        typer.Option("--refresh", min=1.0, help="Seconds between snapshot refreshes from the DB."),
+    ] = 30.0,
+) -> None:
+    """Serve /metrics until SIGTERM or Ctrl-C; a database outage shows as yiyun_exporter_up 0."""
+    import sqlalchemy as sa
+
+    from exporters.server import Exporter, serve_http
+    from inventory.db import get_engine, mask_url
+    from inventory.settings import get_settings
+    from migrate.metrics import migration_state_counts
+
+    settings = get_settings()
+    try:
+        # Building an engine does not connect: an unreachable database is the refresher's
+        # business (yiyun_exporter_up 0), only a malformed URL stops us here.
+        engine = get_engine(settings.database_url)
+    except sa.exc.ArgumentError:
+        fail(f"not a database URL: {mask_url(settings.database_url)}")
+    # The seam to `migrate` (exporters.snapshot.MigrationCounts): systems per plan, wave, state.
+    exporter = Exporter(
+        engine=engine, settings=settings, interval=refresh, migration_counts=migration_state_counts
+    )
+    try:
+        endpoint = serve_http(exporter.collector, host=host, port=port)
+    except OSError as error:
+        fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+
+    # A scrape hands the GIL back and forth a dozen times (socket, /proc reads) and waits at
+    # each for the refresher's thread: every 1 ms instead of 5 keeps p99 well under 50 ms.
+    sys.setswitchinterval(0.001)
+    # What is loaded by now lives as long as the process: no collection needs to scan it.
+    gc.freeze()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    exporter.start()
+    err_console.print(
+        f"serving {endpoint.url} from {mask_url(settings.database_url)}, "
+        f"refreshing every {refresh:g} s (SIGTERM or Ctrl-C stops)",
+        highlight=False,
+    )
+    # A bounded wait, so the signal handler gets its turn even where a bare wait would block it.
+    while not stopping.wait(1.0):
+        pass
+    err_console.print("stopping", highlight=False)
+    endpoint.close()
+    exporter.stop()
+    engine.dispose()

@@ -392,3 +392,23 @@ def test_migration_state_counts_for_the_exporter(planned: Settings, engine: sa.E
         ("p1", "none", "assessed"): 5,
         ("p1", "none", "exempted"): 1,
     }
+
+
+def test_migration_progress_reaches_the_exporter(planned: Settings, engine: sa.Engine) -> None:
+    from datetime import UTC, datetime
+
+    from exporters.snapshot import build_snapshot
+
+    invoke("migrate", "advance", "A01", "--to", "provisioning", "--by", "x")
+
+    with Session(engine) as session:
+        snapshot = build_snapshot(
+            session=session,
+            settings=planned,
+            now=datetime.now(tz=UTC),
+            migration_counts=migration_state_counts,
+        )
+
+    series = snapshot.migration_systems  # (plan, wave, state) -> systems
+    assert series[("p1", "1", "provisioning")] == 1
+    assert series[("p1", "none", "assessed")] == 5

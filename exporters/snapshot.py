@@ -1,0 +1,359 @@
+"""The exporter's snapshot: every metric series, aggregated from the ledger by GROUP BY queries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from inventory.adoption import (
+    POLICY,
+    STATUSES,
+    AdoptionResult,
+    PolicySwitches,
+    Tally,
+    compute_adoption,
+    rate,
+)
+from inventory.collectors.base import SCOPE_STATUSES
+from inventory.evidence import last_ok_scans, one_cloud_nodes, system_facts
+from inventory.models import Node, Resource, ScanRun, ScopeResult, System
+from inventory.settings import Settings
+from inventory.violations import FREEZE, UNATTRIBUTED, first_complete_scans, unattributed_counts
+
+GIB = 1024**3
+UNKNOWN_ZONE = "unknown"
+
+# Which live rows make up a node's allocation (README.md, "Allocated capacity"). IaaS rows are
+# what the node's pool handed out. Kubernetes requests count only on a node that shows no IaaS
+# rows for that dimension: elsewhere the cluster's machines are VMs and volumes counted already.
+# k8s_node rows never count — a cluster node's capacity is part of the node, not a tenant's
+# share — nor do quotas (a ceiling), cronjobs (pods come and go) or statefulsets' storage (its
+# claims are pvc rows of their own).
+IAAS_COMPUTE_KINDS = ("vm", "db_instance")
+K8S_COMPUTE_KINDS = ("deployment", "statefulset", "daemonset")
+IAAS_BLOCK_STORAGE_KINDS = ("volume", "db_instance")
+OBJECT_STORAGE_KINDS = ("bucket",)
+K8S_STORAGE_KINDS = ("pvc",)
+ALLOCATION_KINDS = tuple(
+    sorted(
+        {
+            *IAAS_COMPUTE_KINDS,
+            *K8S_COMPUTE_KINDS,
+            *IAAS_BLOCK_STORAGE_KINDS,
+            *OBJECT_STORAGE_KINDS,
+            *K8S_STORAGE_KINDS,
+        }
+    )
+)
+
+Labels = tuple[str, ...]
+
+
+class MigrationCounts(Protocol):
+    """The seam to the migrate module: {(plan, wave, state): number of systems}, read in the
+    refresh's session. The default exports no yiyun_migration_systems series."""
+
+    def __call__(self, *, session: Session) -> Mapping[tuple[str, str, str], int]: ...
+
+
+def no_migration_counts(*, session: Session) -> Mapping[tuple[str, str, str], int]:
+    return {}
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Every series the exporter serves, as label tuples → value; nothing names a system."""
+
+    taken_at: datetime
+    policy: str
+    switches: PolicySwitches
+    freshness_limit_seconds: float
+    adoption_ratio: dict[Labels, float] = field(default_factory=dict)  # scope, city, department
+    systems: dict[Labels, float] = field(default_factory=dict)  # city, department, status
+    resources: dict[Labels, float] = field(default_factory=dict)  # node, kind
+    node_capacity: dict[Labels, float] = field(default_factory=dict)  # node, resource
+    node_allocated: dict[Labels, float] = field(default_factory=dict)  # node, resource
+    scan_last_success: dict[Labels, float] = field(default_factory=dict)  # node
+    scan_scope_status: dict[Labels, float] = field(default_factory=dict)  # node, source, kind, st
+    policy_violations: dict[Labels, float] = field(default_factory=dict)  # rule, node
+    migration_systems: dict[Labels, float] = field(default_factory=dict)  # plan, wave, state
+    systems_by_network_zone: dict[Labels, float] = field(default_factory=dict)  # city, dept, zone
+
+
+def build_snapshot(
+    *,
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    migration_counts: MigrationCounts = no_migration_counts,
+) -> MetricsSnapshot:
+    """Read the ledger once and aggregate every metric; the caller owns the session."""
+    switches = PolicySwitches(
+        exempt_in_denominator=settings.exempt_in_denominator,
+        trust_declared=settings.trust_declared,
+    )
+    adoption_ratio, systems = _adoption(
+        session=session, settings=settings, switches=switches, now=now
+    )
+    nodes = list(session.exec(select(Node).order_by(col(Node.id))).all())
+    known = {n.id for n in nodes}
+    live = _live_resources(session=session)
+    return MetricsSnapshot(
+        taken_at=now,
+        policy=POLICY,
+        switches=switches,
+        freshness_limit_seconds=settings.freshness_hours * 3600.0,
+        adoption_ratio=adoption_ratio,
+        systems=systems,
+        resources={key: float(sums[0]) for key, sums in live.items()},
+        node_capacity=_capacity(nodes),
+        node_allocated=_allocated(live, nodes=nodes),
+        scan_last_success=_last_success(session=session, nodes=nodes),
+        scan_scope_status=_scope_status(session=session, known=known),
+        policy_violations=_violations(session=session, nodes=nodes, tz=settings.tz),
+        migration_systems=_migration(migration_counts(session=session)),
+        systems_by_network_zone=_network_zones(session=session),
+    )
+
+
+def _adoption(
+    *, session: Session, settings: Settings, switches: PolicySwitches, now: datetime
+) -> tuple[dict[Labels, float], dict[Labels, float]]:
+    """The KPI through inventory.adoption, the code `yiyun report adoption` runs, so the two can
+    never disagree. The facts are loaded once (reports.compute would reload them per grouping)."""
+    facts = system_facts(session=session)
+    on_cloud_nodes, today = one_cloud_nodes(session=session), settings.today(now)
+
+    def compute(by: str) -> AdoptionResult:
+        return compute_adoption(
+            facts,
+            one_cloud_nodes=on_cloud_nodes,
+            today=today,
+            switches=switches,
+            by=by,
+            province=settings.province,
+        )
+
+    by_city, by_department = compute("city"), compute("department")
+    # The register gives a department one city (registry import refuses two).
+    department_city: dict[str, str] = {}
+    for fact in facts:
+        department_city.setdefault(fact.department_code, fact.city)
+
+    ratios: dict[Labels, float] = {}
+
+    def add(labels: Labels, tally: Tally) -> None:
+        value = rate(tally.numerator(), tally.denominator(switches))
+        if value is not None:  # no denominator, no ratio: a 0 would read as "nothing moved"
+            ratios[labels] = value
+
+    add(("province", "", ""), by_city.total)
+    for group in by_city.groups:
+        add(("city", group.key, ""), group)
+    for group in by_department.groups:
+        add(("department", department_city[group.key], group.key), group)
+
+    # Every status for every department, zeros included, so the series set stays stable.
+    systems: dict[Labels, float] = {
+        (city, department, status): 0.0
+        for department, city in department_city.items()
+        for status in STATUSES
+    }
+    for fact in facts:
+        key = (fact.city, fact.department_code, by_city.statuses[fact.code])
+        systems[key] = systems.get(key, 0.0) + 1
+    return ratios, systems
+
+
+# (node, kind) → (live rows, vCPU, memory GiB, storage GiB)
+LiveSums = dict[tuple[str, str], tuple[int, float, float, float]]
+
+
+def _live_resources(*, session: Session) -> LiveSums:
+    """One pass over the live rows for yiyun_resources and yiyun_node_allocated."""
+    query = (
+        sa.select(
+            col(Resource.kind),
+            col(Resource.node_id),
+            sa.func.count(),
+            sa.func.sum(Resource.vcpu),
+            sa.func.sum(Resource.memory_gib),
+            sa.func.sum(Resource.storage_gib),
+        )
+        .where(col(Resource.deleted_at).is_(None))
+        # kind first: grouped by node_id first, SQLite walks the node_id index and fetches
+        # every row by random access, three times slower than scanning the table.
+        .group_by(col(Resource.kind), col(Resource.node_id))
+    )
+    return {
+        # SUM over rows of unknown size is NULL: nothing known, nothing added.
+        (node, kind): (int(rows), float(vcpu or 0), float(memory or 0), float(storage or 0))
+        for kind, node, rows, vcpu, memory, storage in session.connection().execute(query)
+    }
+
+
+def _capacity(nodes: list[Node]) -> dict[Labels, float]:
+    capacity: dict[Labels, float] = {}
+    for node in nodes:
+        # The node file declares GiB; Prometheus wants base units.
+        declared = {
+            "vcpu": (node.capacity_vcpu, 1),
+            "memory_bytes": (node.capacity_memory_gib, GIB),
+            "storage_bytes": (node.capacity_storage_gib, GIB),
+        }
+        for resource, (value, unit) in declared.items():
+            if value is not None:
+                capacity[(node.id, resource)] = float(value) * unit
+    return capacity
+
+
+def _allocated(live: LiveSums, *, nodes: list[Node]) -> dict[Labels, float]:
+    """The allocation rule of README.md, over the per-(node, kind) sums."""
+    by_node: dict[str, dict[str, tuple[int, float, float, float]]] = {}
+    for (node_id, kind), sums in live.items():
+        if kind in ALLOCATION_KINDS:
+            by_node.setdefault(node_id, {})[kind] = sums
+
+    def total(by_kind: dict[str, tuple[int, float, float, float]], kinds: tuple[str, ...],
+              column: int) -> float:  # fmt: skip
+        return sum(by_kind[k][column] for k in kinds if k in by_kind)
+
+    allocated: dict[Labels, float] = {}
+    for node_id in sorted({n.id for n in nodes} | set(by_node)):
+        by_kind = by_node.get(node_id, {})
+        iaas_compute = total(by_kind, IAAS_COMPUTE_KINDS, 0) > 0
+        iaas_block = total(by_kind, IAAS_BLOCK_STORAGE_KINDS, 0) > 0
+        compute = IAAS_COMPUTE_KINDS if iaas_compute else K8S_COMPUTE_KINDS
+        storage = (
+            *(IAAS_BLOCK_STORAGE_KINDS if iaas_block else K8S_STORAGE_KINDS),
+            *OBJECT_STORAGE_KINDS,
+        )
+        allocated[(node_id, "vcpu")] = total(by_kind, compute, 1)
+        allocated[(node_id, "memory_bytes")] = total(by_kind, compute, 2) * GIB
+        allocated[(node_id, "storage_bytes")] = total(by_kind, storage, 3) * GIB
+    return allocated
+
+
+def _last_success(*, session: Session, nodes: list[Node]) -> dict[Labels, float]:
+    """End of each scanned node's last complete scan; 0 (the epoch) for a node with sources that
+    never had one, so the staleness alert fires for it as `report adoption`'s stale_nodes does."""
+    latest = last_ok_scans(session=session)
+    return {
+        (n.id,): latest[n.id].timestamp() if n.id in latest else 0.0 for n in nodes if n.sources
+    }
+
+
+def _scope_status(*, session: Session, known: set[str]) -> dict[Labels, float]:
+    """Scopes per status in each node's latest finished scan run (one still running would show
+    only the scopes done so far), zeros included so alerts can compare statuses."""
+    latest = (
+        select(ScopeResult.node_id, sa.func.max(ScopeResult.run_id).label("run_id"))
+        .join(ScanRun, col(ScanRun.id) == col(ScopeResult.run_id))
+        .where(col(ScanRun.finished_at).is_not(None))
+        .group_by(col(ScopeResult.node_id))
+        .subquery()
+    )
+    query = (
+        sa.select(
+            col(ScopeResult.node_id),
+            col(ScopeResult.source),
+            col(ScopeResult.kind),
+            col(ScopeResult.status),
+            sa.func.count(),
+        )
+        .join(
+            latest,
+            sa.and_(
+                col(ScopeResult.node_id) == latest.c.node_id,
+                col(ScopeResult.run_id) == latest.c.run_id,
+            ),
+        )
+        .group_by(
+            col(ScopeResult.node_id),
+            col(ScopeResult.source),
+            col(ScopeResult.kind),
+            col(ScopeResult.status),
+        )
+    )
+    found: dict[Labels, float] = {}
+    for node, source, kind, status, count in session.connection().execute(query):
+        if node not in known:  # a node taken out of the ledger stops alerting
+            continue
+        for other in SCOPE_STATUSES:
+            found.setdefault((node, source, kind, other), 0.0)
+        found[(node, source, kind, status)] = float(count)
+    return found
+
+
+def freeze_violation_counts(*, session: Session, nodes: list[Node], tz: ZoneInfo) -> Counter[str]:
+    """node → live resources breaking the freeze rule, counted in SQL. Same rule as
+    inventory.violations.freeze_violations (which loads every row of a frozen node into Python):
+    created after the frozen_since date in the province's time zone, by the source's creation
+    time, else by first sight after the node's first complete scan."""
+    first_scan = first_complete_scans(session=session)
+    counts: Counter[str] = Counter()
+    for node in nodes:
+        if node.one_cloud or node.frozen_since is None:
+            continue
+        # "created on a later calendar day in tz" == "created at or after the next local midnight"
+        after = datetime.combine(node.frozen_since + timedelta(days=1), time(), tzinfo=tz)
+        by_source_time = col(Resource.created_at_source) >= after
+        new = by_source_time
+        baseline = first_scan.get(node.id)
+        if baseline is not None:
+            new = sa.or_(
+                by_source_time,
+                sa.and_(
+                    col(Resource.created_at_source).is_(None),
+                    col(Resource.first_seen_at) > baseline,
+                    col(Resource.first_seen_at) >= after,
+                ),
+            )
+        query = select(sa.func.count()).where(
+            col(Resource.node_id) == node.id, col(Resource.deleted_at).is_(None), new
+        )
+        counts[node.id] = session.exec(query).one()
+    return counts
+
+
+def _violations(*, session: Session, nodes: list[Node], tz: ZoneInfo) -> dict[Labels, float]:
+    """(rule, node) → count, with zeros: the freeze rule on every frozen non-one_cloud node, the
+    unattributed rule on every node, so "more than an hour ago" has a series to compare with."""
+    found: dict[Labels, float] = {}
+    for node_id, count in freeze_violation_counts(session=session, nodes=nodes, tz=tz).items():
+        found[(FREEZE, node_id)] = float(count)
+    for node in nodes:
+        found[(UNATTRIBUTED, node.id)] = 0.0
+    for (node_id, _kind), count in unattributed_counts(session=session).items():
+        found[(UNATTRIBUTED, node_id)] = found.get((UNATTRIBUTED, node_id), 0.0) + count
+    return found
+
+
+def _migration(counts: Mapping[tuple[str, str, str], int]) -> dict[Labels, float]:
+    found: dict[Labels, float] = {}
+    for key, count in counts.items():
+        plan, wave, state = key  # fail loudly on a wrong shape: the seam's contract
+        found[(str(plan), str(wave), str(state))] = float(count)
+    return found
+
+
+def _network_zones(*, session: Session) -> dict[Labels, float]:
+    """Registered systems that are not retired, per zone (一张网); classified ones are counted."""
+    query = (
+        select(System.city, System.department_code, System.network_zone, sa.func.count())
+        .where(col(System.lifecycle) != "retired")
+        .group_by(col(System.city), col(System.department_code), col(System.network_zone))
+    )
+    found: dict[Labels, float] = {}
+    for city, department, zone, count in session.exec(query):
+        # NULL and "" both mean the register did not say; they merge into one series.
+        key = (city, department, zone or UNKNOWN_ZONE)
+        found[key] = found.get(key, 0.0) + count
+    return found
