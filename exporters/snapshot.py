@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from inventory.collectors.base import SCOPE_STATUSES
 from inventory.evidence import last_ok_scans, one_cloud_nodes, system_facts
 from inventory.models import Node, Resource, ScanRun, ScopeResult, System
 from inventory.settings import Settings
-from inventory.violations import FREEZE, UNATTRIBUTED, first_complete_scans, unattributed_counts
+from inventory.violations import FREEZE, UNATTRIBUTED, freeze_counts, unattributed_counts
 
 GIB = 1024**3
 UNKNOWN_ZONE = "unknown"
@@ -293,34 +293,8 @@ def _scope_status(*, session: Session, known: set[str]) -> dict[Labels, float]:
 
 
 def freeze_violation_counts(*, session: Session, nodes: list[Node], tz: ZoneInfo) -> Counter[str]:
-    """node → live resources breaking the freeze rule, counted in SQL. Same rule as
-    inventory.violations.freeze_violations (which loads every row of a frozen node into Python):
-    created after the frozen_since date in the province's time zone, by the source's creation
-    time, else by first sight after the node's first complete scan."""
-    first_scan = first_complete_scans(session=session)
-    counts: Counter[str] = Counter()
-    for node in nodes:
-        if node.one_cloud or node.frozen_since is None:
-            continue
-        # "created on a later calendar day in tz" == "created at or after the next local midnight"
-        after = datetime.combine(node.frozen_since + timedelta(days=1), time(), tzinfo=tz)
-        by_source_time = col(Resource.created_at_source) >= after
-        new = by_source_time
-        baseline = first_scan.get(node.id)
-        if baseline is not None:
-            new = sa.or_(
-                by_source_time,
-                sa.and_(
-                    col(Resource.created_at_source).is_(None),
-                    col(Resource.first_seen_at) > baseline,
-                    col(Resource.first_seen_at) >= after,
-                ),
-            )
-        query = select(sa.func.count()).where(
-            col(Resource.node_id) == node.id, col(Resource.deleted_at).is_(None), new
-        )
-        counts[node.id] = session.exec(query).one()
-    return counts
+    """node → live resources breaking the freeze rule (inventory.violations, counted in SQL)."""
+    return freeze_counts(session=session, tz=tz)
 
 
 def _violations(*, session: Session, nodes: list[Node], tz: ZoneInfo) -> dict[Labels, float]:

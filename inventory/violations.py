@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -50,49 +50,76 @@ def first_complete_scans(*, session: Session) -> dict[str, datetime]:
     return {node: finished for node, finished in session.exec(query) if finished is not None}
 
 
+def frozen_nodes(*, session: Session) -> list[Node]:
+    """Nodes off the unified cloud that carry a freeze date."""
+    query = select(Node).where(col(Node.one_cloud).is_(False), col(Node.frozen_since).is_not(None))
+    return list(session.exec(query.order_by(col(Node.id))))
+
+
+def freeze_clause(node: Node, baseline: datetime | None, tz: ZoneInfo) -> sa.ColumnElement[bool]:
+    """SQL for "created on a later calendar day (in tz) than the node's freeze date": by the
+    source's creation time, else by first sight after the node's first complete scan."""
+    assert node.frozen_since is not None
+    # A later local calendar day == at or after the next local midnight.
+    after = datetime.combine(node.frozen_since + timedelta(days=1), time(), tzinfo=tz)
+    by_source_time = col(Resource.created_at_source) >= after
+    if baseline is None:
+        return by_source_time
+    return sa.or_(
+        by_source_time,
+        sa.and_(
+            col(Resource.created_at_source).is_(None),
+            col(Resource.first_seen_at) > baseline,
+            col(Resource.first_seen_at) >= after,
+        ),
+    )
+
+
 def freeze_violations(*, session: Session, tz: ZoneInfo) -> list[Violation]:
     """Live resources on frozen non-one_cloud nodes created after the freeze date."""
-    frozen = {
-        n.id: n
-        for n in session.exec(
-            select(Node).where(col(Node.one_cloud).is_(False), col(Node.frozen_since).is_not(None))
-        )
-    }
-    if not frozen:
-        return []
     first_scan = first_complete_scans(session=session)
-    query = (
-        select(Resource)
-        .where(col(Resource.node_id).in_(list(frozen)), col(Resource.deleted_at).is_(None))
-        .order_by(col(Resource.node_id), col(Resource.kind), col(Resource.native_id))
-    )
     found: list[Violation] = []
-    for resource in session.exec(query):
-        node = frozen[resource.node_id]
-        assert node.frozen_since is not None
-        if resource.created_at_source is not None:
-            created, basis = resource.created_at_source, "source creation time"
-        else:
-            # No creation time from the API: only what appeared after the first complete
-            # scan is known to be new.
-            baseline = first_scan.get(resource.node_id)
-            if baseline is None or resource.first_seen_at <= baseline:
-                continue
-            created, basis = resource.first_seen_at, "first seen after the first complete scan"
-        if created.astimezone(tz).date() > node.frozen_since:
+    for node in frozen_nodes(session=session):
+        query = (
+            select(Resource)
+            .where(
+                col(Resource.node_id) == node.id,
+                col(Resource.deleted_at).is_(None),
+                freeze_clause(node, first_scan.get(node.id), tz),
+            )
+            .order_by(col(Resource.kind), col(Resource.native_id))
+        )
+        for resource in session.exec(query):
+            by_source = resource.created_at_source is not None
             found.append(
                 Violation(
                     rule=FREEZE,
-                    node_id=resource.node_id,
+                    node_id=node.id,
                     kind=resource.kind,
                     native_id=resource.native_id,
                     name=resource.name,
-                    created=created,
-                    basis=basis,
+                    created=resource.created_at_source if by_source else resource.first_seen_at,
+                    basis="source creation time"
+                    if by_source
+                    else "first seen after the first complete scan",
                     frozen_since=node.frozen_since,
                 )
             )
     return found
+
+
+def freeze_counts(*, session: Session, tz: ZoneInfo) -> Counter[str]:
+    """node → freeze-rule violations, counted in SQL (the exporter's path at province scale)."""
+    first_scan = first_complete_scans(session=session)
+    counts: Counter[str] = Counter()
+    for node in frozen_nodes(session=session):
+        query = select(sa.func.count()).where(
+            col(Resource.node_id) == node.id,
+            col(Resource.deleted_at).is_(None),
+            freeze_clause(node, first_scan.get(node.id), tz),
+        )
+        counts[node.id] = session.exec(query).one()
+    return counts
 
 
 def unattributed_counts(*, session: Session) -> Counter[tuple[str, str]]:
@@ -126,8 +153,9 @@ def unattributed_resources(*, session: Session, limit: int = 1000) -> list[Resou
 def violation_counts(*, session: Session, tz: ZoneInfo) -> Counter[tuple[str, str]]:
     """(rule, node) → number of violations, for the exporter."""
     counts: Counter[tuple[str, str]] = Counter()
-    for violation in freeze_violations(session=session, tz=tz):
-        counts[(FREEZE, violation.node_id)] += 1
+    for node_id, count in freeze_counts(session=session, tz=tz).items():
+        if count:
+            counts[(FREEZE, node_id)] += count
     for (node, _kind), count in unattributed_counts(session=session).items():
         counts[(UNATTRIBUTED, node)] += count
     return counts
