@@ -195,6 +195,7 @@ class Scanner:
         started, clock = utcnow(), time.monotonic()
         outcome = ScopeOutcome(scope.node_id, scope.source, scope.kind, scope.scope, status=OK)
         seen: set[str] = set()
+        terminal: set[str] = set()
         buffer: list[ResourceRow] = []
         try:
             for page in scope.pages(scope.stats):
@@ -202,11 +203,15 @@ class Scanner:
                     # The scope that listed a row owns it: only its complete listing may sweep it.
                     row.scope = scope.scope
                     seen.add(row.native_id)
+                    if row.terminal:
+                        terminal.add(row.native_id)
                 buffer.extend(page)
                 outcome.items += len(page)
                 if len(buffer) >= self.batch_size:
                     self._flush(run_id, scope, buffer, outcome.counts)
             self._flush(run_id, scope, buffer, outcome.counts)
+            # The sweep commits with the `ok` result that licenses it: a scan killed between
+            # two commits would leave tombstones that no recorded complete listing explains.
             with self.writer.transaction() as session:
                 outcome.counts.deleted += sweep_scope(
                     session=session,
@@ -217,7 +222,11 @@ class Scanner:
                     seen=seen,
                     run_id=run_id,
                     now=utcnow(),
+                    # Terminal rows are tombstoned, not live (counting one too few is safe).
+                    live_seen=len(seen) - len(terminal),
                 )
+                outcome.duration_seconds = time.monotonic() - clock
+                session.add(self._result(run_id, outcome, started=started, scope=scope))
         except ScopeFailed as error:
             # Keep what the listing returned before it broke (it is true), sweep nothing.
             self._flush_quietly(run_id, scope, buffer, outcome)
@@ -229,6 +238,9 @@ class Scanner:
             outcome.status, outcome.error_code, outcome.error_message = _classify_crash(
                 error, outcome.items
             )
+        else:
+            self.on_scope_done(outcome)
+            return outcome
         outcome.duration_seconds = time.monotonic() - clock
         self._record(run_id, outcome, started=started, scope=scope)
         self.on_scope_done(outcome)
@@ -245,24 +257,27 @@ class Scanner:
     def _record(
         self, run_id: int, outcome: ScopeOutcome, *, started: datetime, scope: Scope | None = None
     ) -> None:
-        stats = scope.stats if scope else None
         with self.writer.transaction() as session:
-            session.add(
-                ScopeResult(
-                    run_id=run_id,
-                    node_id=outcome.node_id,
-                    source=outcome.source,
-                    kind=outcome.kind,
-                    scope=outcome.scope,
-                    status=outcome.status,
-                    items=outcome.items,
-                    pages=stats.pages if stats else 0,
-                    api_calls=stats.api_calls if stats else 0,
-                    retries=stats.retries if stats else 0,
-                    duration_seconds=outcome.duration_seconds,
-                    error_code=outcome.error_code,
-                    error_message=outcome.error_message,
-                    started_at=started,
-                    finished_at=utcnow(),
-                )
-            )
+            session.add(self._result(run_id, outcome, started=started, scope=scope))
+
+    def _result(
+        self, run_id: int, outcome: ScopeOutcome, *, started: datetime, scope: Scope | None = None
+    ) -> ScopeResult:
+        stats = scope.stats if scope else None
+        return ScopeResult(
+            run_id=run_id,
+            node_id=outcome.node_id,
+            source=outcome.source,
+            kind=outcome.kind,
+            scope=outcome.scope,
+            status=outcome.status,
+            items=outcome.items,
+            pages=stats.pages if stats else 0,
+            api_calls=stats.api_calls if stats else 0,
+            retries=stats.retries if stats else 0,
+            duration_seconds=outcome.duration_seconds,
+            error_code=outcome.error_code,
+            error_message=outcome.error_message,
+            started_at=started,
+            finished_at=utcnow(),
+        )

@@ -43,6 +43,7 @@ class ResourceRow:
     def content_hash(self) -> str:
         """A digest of everything the ledger tracks about the row, to detect changes cheaply."""
         payload = [
+            self.scope,
             self.name,
             self.namespace,
             self.region,

@@ -246,3 +246,23 @@ def test_concurrent_scopes_each_commit_their_own_writes(engine: sa.Engine) -> No
 
     assert summary.ok
     assert len(live_ids(engine)) == 8 * 4 * 3
+
+
+def test_a_row_that_moves_scope_stays_live_and_the_old_scope_sweeps_the_rest(
+    engine: sa.Engine,
+) -> None:
+    def scope(region: str, *rows: ResourceRow) -> Scope:
+        return Scope(
+            node_id="edu-dc", source="aws", kind="vm", scope=region, pages=listing(list(rows))
+        )
+
+    Scanner(engine, planner=lambda n: ([scope("r1", vm("i-1"), vm("i-2")), scope("r2")], [])).run(
+        [NODE]
+    )
+    Scanner(engine, planner=lambda n: ([scope("r1"), scope("r2", vm("i-1"))], [])).run([NODE])
+
+    with Session(engine) as session:
+        rows = set(
+            session.exec(select(Resource.native_id, Resource.scope, Resource.deleted_at.is_(None)))
+        )  # type: ignore[union-attr]
+    assert rows == {("i-1", "r2", True), ("i-2", "r1", False)}
