@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     trust_declared: bool = False
     freshness_hours: float = 24.0
     system_tag: str = "yiyun.io/system"
+    # Language of reports and human output (zh or en); unset follows the locale.
+    lang: str | None = None
 
     @property
     def tz(self) -> ZoneInfo:

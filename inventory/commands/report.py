@@ -1,10 +1,11 @@
-"""`yiyun report`: the adoption KPI and its history (violations come with the collectors)."""
+"""`yiyun report`: the adoption KPI and its history, violations, and the manager reports."""
 
 from __future__ import annotations
 
 import csv
 import io
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +18,10 @@ from inventory.commands.common import open_ledger
 from inventory.output import Format, dumps, escape_formula, render_rows
 from inventory.settings import get_settings
 
-app = typer.Typer(help="Reports: adoption KPI, history, violations.", no_args_is_help=True)
+app = typer.Typer(
+    help="Reports: adoption KPI, history, violations; HTML, Excel and department scorecards.",
+    no_args_is_help=True,
+)
 
 
 class GroupBy(StrEnum):
@@ -321,3 +325,185 @@ def scans(
         fmt,
         title=f"scan run {chosen.id}: {chosen.status}, started {chosen.started_at:%F %T}Z",
     )
+
+
+# --- manager reports: HTML, Excel, department scorecard ------------------------------------
+
+
+class Lang(StrEnum):
+    zh = "zh"
+    en = "en"
+
+
+class ScorecardFormat(StrEnum):
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+LangOption = Annotated[
+    Lang | None,
+    typer.Option("--lang", help="Language of the report (default: YIYUN_LANG, else the locale)."),
+]
+ExemptOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--exempt-in-denominator/--no-exempt-in-denominator",
+        help="Count exempt systems in the denominator (default from settings: on).",
+    ),
+]
+TrustOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--trust-declared/--no-trust-declared",
+        help="Let a declared one_cloud node stand in for missing evidence (default: off).",
+    ),
+]
+
+
+def _report_lang(option: Lang | None) -> str:
+    from inventory.commands.common import fail
+    from inventory.reporting.i18n import UnknownLanguage, resolve_lang
+
+    try:
+        return resolve_lang(option.value if option else None, get_settings().lang)
+    except UnknownLanguage as error:
+        fail(f"{error} (YIYUN_LANG)")
+
+
+def _gather_report(exempt_in_denominator: bool | None, trust_declared: bool | None) -> Any:
+    from inventory.reporting.content import gather_report
+    from inventory.reports import switches_from
+
+    settings = get_settings()
+    switches = switches_from(
+        settings, exempt_in_denominator=exempt_in_denominator, trust_declared=trust_declared
+    )
+    with Session(open_ledger(), expire_on_commit=False) as session:
+        return gather_report(session=session, settings=settings, switches=switches)
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    """Write next to the target and rename, so a failed run never leaves half a report."""
+    import os
+    import tempfile
+
+    from inventory.commands.common import fail
+
+    path = path.expanduser()
+    if not path.parent.exists():
+        fail(f"folder {path.parent} does not exist")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _default_output(suffix: str) -> Path:
+    return Path(f"yiyun-report-{get_settings().today().isoformat()}.{suffix}")
+
+
+def _announce(path: Path, lang: str) -> None:
+    from inventory.reporting.i18n import text
+
+    Console(stderr=True).print(text("written", lang, path=path), highlight=False)
+
+
+@app.command("html")
+def html_report(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="File to write (default: yiyun-report-DATE.html; - for stdout)."
+        ),
+    ] = None,
+    lang: LangOption = None,
+    exempt_in_denominator: ExemptOption = None,
+    trust_declared: TrustOption = None,
+) -> None:
+    """One self-contained HTML file for managers: KPI, trend, charts, lists (no network needed)."""
+    from inventory.reporting.html import render_html
+
+    language = _report_lang(lang)
+    page = render_html(_gather_report(exempt_in_denominator, trust_declared), language)
+    if output is not None and str(output) == "-":
+        print(page, end="")
+        return
+    target = output or _default_output("html")
+    _write_atomically(target, page.encode("utf-8"))
+    _announce(target, language)
+
+
+@app.command("xlsx")
+def xlsx_report(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default: yiyun-report-DATE.xlsx)."),
+    ] = None,
+    lang: LangOption = None,
+    exempt_in_denominator: ExemptOption = None,
+    trust_declared: TrustOption = None,
+) -> None:
+    """The report as an Excel workbook, one sheet per view (summary, cities, departments, …).
+
+    Sheets: summary, by city, by department, systems, violations, migration progress,
+    one network (一张网), scan freshness and trend.
+    """
+    from inventory.reporting.xlsx import build_workbook
+
+    language = _report_lang(lang)
+    buffer = io.BytesIO()
+    build_workbook(_gather_report(exempt_in_denominator, trust_declared), language).save(buffer)
+    target = output or _default_output("xlsx")
+    _write_atomically(target, buffer.getvalue())
+    _announce(target, language)
+
+
+@app.command("scorecard")
+def scorecard(
+    department: Annotated[
+        str, typer.Option("--department", help="Department code, as in the register.")
+    ],
+    fmt: Annotated[
+        ScorecardFormat, typer.Option("--format", help="md, html or json.")
+    ] = ScorecardFormat.md,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    lang: LangOption = None,
+    exempt_in_denominator: ExemptOption = None,
+    trust_declared: TrustOption = None,
+) -> None:
+    """One department's page: its rate, systems, plan and wave, blockers and next steps."""
+    from inventory.commands.common import fail
+    from inventory.reporting.i18n import text
+    from inventory.reporting.scorecard import (
+        UnknownDepartment,
+        department_scorecard,
+        scorecard_html,
+        scorecard_json,
+        scorecard_markdown,
+    )
+
+    language = _report_lang(lang)
+    content = _gather_report(exempt_in_denominator, trust_declared)
+    try:
+        card = department_scorecard(content, department, language)
+    except UnknownDepartment as error:
+        hint = f"; did you mean {', '.join(error.suggestions)}?" if error.suggestions else ""
+        fail(f"{text('unknown_department', language, code=department)}{hint}")
+    if fmt is ScorecardFormat.json:
+        page = dumps(scorecard_json(card, content)) + "\n"
+    elif fmt is ScorecardFormat.html:
+        page = scorecard_html(card, content, language)
+    else:
+        page = scorecard_markdown(card, content, language)
+    if output is None or str(output) == "-":
+        print(page, end="")
+        return
+    _write_atomically(output, page.encode("utf-8"))
+    _announce(output, language)

@@ -1,0 +1,425 @@
+"""What the manager reports show, gathered once from the ledger; rendering happens elsewhere."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from inventory.adoption import (
+    CLASSIFIED_EXCLUDED,
+    EXEMPT,
+    NO_EVIDENCE,
+    OFF_CLOUD,
+    PARTIAL,
+    POLICY,
+    AdoptionResult,
+    PolicySwitches,
+    compute_adoption,
+)
+from inventory.evidence import last_ok_scans, one_cloud_nodes, stale_nodes, system_facts
+from inventory.models import AdoptionSnapshot, Department, Node, Resource, System
+from inventory.reports import as_contract
+from inventory.settings import Settings
+from inventory.violations import freeze_violations, unattributed_counts
+
+# Statuses of systems that count in the KPI but are not (wholly) on the unified cloud.
+PENDING_STATUSES = (PARTIAL, OFF_CLOUD, NO_EVIDENCE, EXEMPT)
+PRIVATE_NETWORK = "private_network"
+UNKNOWN_ZONE = "unknown"  # the exporter's word for a zone the register left empty
+# Assessment outcomes that stand between a system and the cloud (migrate/rules.py).
+BLOCKING_OUTCOMES = ("blocked", "needs_work")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A system's place in its latest migration plan."""
+
+    plan: str
+    wave: int | None
+    wave_start: date | None
+    wave_end: date | None
+    state: str
+
+
+@dataclass(frozen=True)
+class SystemLine:
+    """One non-classified system as the reports list it."""
+
+    code: str
+    name: str
+    department_code: str
+    city: str
+    status: str
+    network_zone: str | None
+    mlps_level: int
+    lifecycle: str
+    exemption_valid_until: date | None
+    placement: Placement | None
+    readiness: str | None
+    blockers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodeFreshness:
+    """When a node last listed completely, and whether that is too long ago."""
+
+    id: str
+    name: str
+    level: str
+    one_cloud: bool
+    city: str | None
+    has_sources: bool
+    last_complete_scan: datetime | None
+    stale: bool
+
+    @property
+    def freshness(self) -> str:
+        """no_sources, never, stale or ok: the wording key suffix `fresh_…`."""
+        if not self.has_sources:
+            return "no_sources"
+        if self.last_complete_scan is None:
+            return "never"
+        return "stale" if self.stale else "ok"
+
+    def age_hours(self, now: datetime) -> float | None:
+        if self.last_complete_scan is None:
+            return None
+        return (now - self.last_complete_scan).total_seconds() / 3600
+
+
+@dataclass(frozen=True)
+class ViolationLine:
+    """A freeze-rule violation; `name` is None when the resource belongs to a classified system."""
+
+    node_id: str
+    kind: str
+    native_id: str | None
+    name: str | None
+    created: datetime | None
+    frozen_since: date | None
+    basis: str
+    redacted: bool
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    as_of: datetime
+    numerator: int
+    denominator: int
+    rate: float | None
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class WaveProgress:
+    """Systems of one wave of one plan, counted by migration state."""
+
+    plan: str
+    wave: int | None
+    start: date | None
+    end: date | None
+    states: dict[str, int]
+
+    @property
+    def systems(self) -> int:
+        return sum(self.states.values())
+
+
+@dataclass
+class ReportContent:
+    """Every figure and list of the HTML/XLSX reports and the scorecards."""
+
+    as_of: datetime
+    today: date
+    timezone: str
+    province: str
+    system_tag: str
+    switches: PolicySwitches
+    # The JSON contract of `report adoption`, overall and by city and department.
+    province_report: dict[str, Any]
+    city_report: dict[str, Any]
+    department_report: dict[str, Any]
+    department_names: dict[str, str]
+    systems: list[SystemLine]  # never a classified one
+    classified_count: int
+    violations: list[ViolationLine]
+    unattributed: list[tuple[str, str, int]]  # (node, kind, count)
+    nodes: list[NodeFreshness]
+    trend: list[TrendPoint]
+    trend_omitted: int
+    # department → zone → systems not retired (classified ones counted, as the exporter does)
+    zones: dict[str, Counter[str]]
+    migration_ledger: bool
+    waves: list[WaveProgress] = field(default_factory=list)
+
+    @property
+    def policy(self) -> str:
+        return str(self.province_report["policy"])
+
+    @property
+    def stale_nodes(self) -> list[str]:
+        return list(self.province_report["stale_nodes"])
+
+    def department_label(self, code: str) -> str:
+        name = self.department_names.get(code)
+        return f"{name}（{code}）" if name and name != code else code
+
+    def pending_by_department(self) -> list[tuple[str, list[SystemLine]]]:
+        """Systems not yet on the cloud per department, the department with most first."""
+        grouped: dict[str, list[SystemLine]] = defaultdict(list)
+        for line in self.systems:
+            if line.status in PENDING_STATUSES:
+                grouped[line.department_code].append(line)
+        return sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0]))
+
+    def private_network_by_department(self) -> list[tuple[str, int, int]]:
+        """(department, systems on 业务专网, all its systems) for departments with any."""
+        rows = [
+            (code, zones[PRIVATE_NETWORK], sum(zones.values()))
+            for code, zones in self.zones.items()
+            if zones[PRIVATE_NETWORK]
+        ]
+        return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+
+def _contract(
+    facts: list[Any],
+    *,
+    nodes: frozenset[str],
+    settings: Settings,
+    switches: PolicySwitches,
+    by: str | None,
+    now: datetime,
+    stale: list[str],
+) -> tuple[AdoptionResult, dict[str, Any]]:
+    # The same pure KPI code and contract as `report adoption`, over facts read once.
+    result = compute_adoption(
+        facts,
+        one_cloud_nodes=nodes,
+        today=settings.today(now),
+        switches=switches,
+        by=by,
+        province=settings.province,
+    )
+    return result, as_contract(result, as_of=now, by=by, stale=stale)
+
+
+def _has_tables(session: Session, *names: str) -> bool:
+    inspector = sa.inspect(session.connection())
+    return all(inspector.has_table(name) for name in names)
+
+
+def _migration_ledger(
+    session: Session,
+) -> tuple[bool, dict[str, Placement], list[WaveProgress], dict[str, tuple[str, tuple[str, ...]]]]:
+    """Placements, wave progress and assessments, read-only; (False, …) without the tables."""
+    try:
+        from migrate.models import Assessment, Plan, SystemMigration, Wave
+    except ImportError:
+        return False, {}, [], {}
+    tables = (str(Plan.__tablename__), str(Wave.__tablename__), str(SystemMigration.__tablename__))
+    if not _has_tables(session, *tables):
+        return False, {}, [], {}
+    waves: dict[tuple[int | None, int | None], tuple[date | None, date | None]] = {
+        (w.plan_id, w.number): (w.start, w.end) for w in session.exec(select(Wave))
+    }
+    query = (
+        sa.select(
+            col(Plan.id),
+            col(Plan.name),
+            col(SystemMigration.system_code),
+            col(SystemMigration.wave),
+            col(SystemMigration.state),
+        )
+        .join(SystemMigration, col(SystemMigration.plan_id) == col(Plan.id))
+        .order_by(col(Plan.id), col(SystemMigration.system_code))
+    )
+    placements: dict[str, Placement] = {}
+    progress: dict[tuple[str, int | None], Counter[str]] = defaultdict(Counter)
+    wave_dates: dict[tuple[str, int | None], tuple[date | None, date | None]] = {}
+    for plan_id, plan_name, code, wave, state in session.connection().execute(query):
+        start, end = waves.get((plan_id, wave), (None, None))
+        # Plans come in id order, so a system in several plans ends up with its latest one.
+        placements[code] = Placement(plan_name, wave, start, end, state)
+        progress[(plan_name, wave)][state] += 1
+        wave_dates[(plan_name, wave)] = (start, end)
+    wave_rows = [
+        WaveProgress(plan, wave, *wave_dates[(plan, wave)], states=dict(counts))
+        for (plan, wave), counts in sorted(
+            progress.items(), key=lambda item: (item[0][0], item[0][1] is None, item[0][1] or 0)
+        )
+    ]
+    assessments: dict[str, tuple[str, tuple[str, ...]]] = {}
+    if _has_tables(session, str(Assessment.__tablename__)):
+        current = select(Assessment).where(col(Assessment.superseded_at).is_(None))
+        for row in session.exec(current):
+            blockers = tuple(
+                f"{rule['id']}: {rule['reason']}"
+                for rule in row.rules or []
+                if rule.get("outcome") in BLOCKING_OUTCOMES
+            )
+            assessments[row.system_code] = (row.override_readiness or row.readiness, blockers)
+    return True, placements, wave_rows, assessments
+
+
+def _trend(
+    session: Session, switches: PolicySwitches, current: TrendPoint
+) -> tuple[list[TrendPoint], int]:
+    """Snapshots under this policy and these switches, oldest first, then today's figure."""
+    # Only the headline columns: a snapshot's code lists are large at province scale.
+    query = sa.select(
+        col(AdoptionSnapshot.as_of),
+        col(AdoptionSnapshot.policy),
+        col(AdoptionSnapshot.switches),
+        col(AdoptionSnapshot.numerator),
+        col(AdoptionSnapshot.denominator),
+        col(AdoptionSnapshot.rate),
+    ).order_by(col(AdoptionSnapshot.as_of))
+    points: list[TrendPoint] = []
+    omitted = 0
+    wanted = switches.as_dict()
+    rows = session.connection().execute(query)
+    for as_of, policy, stored_switches, numerator, denominator, rate in rows:
+        # A point under other rules would make the line jump for no real reason.
+        if policy != POLICY or (stored_switches or {}) != wanted:
+            omitted += 1
+            continue
+        points.append(TrendPoint(as_of, numerator, denominator, rate))
+    return [*points, current], omitted
+
+
+def _violations(session: Session, settings: Settings, classified: set[str]) -> list[ViolationLine]:
+    found = freeze_violations(session=session, tz=settings.tz)
+    secret: set[tuple[str, str, str]] = set()
+    if found and classified:
+        query = select(Resource.node_id, Resource.kind, Resource.native_id).where(
+            col(Resource.system_code).in_(sorted(classified))
+        )
+        secret = {(node, kind, native) for node, kind, native in session.exec(query)}
+    lines = []
+    for v in found:
+        # A classified system's resource still counts as a violation, but nothing names it.
+        redacted = (v.node_id, v.kind, v.native_id) in secret
+        lines.append(
+            ViolationLine(
+                node_id=v.node_id,
+                kind=v.kind,
+                native_id=None if redacted else v.native_id,
+                name=None if redacted else v.name,
+                created=v.created,
+                frozen_since=v.frozen_since,
+                basis=v.basis,
+                redacted=redacted,
+            )
+        )
+    return lines
+
+
+def _freshness(session: Session, stale: list[str]) -> list[NodeFreshness]:
+    latest = last_ok_scans(session=session)
+    stale_set = set(stale)
+    return [
+        NodeFreshness(
+            id=n.id,
+            name=n.name,
+            level=n.level,
+            one_cloud=n.one_cloud,
+            city=n.city,
+            has_sources=bool(n.sources),
+            last_complete_scan=latest.get(n.id),
+            stale=n.id in stale_set,
+        )
+        for n in session.exec(select(Node).order_by(col(Node.id)))
+    ]
+
+
+def _zones(session: Session) -> dict[str, Counter[str]]:
+    query = (
+        select(System.department_code, System.network_zone, sa.func.count())
+        .where(col(System.lifecycle) != "retired")
+        .group_by(col(System.department_code), col(System.network_zone))
+    )
+    zones: dict[str, Counter[str]] = defaultdict(Counter)
+    for department, zone, count in session.exec(query):
+        zones[department][zone or UNKNOWN_ZONE] += count
+    return dict(zones)
+
+
+def gather_report(
+    *,
+    session: Session,
+    settings: Settings,
+    switches: PolicySwitches,
+    now: datetime | None = None,
+) -> ReportContent:
+    """Read the ledger once for every report: KPI, breakdowns, lists, freshness, trend."""
+    now = now or datetime.now(tz=UTC)
+    facts = system_facts(session=session)
+    nodes = one_cloud_nodes(session=session)
+    stale = stale_nodes(
+        session=session, now=now, freshness=timedelta(hours=settings.freshness_hours)
+    )
+    common: dict[str, Any] = dict(
+        nodes=nodes, settings=settings, switches=switches, now=now, stale=stale
+    )
+    result, province_report = _contract(facts, by=None, **common)
+    _, city_report = _contract(facts, by="city", **common)
+    _, department_report = _contract(facts, by="department", **common)
+
+    ledger, placements, waves, assessments = _migration_ledger(session)
+    systems: list[SystemLine] = []
+    classified: set[str] = set()
+    for s in session.exec(select(System).order_by(col(System.code))):
+        status = result.statuses[s.code]
+        if status == CLASSIFIED_EXCLUDED:
+            classified.add(s.code)
+            continue
+        readiness, blockers = assessments.get(s.code, (None, ()))
+        systems.append(
+            SystemLine(
+                code=s.code,
+                name=s.name,
+                department_code=s.department_code,
+                city=s.city,
+                status=status,
+                network_zone=s.network_zone,
+                mlps_level=s.mlps_level,
+                lifecycle=s.lifecycle,
+                exemption_valid_until=s.exemption_valid_until,
+                placement=placements.get(s.code),
+                readiness=readiness,
+                blockers=blockers,
+            )
+        )
+    names = {code: name for code, name in session.exec(select(Department.code, Department.name))}
+    current = TrendPoint(now, result.numerator, result.denominator, result.rate, current=True)
+    trend, omitted = _trend(session, switches, current)
+    return ReportContent(
+        as_of=now,
+        today=settings.today(now),
+        timezone=settings.timezone,
+        province=settings.province,
+        system_tag=settings.system_tag,
+        switches=switches,
+        province_report=province_report,
+        city_report=city_report,
+        department_report=department_report,
+        department_names=names,
+        systems=systems,
+        classified_count=len(classified),
+        violations=_violations(session, settings, classified),
+        unattributed=[
+            (n, k, c) for (n, k), c in sorted(unattributed_counts(session=session).items())
+        ],
+        nodes=_freshness(session, stale),
+        trend=trend,
+        trend_omitted=omitted,
+        zones=_zones(session),
+        migration_ledger=ledger,
+        waves=waves,
+    )
