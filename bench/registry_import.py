@@ -16,27 +16,9 @@ import sqlalchemy as sa
 
 from inventory.db import make_engine, normalize_url, session_scope, upgrade
 from inventory.registry import CITIES, PROVINCIAL, ImportReport, import_register
+from inventory.sim.estate import REGISTER_HEADERS
 
-HEADER = [
-    "系统编码",
-    "系统名称",
-    "部门编码",
-    "主管部门",
-    "地市",
-    "是否涉密",
-    "等保级别",
-    "网络区域",
-    "数据级别",
-    "生命周期",
-    "部署节点",
-    "环境",
-    "重要程度",
-    "密评日期",
-    "联系人",
-    "豁免原因",
-    "批准文号",
-    "有效期至",
-]
+HEADER = REGISTER_HEADERS
 BUREAUS = [
     "教育局",
     "卫生健康委员会",
