@@ -24,6 +24,7 @@ from inventory.store import WriteCounts, sweep_scope, upsert_resources
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 1000
+ANALYZE_AFTER_ROWS = 10_000
 
 
 def utcnow() -> datetime:
@@ -170,7 +171,20 @@ class Scanner:
             finished.status = "ok" if not failed and not busy else "failed"
             session.add(finished)
             session.commit()
+        self._refresh_statistics(outcomes)
         return ScanSummary(run_id=run_id, outcomes=outcomes, busy_nodes=busy)
+
+    def _refresh_statistics(self, outcomes: list[ScopeOutcome]) -> None:
+        """After a scan that wrote many rows, let PostgreSQL's planner see the new table size
+        at once: with stale statistics it plans the next scan's key lookups as sequential
+        scans (autovacuum's own ANALYZE comes only later)."""
+        written = sum(o.counts.created + o.counts.deleted for o in outcomes)
+        if self.engine.dialect.name != "postgresql" or written < ANALYZE_AFTER_ROWS:
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE resource")
+            connection.exec_driver_sql("ANALYZE resourceevent")
+            connection.commit()
 
     def _flush(
         self, run_id: int, scope: Scope, buffer: list[ResourceRow], counts: WriteCounts
