@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from inventory.adoption import SystemFacts
 from inventory.collectors.base import EVIDENCE_KINDS, REPLICATED_KINDS
-from inventory.models import Node, Resource, ScopeResult, System
+from inventory.models import Node, Resource, ScanRun, ScopeResult, System
 
 
 def evidence_clause() -> sa.ColumnElement[bool]:
@@ -68,8 +68,13 @@ def one_cloud_nodes(*, session: Session) -> frozenset[str]:
 def last_ok_scans(*, session: Session) -> dict[str, datetime]:
     """node → end of the latest scan run in which every scope of that node listed completely."""
     failed = sa.func.sum(sa.case((col(ScopeResult.status) != "ok", 1), else_=0))
-    query = select(ScopeResult.node_id, sa.func.max(ScopeResult.finished_at), failed).group_by(
-        col(ScopeResult.node_id), col(ScopeResult.run_id)
+    query = (
+        select(ScopeResult.node_id, sa.func.max(ScopeResult.finished_at), failed)
+        # A run that never finished (killed) recorded only the scopes done before it died:
+        # its all-`ok` results say nothing about the scopes it never reached.
+        .join(ScanRun, col(ScanRun.id) == col(ScopeResult.run_id))
+        .where(col(ScanRun.finished_at).is_not(None))
+        .group_by(col(ScopeResult.node_id), col(ScopeResult.run_id))
     )
     latest: dict[str, datetime] = {}
     for node_id, finished_at, failures in session.exec(query):

@@ -8,11 +8,13 @@ import re
 # Values that look like credentials in URLs, headers or key=value text.
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(://[^:/@\s]+:)([^@\s]+)(@)"),
+    # Before the key: value rule, which would take the scheme word of "Authorization: Bearer
+    # <token>" for the secret and leave the token itself behind.
+    re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]+)"),
     re.compile(
-        r"(?i)((?:password|passwd|secret|token|authorization|aws_secret_access_key|"
-        r"aws_session_token|x-amz-security-token)[\"']?\s*[:=]\s*[\"']?)([^\s,\"'&]+)"
+        r"(?i)((?:password|passwd|secret|token|authorization|credential|aws_secret_access_key|"
+        r"aws_session_token|x-amz-security-token)[\"']?\s*[:=]\s*b?[\"']?)([^\s,\"'&]+)"
     ),
-    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
 ]
 
 

@@ -488,23 +488,75 @@ def _index_yaml(node: yaml.Node, path: KeyPath, document: _Document, active: set
     active.discard(id(node))
 
 
+# A province's node file holds a few thousand values; aliases that expand one beyond this are an
+# alias bomb ("billion laughs") that would take hours to walk.
+MAX_EXPANDED_VALUES = 100_000
+
+
+class _Unwalkable(Exception):
+    """YAML that cannot be walked: an alias inside what it names, or one expanding too far."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _expanded_values(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values the document holds once every alias is expanded (counted once per node)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    line = node.start_mark.line + 1
+    if id(node) in active:
+        raise _Unwalkable("an alias (*name) refers to a value that contains the alias", line)
+    active.add(id(node))
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    total = 1
+    for child in children:
+        total += _expanded_values(child, sizes, active)
+        if total > MAX_EXPANDED_VALUES:
+            raise _Unwalkable(
+                f"aliases (*name) expand the file to more than {MAX_EXPANDED_VALUES:,} values", line
+            )
+    active.discard(id(node))
+    sizes[id(node)] = total
+    return total
+
+
 def _parse_yaml(text: str) -> _Document:
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        # The reader checks every character up front: a control character fails right here.
+        loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
+        if root is not None:
+            _expanded_values(root, {}, set())
         data = loader.construct_document(root) if root is not None else None
+    except (_Unwalkable, RecursionError) as error:
+        document = _Document(None, parsed=False)
+        if isinstance(error, _Unwalkable):
+            document.problems.append(Problem(f"not a node file: {error}", line=error.line))
+        else:
+            document.problems.append(Problem("not a node file: the YAML is nested too deeply"))
+        return document
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         # Only PyYAML's one-line reason: str(error) quotes the offending line, which may be a
         # secret.
         reason = getattr(error, "problem", None) or "the text cannot be parsed"
+        line = mark.line + 1 if mark else None
+        if isinstance(error, yaml.reader.ReaderError) and isinstance(error.character, int):
+            reason = f"character U+{error.character:04X} is not allowed (a control character)"
+            line = text.count("\n", 0, error.position) + 1
         document = _Document(None, parsed=False)
-        document.problems.append(
-            Problem(f"not valid YAML: {reason}", line=mark.line + 1 if mark else None)
-        )
+        document.problems.append(Problem(f"not valid YAML: {reason}", line=line))
         return document
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     document = _Document(data, parsed=True)
     if root is not None:
         _index_yaml(root, (), document, set())
@@ -637,6 +689,20 @@ def _validate_node(
         return None
 
 
+def _report_nul(document: _Document, value: Any, path: KeyPath) -> None:
+    """Report text holding a NUL character (YAML's "\\0" escape): PostgreSQL cannot store one."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                document.report(path, "a key holds a NUL character (\\0), which cannot be stored")
+            _report_nul(document, item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _report_nul(document, item, (*path, index))
+    elif isinstance(value, str) and "\x00" in value:
+        document.report(path, "the value holds a NUL character (\\0), which cannot be stored")
+
+
 def _check(document: _Document) -> list[NodeSpec]:
     """Validate a parsed document completely, recording every problem in it."""
     data = document.data
@@ -644,6 +710,7 @@ def _check(document: _Document) -> list[NodeSpec]:
         found = "an empty file" if data is None else f"a {type(data).__name__}"
         document.report((), f"expected a top-level `nodes:` list, found {found}")
         return []
+    _report_nul(document, data, ())
     found_secrets: list[tuple[KeyPath, str]] = []
     data = _redact_secrets(data, (), found_secrets)
     secret_paths = _report_secrets(document, found_secrets)

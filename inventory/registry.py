@@ -123,6 +123,7 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$"),
     re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日$"),
 )
+_NUL_REASON = "holds a NUL character (\\0), which no register value may contain"
 _CITY_LOOKUP = (
     {city: city for city in CITIES}
     | {city.removesuffix("市"): city for city in CITIES}
@@ -371,6 +372,10 @@ def _read_xlsx(path: Path) -> tuple[Iterator[tuple[int, Sequence[Any]]], str]:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (BadZipFile, InvalidFileException, KeyError, OSError) as error:
         raise _Unreadable(f"not a readable XLSX workbook: {error}") from None
+    except Exception as error:  # a damaged part fails deep in openpyxl (XML, values) in any way
+        raise _Unreadable(
+            f"not a readable XLSX workbook: {type(error).__name__}: {error}"
+        ) from None
     try:
         if not workbook.worksheets:
             raise _Unreadable("the workbook has no sheets")
@@ -380,6 +385,12 @@ def _read_xlsx(path: Path) -> tuple[Iterator[tuple[int, Sequence[Any]]], str]:
         # Empty rows come back as empty tuples, so counting from 1 gives the sheet's row numbers.
         records = [tuple(values) for values in sheet.iter_rows(values_only=True)]
         source = f"XLSX sheet {sheet.title!r}"
+    except _Unreadable:
+        raise
+    except Exception as error:  # read-only sheets are parsed lazily: damage shows up here too
+        raise _Unreadable(
+            f"not a readable XLSX workbook: {type(error).__name__}: {error}"
+        ) from None
     finally:
         workbook.close()
     return enumerate(records, start=1), source
@@ -498,6 +509,13 @@ def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
         for column, index, header in mapped:
             raw = cells[index] if index < len(cells) else None
             text = cell_text(raw)
+            if "\x00" in text:
+                # No one types it, and PostgreSQL cannot store it: a damaged or crafted file.
+                failed.add(column.field)
+                parsed.problems.append(
+                    Problem(number, header, text.replace("\x00", "\u2400"), _NUL_REASON)
+                )
+                continue
             if not text:
                 if column.required:
                     failed.add(column.field)

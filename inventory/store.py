@@ -327,17 +327,38 @@ def sweep_scope(
     gone = [rid for rid, native_id in live if native_id not in seen_ids]
     if not gone:
         return 0
+    swept = 0
     for start in range(0, len(gone), 1000):
         chunk = gone[start : start + 1000]
-        session.execute(sa.update(RESOURCE).where(RESOURCE.c.id.in_(chunk)).values(deleted_at=now))
-        session.execute(
-            sa.insert(EVENT),
-            [
-                {"resource_id": rid, "run_id": run_id, "at": now, "type": "deleted", "diff": None}
-                for rid in chunk
-            ],
+        # The scope is checked again as the row is written: a scope of the same kind running
+        # in parallel may have just listed the row under its own scope (it moved region or
+        # namespace), and then it is not gone.
+        tombstoned = (
+            session.execute(
+                sa.update(RESOURCE)
+                .where(RESOURCE.c.id.in_(chunk), *where)
+                .values(deleted_at=now)
+                .returning(RESOURCE.c.id)
+            )
+            .scalars()
+            .all()
         )
-    return len(gone)
+        if tombstoned:
+            session.execute(
+                sa.insert(EVENT),
+                [
+                    {
+                        "resource_id": rid,
+                        "run_id": run_id,
+                        "at": now,
+                        "type": "deleted",
+                        "diff": None,
+                    }
+                    for rid in tombstoned
+                ],
+            )
+        swept += len(tombstoned)
+    return swept
 
 
 def purge_tombstones(*, session: Session, older_than: datetime) -> int:

@@ -615,13 +615,16 @@ def import_plan(
             wave = int(float(wave_text)) if float(wave_text).is_integer() else None
         except ValueError:
             wave = None
-        if wave is None or wave < 1:
+        # A plan never needs more waves than it has systems; an absurd number (1e18) would
+        # otherwise have every wave up to it created, or overflow its dates.
+        if wave is None or not 1 <= wave <= len(migrations):
             outcome.problems.append(
                 Problem(
                     number,
                     wave_header,
                     wave_text,
-                    "wave must be a whole number from 1 up, or blank",
+                    f"wave must be a whole number from 1 to {len(migrations)} (the plan's "
+                    "number of systems), or blank",
                 )
             )
             continue

@@ -93,10 +93,22 @@ def _records(path: Path) -> list[Sequence[Any]]:
             workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except (BadZipFile, InvalidFileException, KeyError, OSError) as error:
             raise SheetError(f"not a readable XLSX workbook: {error}") from None
+        except Exception as error:  # a damaged part fails deep in openpyxl in any way
+            raise SheetError(
+                f"not a readable XLSX workbook: {type(error).__name__}: {error}"
+            ) from None
         try:
+            if not workbook.worksheets:
+                raise SheetError("the workbook has no sheets")
             sheet = workbook.worksheets[0]
             sheet.reset_dimensions()
             return [tuple(values) for values in sheet.iter_rows(values_only=True)]
+        except SheetError:
+            raise
+        except Exception as error:  # read-only sheets are parsed lazily: damage shows up here too
+            raise SheetError(
+                f"not a readable XLSX workbook: {type(error).__name__}: {error}"
+            ) from None
         finally:
             workbook.close()
     raise SheetError(f"cannot read {path.name}: expected a .csv or .xlsx file")

@@ -484,7 +484,22 @@ def request_json(
             ) from error
         if not isinstance(body, dict):
             raise ScopeFailed(PARTIAL if yielded else ERROR, "InvalidResponse", "not an object")
+        if b"\\u0000" in payload:
+            # An annotation may hold a NUL, which PostgreSQL cannot store: one such object
+            # would fail the write of its whole batch, scan after scan.
+            body = _without_nul(body)
         return body
+
+
+def _without_nul(value: Any) -> Any:
+    """The JSON value with every NUL character replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def list_objects(
