@@ -38,8 +38,9 @@ def configure_logging(level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(level, logging.DEBUG))
-    # Library chatter (botocore wire dumps carry signed headers) stays out below -vvv.
+    # Library chatter stays at WARNING up to -vv and reaches INFO only at -vvv; never DEBUG,
+    # whose wire dumps (botocore, urllib3) carry signed headers.
     for noisy in ("botocore", "boto3", "urllib3", "kubernetes"):
         logging.getLogger(noisy).setLevel(
-            max(level, logging.INFO) if level > logging.DEBUG else logging.WARNING
+            logging.INFO if level < logging.DEBUG else logging.WARNING
         )

@@ -206,7 +206,9 @@ class AwsSource(SourceBase):
                 )
         if not value:
             raise ValueError("must list at least one service (leave it out for all)")
-        if len(set(value)) != len(value):
+        # Before type checks: only the names can repeat (a nested list is reported by them).
+        names = [service for service in value if isinstance(service, str)]
+        if len(set(names)) != len(names):
             raise ValueError("lists a service twice")
         return value
 

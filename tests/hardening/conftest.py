@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ ENV_LEAKS = (
     "http_proxy",
     "https_proxy",
 )
+# The installed `yiyun` command beside this interpreter (as CI's venv has it), else the module.
+_SCRIPT = Path(sys.executable).with_name("yiyun")
+YIYUN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "cli"]
 # Hypothesis example counts: small in CI, raise YIYUN_FUZZ_EXAMPLES for a long local run.
 FUZZ_EXAMPLES = int(os.environ.get("YIYUN_FUZZ_EXAMPLES", "50"))
 

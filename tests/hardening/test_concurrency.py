@@ -24,9 +24,9 @@ from inventory.reports import compute
 from inventory.scan import Scanner, _Writer
 from inventory.settings import Settings
 from inventory.sim import k8s as sim_k8s
-from tests.hardening.conftest import Cli, isolated_env
+from tests.hardening.conftest import YIYUN, Cli, isolated_env
 from tests.hardening.rig import flatten, k8s_truth, live_keys
-from tests.hardening.test_crash import YIYUN, assert_consistent
+from tests.hardening.test_crash import assert_consistent
 
 # --- one node, two scans -------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ def test_scans_of_different_nodes_run_in_parallel_safely(
 
     processes = [
         subprocess.Popen(
-            [YIYUN, "--db", db_url, "scan", "--node", node_id],
+            [*YIYUN, "--db", db_url, "scan", "--node", node_id],
             env=isolated_env(tmp_path),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,10 +22,9 @@ from inventory.models import Node, Resource, ScanRun, ScopeResult
 from inventory.scan import Scanner
 from inventory.sim import aws as sim_aws
 from inventory.sim import k8s as sim_k8s
-from tests.hardening.conftest import Cli, isolated_env
+from tests.hardening.conftest import YIYUN, Cli, isolated_env
 from tests.hardening.rig import aws_truth, flatten, k8s_truth, live_keys
 
-YIYUN = str(Path(sys.executable).with_name("yiyun"))
 KILLS_PER_DATABASE = 3
 SEED = int(os.environ.get("YIYUN_CRASH_SEED", "20261126"))
 TERMINAL_STATES = ("terminated", "shutting-down", "deleting", "deleted")
@@ -279,7 +277,7 @@ def test_scans_killed_at_random_points_leave_a_consistent_ledger_and_the_next_sc
 ) -> None:
     estate, node_file = crash_estate
     rng = random.Random(f"{SEED}-{engine.dialect.name}")
-    command = [YIYUN, "--db", db_url, "--config", str(node_file), "scan"]
+    command = [*YIYUN, "--db", db_url, "--config", str(node_file), "scan"]
     env = isolated_env(tmp_path)
     log = tmp_path / "scan.log"
 

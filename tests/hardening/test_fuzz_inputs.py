@@ -176,11 +176,12 @@ def test_register_import_of_hostile_cells(
         assert dump(engine, *REGISTER) == before
     if code == 1:
         assert_no_formula(errors.read_text(encoding="utf-8-sig"))
-    listed_code, listed, _ = cli(
-        "--db", ledger, "registry", "list", "--format", "csv", "--include-classified"
-    )
-    assert listed_code == 0
-    assert_no_formula(listed)
+    if code == 0:  # what was imported leaves the export as text, never as a formula
+        listed_code, listed, _ = cli(
+            "--db", ledger, "registry", "list", "--format", "csv", "--include-classified"
+        )
+        assert listed_code == 0
+        assert_no_formula(listed)
 
 
 @FUZZ
@@ -223,6 +224,8 @@ def damaged_workbooks(draw: st.DrawFn, workbook: bytes) -> bytes:
     return output.getvalue()
 
 
+# openpyxl warns about the damage it reads past; the import's own verdict is what counts.
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_register_import_of_damaged_workbooks(
     ledger: str, engine: sa.Engine, cli: Cli, tmp_path: Path
 ) -> None:
@@ -301,9 +304,10 @@ def test_node_file_of_anything(
     assert code in (0, 1, 2), out + err
     if code:
         assert dump(engine, Node) == before
-    listed_code, listed, _ = cli("--db", ledger, "nodes", "list", "--format", "csv")
-    assert listed_code == 0
-    assert_no_formula(listed)
+    else:
+        listed_code, listed, _ = cli("--db", ledger, "nodes", "list", "--format", "csv")
+        assert listed_code == 0
+        assert_no_formula(listed)
 
 
 # --- the migration files: dependencies and an edited plan ---------------------------------
@@ -473,8 +477,21 @@ BOMB = "".join(
         ("nodes: &loop [*loop]\n", "refers to a value that contains the alias"),
         (BOMB, "expand the file to more than"),
         ("nodes: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+        (
+            NODE_HEAD + "    name: x\n    sources: [{kind: aws, endpoint_url: 'http://h:1', "
+            "regions: [r], services: [[]]}]\n",
+            "services[0]: input should be 'ec2'",
+        ),
     ],
-    ids=["control", "nul-escape", "nul-in-list", "recursive-alias", "alias-bomb", "deep-nesting"],
+    ids=[
+        "control",
+        "nul-escape",
+        "nul-in-list",
+        "recursive-alias",
+        "alias-bomb",
+        "deep-nesting",
+        "list-as-service",
+    ],
 )
 def test_node_files_that_once_crashed_or_hung_get_a_clear_error(
     ledger: str, engine: sa.Engine, cli: Cli, tmp_path: Path, text: str, complaint: str

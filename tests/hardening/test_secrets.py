@@ -18,14 +18,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from prometheus_client import generate_latest
 
-from exporters.server import Exporter
+from exporters.collector import ReadyFamilies
+from exporters.server import Exporter, Refresh
+from inventory.db import make_engine, upgrade
 from inventory.settings import Settings
 from inventory.sim import aws as sim_aws
 from inventory.sim import k8s as sim_k8s
 from inventory.sim.faults import FaultProxy, action_is, aws_error
-from tests.hardening.conftest import Cli, isolated_env
-from tests.hardening.test_crash import YIYUN
+from tests.hardening.conftest import YIYUN, Cli, isolated_env
 
 
 def canary(what: str) -> str:
@@ -177,7 +179,6 @@ def test_a_full_run_leaks_no_secret_and_names_no_classified_system(
     db_url: str,
     cli: Cli,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     register, node_file = estate
     harvest = Harvest()
@@ -231,8 +232,8 @@ def test_a_full_run_leaks_no_secret_and_names_no_classified_system(
     outputs = {k: v for k, v in harvest.texts.items() if k != "database"}
     assert Harvest(outputs).containing(CLASSIFIED_WORDS) == {}
     # The failures that echoed credentials are still reported, just without them.
-    scans = harvest.texts["report scans --format json"]
-    assert "SignatureDoesNotMatch" in scans and "HTTP403" in scans
+    failures = harvest.texts["report scans --format json"]
+    assert "SignatureDoesNotMatch" in failures and "HTTP403" in failures
 
 
 @pytest.mark.parametrize(
@@ -257,17 +258,11 @@ def test_log_redaction_masks_credentials_as_libraries_print_them(line: str) -> N
 
 def exposition(db_url: str) -> str:
     """The exporter's /metrics text, refreshed from the ledger as `exporter serve` does."""
-    from inventory.db import make_engine
-
     engine = make_engine(db_url)
     try:
         exporter = Exporter(engine=engine, settings=Settings(database_url=db_url))
-        assert exporter.refresh().value == "ok"
+        assert exporter.refresh() is Refresh.OK
         text, _, health = exporter.collector.rendered()
-        from prometheus_client import generate_latest
-
-        from exporters.collector import ReadyFamilies
-
         return text.decode() + generate_latest(ReadyFamilies(list(health))).decode()
     finally:
         engine.dispose()
@@ -275,8 +270,6 @@ def exposition(db_url: str) -> str:
 
 def database_text(db_url: str) -> str:
     """Every value of every table, as text (JSON columns as their JSON)."""
-    from inventory.db import make_engine
-
     engine = make_engine(db_url)
     lines = []
     try:
@@ -295,11 +288,11 @@ def test_the_exporter_listens_on_loopback_unless_told_otherwise(
 ) -> None:
     """`yiyun exporter serve` as an operator starts it: only 127.0.0.1, and its banner masks the
     database password."""
-    from inventory.db import make_engine, upgrade
-
-    upgrade(make_engine(db_url))
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
     process = subprocess.Popen(
-        [YIYUN, "--db", secret_url, "exporter", "serve", "--port", "0"],
+        [*YIYUN, "--db", secret_url, "exporter", "serve", "--port", "0"],
         env=isolated_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
