@@ -24,17 +24,12 @@ from pydantic import (
 from sqlmodel import Session, col, select
 
 from inventory.models import Node, utcnow
+from inventory.registry import CITIES, PROVINCIAL
 
 NodeLevel = Literal[
     "province_core", "city_backbone", "department_cloud", "server_room", "external_leased"
 ]
 LEVELS: tuple[str, ...] = get_args(NodeLevel)
-PROVINCIAL = "省级"
-# The 13 prefecture-level cities (设区市) of Jiangsu, in their canonical "…市" form.
-CITIES: tuple[str, ...] = (
-    "南京市", "无锡市", "徐州市", "常州市", "苏州市", "南通市", "连云港市",
-    "淮安市", "盐城市", "扬州市", "镇江市", "泰州市", "宿迁市",
-)  # fmt: skip
 AwsService = Literal["ec2", "ebs", "s3", "rds"]
 AWS_SERVICES: tuple[str, ...] = get_args(AwsService)
 AddressingStyle = Literal["path", "virtual", "auto"]

@@ -10,26 +10,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from inventory.registry import Problem
+
 
 class SheetError(Exception):
     """The file cannot be read at all (missing, wrong kind, undecodable)."""
-
-
-# One problem in a file, located the way a spreadsheet user finds it.
-@dataclass(frozen=True)
-class Problem:
-    row: int | None  # as the spreadsheet numbers it (header = 1); None for the whole file
-    column: str
-    value: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = "file" if self.row is None else f"row {self.row}"
-        if self.column:
-            where += f", {self.column}"
-        if self.value:
-            where += f" {self.value!r}"
-        return f"{where}: {self.reason}"
 
 
 @dataclass
