@@ -64,7 +64,8 @@ class ScanSummary:
 
 class _Writer:
     """Hands out one short transaction per write; serialised on SQLite (one writer at a
-    time), parallel on PostgreSQL. Each use gets its own session: threads never share one."""
+    time), parallel on PostgreSQL. A scope keeps one session (its connection stays checked
+    out, so no per-write pool checkout); threads never share one."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -72,14 +73,17 @@ class _Writer:
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
 
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with self.lock, Session(self.engine, expire_on_commit=False) as session:
+    def transaction(self, session: Session | None = None) -> Iterator[Session]:
+        with self.lock, nullcontext(session) if session else self.session() as active:
             try:
-                yield session
-                session.commit()
+                yield active
+                active.commit()
             except BaseException:
-                session.rollback()
+                active.rollback()
                 raise
 
 
@@ -127,6 +131,8 @@ class Scanner:
         on_scope_done: Callable[[ScopeOutcome], None] | None = None,
         on_planned: Callable[[int], None] | None = None,
         planner: Callable[[Node], tuple[list[Scope], list[ScopeOutcome]]] = plan,
+        upsert: Callable[..., WriteCounts] = upsert_resources,
+        sweep: Callable[..., int] = sweep_scope,
     ) -> None:
         self.engine = engine
         self.planner = planner
@@ -135,6 +141,9 @@ class Scanner:
         self.on_scope_done = on_scope_done or (lambda _o: None)
         self.on_planned = on_planned or (lambda _n: None)
         self.writer = _Writer(engine)
+        # The bulk write path by default; tests swap in inventory.store_simple to prove both
+        # leave the same ledger.
+        self.upsert, self.sweep = upsert, sweep
 
     def run(self, nodes: list[Node]) -> ScanSummary:
         with Session(self.engine, expire_on_commit=False) as session:
@@ -186,26 +195,41 @@ class Scanner:
             connection.exec_driver_sql("ANALYZE resourceevent")
             connection.commit()
 
+    def _write(
+        self, session: Session, run_id: int, scope: Scope, buffer: list[ResourceRow]
+    ) -> WriteCounts:
+        counts = self.upsert(
+            session=session,
+            node_id=scope.node_id,
+            source=scope.source,
+            kind=scope.kind,
+            rows=buffer,
+            run_id=run_id,
+            now=utcnow(),
+        )
+        return counts
+
     def _flush(
-        self, run_id: int, scope: Scope, buffer: list[ResourceRow], counts: WriteCounts
+        self,
+        session: Session,
+        run_id: int,
+        scope: Scope,
+        buffer: list[ResourceRow],
+        counts: WriteCounts,
     ) -> None:
         if not buffer:
             return
-        with self.writer.transaction() as session:
-            counts.add(
-                upsert_resources(
-                    session=session,
-                    node_id=scope.node_id,
-                    source=scope.source,
-                    kind=scope.kind,
-                    rows=buffer,
-                    run_id=run_id,
-                    now=utcnow(),
-                )
-            )
+        with self.writer.transaction(session):
+            written = self._write(session, run_id, scope, buffer)
+        # Only once committed: a failed write keeps its rows for the caller to retry or keep.
+        counts.add(written)
         buffer.clear()
 
     def _run_scope(self, run_id: int, scope: Scope) -> ScopeOutcome:
+        with self.writer.session() as session:
+            return self._run_scope_in(session, run_id, scope)
+
+    def _run_scope_in(self, session: Session, run_id: int, scope: Scope) -> ScopeOutcome:
         started, clock = utcnow(), time.monotonic()
         outcome = ScopeOutcome(scope.node_id, scope.source, scope.kind, scope.scope, status=OK)
         seen: set[str] = set()
@@ -222,12 +246,13 @@ class Scanner:
                 buffer.extend(page)
                 outcome.items += len(page)
                 if len(buffer) >= self.batch_size:
-                    self._flush(run_id, scope, buffer, outcome.counts)
-            self._flush(run_id, scope, buffer, outcome.counts)
-            # The sweep commits with the `ok` result that licenses it: a scan killed between
-            # two commits would leave tombstones that no recorded complete listing explains.
-            with self.writer.transaction() as session:
-                outcome.counts.deleted += sweep_scope(
+                    self._flush(session, run_id, scope, buffer, outcome.counts)
+            # The last batch, the sweep and the `ok` result that licenses it commit together:
+            # a scan killed between two commits would leave tombstones that no recorded
+            # complete listing explains.
+            with self.writer.transaction(session):
+                last = self._write(session, run_id, scope, buffer) if buffer else WriteCounts()
+                last.deleted += self.sweep(
                     session=session,
                     node_id=scope.node_id,
                     source=scope.source,
@@ -241,14 +266,16 @@ class Scanner:
                 )
                 outcome.duration_seconds = time.monotonic() - clock
                 session.add(self._result(run_id, outcome, started=started, scope=scope))
+            outcome.counts.add(last)
+            buffer.clear()
         except ScopeFailed as error:
             # Keep what the listing returned before it broke (it is true), sweep nothing.
-            self._flush_quietly(run_id, scope, buffer, outcome)
+            self._flush_quietly(session, run_id, scope, buffer, outcome)
             outcome.status, outcome.error_code = error.status, error.code
             outcome.error_message = redact(error.message)[:1000]
         except Exception as error:  # a crash in a collector fails its scope, not the scan
             log.debug("scope %s crashed", scope.key, exc_info=True)
-            self._flush_quietly(run_id, scope, buffer, outcome)
+            self._flush_quietly(session, run_id, scope, buffer, outcome)
             outcome.status, outcome.error_code, outcome.error_message = _classify_crash(
                 error, outcome.items
             )
@@ -261,10 +288,15 @@ class Scanner:
         return outcome
 
     def _flush_quietly(
-        self, run_id: int, scope: Scope, buffer: list[ResourceRow], outcome: ScopeOutcome
+        self,
+        session: Session,
+        run_id: int,
+        scope: Scope,
+        buffer: list[ResourceRow],
+        outcome: ScopeOutcome,
     ) -> None:
         try:
-            self._flush(run_id, scope, buffer, outcome.counts)
+            self._flush(session, run_id, scope, buffer, outcome.counts)
         except Exception:
             log.warning("could not keep the rows listed before %s failed", scope.key, exc_info=True)
 

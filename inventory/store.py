@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,21 +84,38 @@ def _diff(old: sa.Row[Any], new: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def _key_filter(
-    node_id: str, source: str, kind: str, native_ids: list[str], dialect: str
-) -> list[sa.ColumnElement[bool]]:
-    # PostgreSQL takes the batch as one array parameter instead of hundreds of binds.
-    ids = (
-        RESOURCE.c.native_id == sa.func.any(sa.literal(native_ids, sa.ARRAY(sa.String)))
-        if dialect == "postgresql"
-        else RESOURCE.c.native_id.in_(native_ids)
-    )
-    return [
-        RESOURCE.c.node_id == node_id,
-        RESOURCE.c.source == source,
-        RESOURCE.c.kind == kind,
-        ids,
-    ]
+# A probe hash no content hash equals: terminal rows are always looked up (a live row must be
+# tombstoned, a tombstoned one left alone) whatever their content.
+_ALWAYS = ""
+
+
+def _needing_work(
+    session: Session, node_id: str, source: str, kind: str, probes: dict[str, str]
+) -> dict[str, sa.Row[Any]]:
+    """The batch's rows that are new, changed, tombstoned or terminal, compared in the database.
+
+    The batch goes over as one parameter (PostgreSQL arrays, a SQLite JSON object) and only
+    rows needing work come back, so an unchanged batch costs one round trip and no rows.
+    """
+    key = {"node_id": node_id, "source": source, "kind": kind}
+    if session.get_bind().dialect.name == "postgresql":
+        query = sa.text(
+            "SELECT b.native_id, r.id, r.deleted_at "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:hashes AS text[])) AS b(native_id, hash) "
+            "LEFT JOIN resource r ON r.node_id = :node_id AND r.source = :source "
+            "AND r.kind = :kind AND r.native_id = b.native_id "
+            "WHERE r.id IS NULL OR r.deleted_at IS NOT NULL OR r.content_hash <> b.hash"
+        )
+        params: dict[str, Any] = {**key, "ids": list(probes), "hashes": list(probes.values())}
+    else:
+        query = sa.text(
+            "SELECT b.key AS native_id, r.id, r.deleted_at FROM json_each(:batch) AS b "
+            "LEFT JOIN resource r ON r.node_id = :node_id AND r.source = :source "
+            "AND r.kind = :kind AND r.native_id = b.key "
+            "WHERE r.id IS NULL OR r.deleted_at IS NOT NULL OR r.content_hash <> b.value"
+        )
+        params = {**key, "batch": json.dumps(probes)}
+    return {r.native_id: r for r in session.execute(query, params)}
 
 
 def upsert_resources(
@@ -113,46 +130,29 @@ def upsert_resources(
 ) -> WriteCounts:
     """Insert new rows, update changed ones, revive tombstoned ones, tombstone terminal ones.
 
-    A lean query reads the batch's existing (id, hash, tombstone); only rows that changed are
-    read in full (for their diff) and written. Inserts, updates and events are each one bulk
-    statement. The caller commits.
+    The database compares the batch's content hashes with the ledger's and returns only the
+    rows needing work; new rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite)
+    with their `created` events, changed rows are read in full for their diff. Unchanged rows
+    are never written. The caller commits.
     """
     counts = WriteCounts()
     if not rows:
         return counts
-    dialect = session.get_bind().dialect.name
     latest: dict[str, ResourceRow] = {row.native_id: row for row in rows}  # last one wins
     hashes = {native_id: row.content_hash() for native_id, row in latest.items()}
-    existing = {
-        r.native_id: r
-        for r in session.execute(
-            sa.select(
-                RESOURCE.c.id,
-                RESOURCE.c.native_id,
-                RESOURCE.c.content_hash,
-                RESOURCE.c.deleted_at,
-            ).where(*_key_filter(node_id, source, kind, list(latest), dialect))
-        )
+    probes = {
+        native_id: _ALWAYS if row.terminal else hashes[native_id]
+        for native_id, row in latest.items()
     }
-    inserts: list[dict[str, Any]] = []
+    pending = _needing_work(session, node_id, source, kind, probes)
+    counts.unchanged = len(latest) - len(pending)
+    new: list[ResourceRow] = []
     changed: dict[int, tuple[str, ResourceRow]] = {}  # id -> (event type, row)
-    for native_id, row in latest.items():
-        old = existing.get(native_id)
-        if old is None:
+    for native_id, old in pending.items():
+        row = latest[native_id]
+        if old.id is None:
             if not row.terminal:  # never seen alive: nothing to record
-                inserts.append(
-                    {
-                        **_values(row, hashes[native_id]),
-                        "node_id": node_id,
-                        "source": source,
-                        "kind": kind,
-                        "native_id": native_id,
-                        "first_seen_at": now,
-                        "last_seen_at": now,
-                        "last_seen_run_id": run_id,
-                        "deleted_at": None,
-                    }
-                )
+                new.append(row)
         elif row.terminal:
             if old.deleted_at is None:
                 changed[old.id] = ("deleted", row)
@@ -160,39 +160,14 @@ def upsert_resources(
                 counts.unchanged += 1
         elif old.deleted_at is not None:
             changed[old.id] = ("reappeared", row)
-        elif old.content_hash != hashes[native_id]:
+        else:
             changed[old.id] = ("updated", row)
+    if new:
+        key = (node_id, source, kind)
+        if session.get_bind().dialect.name == "postgresql":
+            counts.created += _copy_new(session, key, new, hashes, run_id=run_id, now=now)
         else:
-            counts.unchanged += 1
-    if inserts:
-        if dialect == "postgresql":
-            created: Sequence[int] = _copy_insert(
-                session=session, rows=inserts, run_id=run_id, now=now
-            )
-        else:
-            created = (
-                session.execute(
-                    sa.insert(RESOURCE).returning(RESOURCE.c.id, sort_by_parameter_order=True),
-                    inserts,
-                )
-                .scalars()
-                .all()
-            )
-            if created:
-                session.execute(
-                    sa.insert(EVENT),
-                    [
-                        {
-                            "resource_id": rid,
-                            "run_id": run_id,
-                            "at": now,
-                            "type": "created",
-                            "diff": None,
-                        }
-                        for rid in created
-                    ],
-                )
-        counts.created += len(created)
+            counts.created += _insert_new(session, key, new, hashes, run_id=run_id, now=now)
     if changed:
         _apply_changes(session=session, changed=changed, counts=counts, run_id=run_id, now=now)
     return counts
@@ -244,52 +219,160 @@ def _apply_changes(
     session.execute(sa.insert(EVENT), events)
 
 
-# Columns a new row is COPYed with on PostgreSQL (everything but the serial id).
-_COPY_COLUMNS = [c.name for c in RESOURCE.columns if c.name != "id"]
-_JSON_COLUMNS = {"tags", "raw"}
+# The columns a new row is bulk-loaded with, in order; the id comes first where we assign it.
+_NEW_COLUMNS = (
+    "node_id",
+    "source",
+    "kind",
+    "native_id",
+    "scope",
+    "name",
+    "namespace",
+    "region",
+    "state",
+    "replicas",
+    "vcpu",
+    "memory_gib",
+    "storage_gib",
+    "tags",
+    "raw",
+    "system_code",
+    "created_at_source",
+    "content_hash",
+    "first_seen_at",
+    "last_seen_at",
+    "last_seen_run_id",
+)
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+_TAGS, _RAW, _CREATED_AT_SOURCE = (
+    _NEW_COLUMNS.index(c) for c in ("tags", "raw", "created_at_source")
+)
+_NOW_COLUMNS = {_NEW_COLUMNS.index("first_seen_at"), _NEW_COLUMNS.index("last_seen_at")}
 
 
-def _copy_value(column: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if column in _JSON_COLUMNS:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    if isinstance(value, datetime):
-        # UTCDateTime stores naive UTC; COPY bypasses the type, so convert here.
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+def _naive_utc(value: datetime | None) -> datetime | None:
+    # UTCDateTime stores naive UTC; COPY bypasses the type, so convert here.
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _copy_insert(
-    *, session: Session, rows: list[dict[str, Any]], run_id: int, now: datetime
-) -> list[int]:
-    """PostgreSQL bulk path: COPY new rows into a temporary staging table, then one
-    INSERT … SELECT that also writes their `created` events, all inside the caller's
-    transaction (a crash leaves neither the rows nor the events)."""
-    connection = session.connection()
-    dbapi: Any = connection.connection.dbapi_connection  # psycopg 3: has cursor().copy()
-    columns = ", ".join(_COPY_COLUMNS)
-    # Column types only: no defaults or constraints, so the temporary table never depends
-    # on the ledger's sequence (a schema drop would otherwise race the session's temp table).
-    connection.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS yiyun_stage_resource ON COMMIT DELETE ROWS AS "
-        f"SELECT {columns} FROM resource WITH NO DATA"
-    )
+def _json(value: Any) -> str | None:
+    return None if value is None else _JSON.encode(value)
+
+
+def _new_records(
+    key: tuple[str, str, str],
+    rows: list[ResourceRow],
+    hashes: dict[str, str],
+    *,
+    stamp: Any,
+    run_id: int,
+    convert: list[tuple[int, Any]],
+) -> Iterator[list[Any]]:
+    """New rows as value lists in `_NEW_COLUMNS` order, `convert` applied per column."""
+    for row in rows:
+        values = [
+            *key,
+            row.native_id,
+            row.scope,
+            row.name,
+            row.namespace,
+            row.region,
+            row.state,
+            row.replicas,
+            row.vcpu,
+            row.memory_gib,
+            row.storage_gib,
+            row.tags,
+            row.raw,
+            row.system_code,
+            row.created_at_source,
+            hashes[row.native_id],
+            stamp,
+            stamp,
+            run_id,
+        ]
+        for i, process in convert:
+            values[i] = process(values[i])
+        yield values
+
+
+def _copy_new(
+    session: Session,
+    key: tuple[str, str, str],
+    rows: list[ResourceRow],
+    hashes: dict[str, str],
+    *,
+    run_id: int,
+    now: datetime,
+) -> int:
+    """PostgreSQL: take ids from the table's sequence, then COPY the rows and their `created`
+    events straight into the ledger, inside the caller's transaction (a crash leaves
+    neither)."""
+    dbapi: Any = session.connection().connection.dbapi_connection  # psycopg 3
+    stamp = _naive_utc(now)
+    convert = [(_TAGS, _json), (_RAW, _json), (_CREATED_AT_SOURCE, _naive_utc)]
     with dbapi.cursor() as cursor:
-        with cursor.copy(f"COPY yiyun_stage_resource ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([_copy_value(c, row.get(c)) for c in _COPY_COLUMNS])
         cursor.execute(
-            f"WITH created AS (INSERT INTO resource ({columns}) "
-            f"SELECT {columns} FROM yiyun_stage_resource RETURNING id), "
-            "logged AS (INSERT INTO resourceevent (resource_id, run_id, at, type) "
-            "SELECT id, %s, %s, 'created' FROM created) "
-            "SELECT id FROM created",
-            (run_id, now.astimezone(UTC).replace(tzinfo=None)),
+            "SELECT nextval(pg_get_serial_sequence('resource', 'id')) FROM generate_series(1, %s)",
+            (len(rows),),
         )
-        created = [row[0] for row in cursor.fetchall()]
-        cursor.execute("TRUNCATE yiyun_stage_resource")
-    return created
+        ids = [r[0] for r in cursor.fetchall()]
+        columns = ", ".join(("id", *_NEW_COLUMNS))
+        records = _new_records(key, rows, hashes, stamp=stamp, run_id=run_id, convert=convert)
+        with cursor.copy(f"COPY resource ({columns}) FROM STDIN") as copy:
+            for resource_id, values in zip(ids, records, strict=True):
+                copy.write_row((resource_id, *values))
+        with cursor.copy("COPY resourceevent (resource_id, run_id, at, type) FROM STDIN") as copy:
+            for resource_id in ids:
+                copy.write_row((resource_id, run_id, stamp, "created"))
+    return len(ids)
+
+
+def _insert_new(
+    session: Session,
+    key: tuple[str, str, str],
+    rows: list[ResourceRow],
+    hashes: dict[str, str],
+    *,
+    run_id: int,
+    now: datetime,
+) -> int:
+    """SQLite: one executemany of plain value lists for the rows, their new ids read back,
+    and one executemany for their `created` events, inside the caller's transaction."""
+    connection = session.connection()
+    dialect = connection.dialect
+    # Each column's own SQLAlchemy bind conversion (JSON, UTCDateTime), so the raw
+    # executemany stores exactly what the ORM would.
+    processors = [RESOURCE.c[name].type.bind_processor(dialect) for name in _NEW_COLUMNS]
+    convert = [(i, p) for i, p in enumerate(processors) if p is not None and i not in _NOW_COLUMNS]
+    stamp = EVENT.c.at.type.bind_processor(dialect)(now)
+    records = list(_new_records(key, rows, hashes, stamp=stamp, run_id=run_id, convert=convert))
+    cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        (before,) = cursor.execute("SELECT coalesce(max(id), 0) FROM resource").fetchone()
+        marks = ", ".join("?" * len(_NEW_COLUMNS))
+        cursor.executemany(
+            f"INSERT INTO resource ({', '.join(_NEW_COLUMNS)}) VALUES ({marks})", records
+        )
+        # The insert holds SQLite's write lock, so the rows of this key above `before` are
+        # ours (another writer's earlier commit is another node's: scans lock their nodes).
+        wanted = {row.native_id for row in rows}
+        ids = [
+            resource_id
+            for resource_id, native_id in cursor.execute(
+                "SELECT id, native_id FROM resource "
+                "WHERE id > ? AND node_id = ? AND source = ? AND kind = ?",
+                (before, *key),
+            )
+            if native_id in wanted
+        ]
+        cursor.executemany(
+            "INSERT INTO resourceevent (resource_id, run_id, at, type) VALUES (?, ?, ?, ?)",
+            [(resource_id, run_id, stamp, "created") for resource_id in ids],
+        )
+    finally:
+        cursor.close()
+    return len(ids)
 
 
 def sweep_scope(
