@@ -52,7 +52,7 @@ class WriteCounts:
         return self.created + self.updated + self.reappeared + self.deleted
 
 
-def _values(row: ResourceRow, content_hash: str | None = None) -> dict[str, Any]:
+def row_values(row: ResourceRow, content_hash: str | None = None) -> dict[str, Any]:
     return {
         "scope": row.scope,
         "name": row.name,
@@ -75,7 +75,8 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _diff(old: sa.Row[Any], new: dict[str, Any]) -> dict[str, Any]:
+def tracked_diff(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """Before/after of each tracked column that differs (`old`: a row or a Resource)."""
     changes = {}
     for name in TRACKED:
         before, after = getattr(old, name), new[name]
@@ -188,7 +189,7 @@ def _apply_changes(
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for resource_id, (event, row) in changed.items():
-        values = _values(row)
+        values = row_values(row)
         updates.append(
             {
                 "id": resource_id,
@@ -202,10 +203,10 @@ def _apply_changes(
             diff: dict[str, Any] | None = {"state": values["state"]}
             counts.deleted += 1
         elif event == "reappeared":
-            diff = _diff(before[resource_id], values) or None
+            diff = tracked_diff(before[resource_id], values) or None
             counts.reappeared += 1
         else:
-            diff = _diff(before[resource_id], values)
+            diff = tracked_diff(before[resource_id], values)
             counts.updated += 1
         events.append(
             {"resource_id": resource_id, "run_id": run_id, "at": now, "type": event, "diff": diff}
