@@ -109,7 +109,7 @@ class Resource(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    node_id: str = Field(index=True)
+    node_id: str  # indexed first in uq_resource_natural_key and ix_resource_scope
     source: str
     kind: str
     native_id: str

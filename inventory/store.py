@@ -324,6 +324,10 @@ def _copy_new(
     return len(ids)
 
 
+def _processor(type_: Any, dialect: sa.Dialect) -> Any:
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
 def _insert_new(
     session: Session,
     key: tuple[str, str, str],
@@ -339,9 +343,11 @@ def _insert_new(
     dialect = connection.dialect
     # Each column's own SQLAlchemy bind conversion (JSON, UTCDateTime), so the raw
     # executemany stores exactly what the ORM would.
-    processors = [RESOURCE.c[name].type.bind_processor(dialect) for name in _NEW_COLUMNS]
+    # (The dialect's own implementation: the generic DateTime would leave the datetime to
+    # sqlite3's adapter, which writes a different text.)
+    processors = [_processor(RESOURCE.c[name].type, dialect) for name in _NEW_COLUMNS]
     convert = [(i, p) for i, p in enumerate(processors) if p is not None and i not in _NOW_COLUMNS]
-    stamp = EVENT.c.at.type.bind_processor(dialect)(now)
+    stamp = _processor(EVENT.c.at.type, dialect)(now)
     records = list(_new_records(key, rows, hashes, stamp=stamp, run_id=run_id, convert=convert))
     cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:

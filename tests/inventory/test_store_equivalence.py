@@ -139,6 +139,25 @@ def ledger(engine: sa.Engine, node_id: str) -> tuple[dict[tuple[str, ...], Any],
         return rows, events
 
 
+def stored_text(engine: sa.Engine, node_id: str) -> list[tuple[Any, ...]]:
+    """Every column as the database stores it, as text: timestamps and JSON written by the
+    bulk path must be byte-identical to the ORM's, or SQL comparisons would drift."""
+    columns = [
+        c.name
+        for c in Resource.__table__.columns
+        if c.name not in {"id", "node_id", "last_seen_run_id"}
+    ]  # type: ignore[attr-defined]
+    select_list = ", ".join(f"CAST({name} AS TEXT)" for name in columns)
+    with engine.connect() as connection:
+        return sorted(
+            tuple(row)
+            for row in connection.execute(
+                sa.text(f"SELECT {select_list} FROM resource WHERE node_id = :node"),
+                {"node": node_id},
+            )
+        )
+
+
 def scope_results(engine: sa.Engine, node_id: str) -> list[tuple[Any, ...]]:
     with Session(engine) as session:
         return sorted(
@@ -179,6 +198,9 @@ def test_bulk_and_plain_paths_leave_the_same_ledger(
         assert counts[BULK] == counts[PLAIN], generation
         assert ledger(engine, BULK) == ledger(engine, PLAIN), generation
     assert scope_results(engine, BULK) == scope_results(engine, PLAIN)
+    bulk_text, plain_text = stored_text(engine, BULK), stored_text(engine, PLAIN)
+    assert bulk_text == plain_text
+    assert any("." in str(value) for row in bulk_text for value in row[:-1] if value)
 
     # The script exercised what it claims to: every event type, both kinds of tombstone.
     rows, events = ledger(engine, BULK)
