@@ -1,9 +1,11 @@
 """Benchmark: scan ingest on SQLite and PostgreSQL against raw executemany / COPY baselines.
 
 For each database: first ingest of N resources through the real scan orchestrator, an
-unchanged rescan, a 1 %-changed rescan, `report adoption --by department`, and each scan's
-peak RSS (every scan runs in a child process of its own), next to the time to merely
-generate the rows ("reading the source") and to bulk-load them raw in the same run.
+unchanged rescan, a 1 %-changed rescan, `report adoption --by department`, one exporter
+refresh, and each scan's peak RSS (every scan runs in a child process of its own). Baselines
+measured in the same run: the time to merely generate the rows ("reading the source"), to
+bulk-load them raw (PostgreSQL COPY, sqlite3 executemany of tuples), the naive per-row ORM
+upsert (inventory.store_simple) on 10,000 rows, and one bare aggregate query for the reads.
 
     .venv/bin/python bench/ingest.py --resources 100000 [--pg URL] [--json out.json]
 """
@@ -19,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from itertools import islice
@@ -42,10 +44,14 @@ def pages(rows: Iterator[ResourceRow]) -> Iterator[list[ResourceRow]]:
         yield page
 
 
-def scan_once(url: str, size: EstateSize, generation: int, changed_every: int) -> dict:
-    """One scan of the whole estate through inventory.scan.Scanner (runs in a child)."""
+def scan_once(
+    url: str, size: EstateSize, generation: int, changed_every: int, plain: bool = False
+) -> dict:
+    """One scan of the whole estate through inventory.scan.Scanner (runs in a child);
+    `plain` writes through the naive per-row ORM path (inventory.store_simple) instead."""
     from sqlmodel import Session, select
 
+    from inventory import store_simple
     from inventory.models import Node
     from inventory.scan import Scanner
 
@@ -82,7 +88,12 @@ def scan_once(url: str, size: EstateSize, generation: int, changed_every: int) -
     with Session(engine) as session:
         nodes = list(session.exec(select(Node)))
     start = time.perf_counter()
-    summary = Scanner(engine, concurrency=2, planner=planner).run(nodes)
+    paths = (
+        {"upsert": store_simple.upsert_resources, "sweep": store_simple.sweep_scope}
+        if plain
+        else {}
+    )
+    summary = Scanner(engine, concurrency=2, planner=planner, **paths).run(nodes)
     seconds = time.perf_counter() - start
     written = sum(o.counts.written for o in summary.outcomes)
     assert summary.ok, [o for o in summary.outcomes if o.status != "ok"][:3]
@@ -93,13 +104,15 @@ def scan_once(url: str, size: EstateSize, generation: int, changed_every: int) -
     }
 
 
-def child_scan(url: str, size: EstateSize, generation: int, changed_every: int) -> dict:
+def child_scan(
+    url: str, size: EstateSize, generation: int, changed_every: int, plain: bool = False
+) -> dict:
     """Run scan_once in a fresh interpreter so its peak RSS is the scan's alone."""
     code = (
         "import json,sys; sys.path.insert(0, '.');"
         "from bench.ingest import scan_once; from bench.estate import EstateSize;"
         f"print(json.dumps(scan_once({url!r}, EstateSize(**{asdict(size)!r}), {generation}, "
-        f"{changed_every})))"
+        f"{changed_every}, {plain})))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -150,10 +163,7 @@ def _raw_dicts(size: EstateSize) -> Iterator[dict]:
 
 def raw_load(url: str, size: EstateSize) -> float:
     """Baseline: the same rows bulk-loaded with no upsert logic (executemany / COPY)."""
-    from inventory.models import Resource
-
     engine = make_engine(url)
-    table = Resource.__table__  # type: ignore[attr-defined]
     start = time.perf_counter()
     if engine.dialect.name == "postgresql":
         columns = list(next(_raw_dicts(EstateSize(**{**asdict(size), "resources": 1}))))
@@ -179,38 +189,85 @@ def raw_load(url: str, size: EstateSize) -> float:
                     )
             raw.commit()
     else:
-        with engine.begin() as connection:
-            batch: list[dict] = []
+        # Plain sqlite3 executemany of tuples: no ORM, no upsert, no events.
+        columns = list(next(_raw_dicts(EstateSize(**{**asdict(size), "resources": 1}))))
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO resource ({', '.join(columns)}) VALUES ({marks})"
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            cursor = raw.cursor()
+            batch: list[list] = []
             for row in _raw_dicts(size):
-                batch.append(row)
+                batch.append(
+                    [
+                        json.dumps(row[c])
+                        if c in ("tags", "raw")
+                        else (
+                            row[c].replace(tzinfo=None).isoformat(" ")
+                            if isinstance(row[c], datetime)
+                            else row[c]
+                        )
+                        for c in columns
+                    ]
+                )
                 if len(batch) == 5000:
-                    connection.execute(sa.insert(table), batch)
+                    cursor.executemany(sql, batch)
                     batch = []
             if batch:
-                connection.execute(sa.insert(table), batch)
+                cursor.executemany(sql, batch)
+            raw.commit()
     return time.perf_counter() - start
 
 
-def report_latency(url: str) -> float:
+def best_of(runs: int, step: Callable[[], object]) -> float:
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        step()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+def read_latencies(url: str) -> dict[str, float]:
+    """`report adoption --by department`, one exporter refresh, and their baseline: the one
+    bare aggregate any KPI needs (live rows per system), best of three each."""
     from sqlmodel import Session
 
-    from inventory.reports import adoption_report
+    from exporters.snapshot import build_snapshot
+    from inventory.reports import adoption_report, switches_from
     from inventory.settings import Settings
 
     engine = make_engine(url)
     settings = Settings(database_url=url)
-    timings = []
-    for _ in range(3):
+
+    def report() -> None:
         with Session(engine) as session:
-            start = time.perf_counter()
             adoption_report(
                 session=session,
                 settings=settings,
-                switches=__import__("inventory.reports", fromlist=["x"]).switches_from(settings),
+                switches=switches_from(settings),
                 by="department",
             )
-            timings.append(time.perf_counter() - start)
-    return min(timings)
+
+    def exporter() -> None:
+        with Session(engine) as session:
+            build_snapshot(session=session, settings=settings, now=datetime.now(tz=UTC))
+
+    def bare() -> None:
+        with engine.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT system_code, count(*) FROM resource "
+                    "WHERE deleted_at IS NULL GROUP BY system_code"
+                )
+            ).all()
+
+    return {
+        "report_by_department_s": best_of(3, report),
+        "exporter_refresh_s": best_of(3, exporter),
+        "bare_aggregate_s": best_of(3, bare),
+    }
 
 
 def fresh_database(kind: str, pg_url: str, tmp: Path) -> tuple[str, callable]:
@@ -229,6 +286,21 @@ def fresh_database(kind: str, pg_url: str, tmp: Path) -> tuple[str, callable]:
     return f"{pg_url}?options=-csearch_path%3D{schema}", drop
 
 
+NAIVE_ROWS = 10_000
+
+
+def naive_rows_per_s(kind: str, size: EstateSize, pg_url: str, tmp: Path) -> float:
+    """The naive per-row ORM upsert (inventory.store_simple) on 10,000 rows, for scale."""
+    url, drop = fresh_database(kind, pg_url, tmp)
+    small = EstateSize(**{**asdict(size), "resources": NAIVE_ROWS})
+    try:
+        upgrade(make_engine(url))
+        seed_register(make_engine(url), small)
+        return NAIVE_ROWS / child_scan(url, small, 0, 0, plain=True)["seconds"]
+    finally:
+        drop()
+
+
 def bench_database(kind: str, size: EstateSize, pg_url: str, tmp: Path) -> dict:
     url, drop = fresh_database(kind, pg_url, tmp)
     base_url, base_drop = fresh_database(kind, pg_url, tmp)
@@ -238,15 +310,18 @@ def bench_database(kind: str, size: EstateSize, pg_url: str, tmp: Path) -> dict:
         seed_register(make_engine(url), size)
         source = read_source(size)
         raw = raw_load(base_url, size)
+        naive = naive_rows_per_s(kind, size, pg_url, tmp)
         first = child_scan(url, size, 0, 0)
         same = child_scan(url, size, 0, 0)
         changed = child_scan(url, size, 1, 100)
-        report = report_latency(url)
+        reads = read_latencies(url)
         return {
             "db": kind,
             "resources": size.resources,
             "source_read_s": source,
             "raw_load_s": raw,
+            "raw_load_rows_per_s": size.resources / raw,
+            "naive_orm_rows_per_s": naive,
             "first_ingest_s": first["seconds"],
             "first_ingest_rows_per_s": size.resources / first["seconds"],
             "first_vs_raw": first["seconds"] / raw,
@@ -255,7 +330,7 @@ def bench_database(kind: str, size: EstateSize, pg_url: str, tmp: Path) -> dict:
             "unchanged_vs_source_read": same["seconds"] / source,
             "changed_1pct_rescan_s": changed["seconds"],
             "changed_rows_written": changed["written"],
-            "report_by_department_s": report,
+            **reads,
             "peak_rss_mib": max(
                 first["peak_rss_mib"], same["peak_rss_mib"], changed["peak_rss_mib"]
             ),
@@ -287,12 +362,15 @@ def main() -> None:
         "first ingest",
         "rows/s",
         "× raw load",
+        "× naive ORM",
         "unchanged rescan",
         "rows written",
         "× source read",
         "1% changed",
         "written",
         "report --by dept",
+        "exporter refresh",
+        "bare aggregate",
         "peak RSS",
     )
     print(" | ".join(header))
@@ -305,12 +383,16 @@ def main() -> None:
                     f"{r['first_ingest_s']:.2f} s",
                     f"{r['first_ingest_rows_per_s']:,.0f}",
                     f"{r['first_vs_raw']:.2f}× ({r['raw_load_s']:.2f} s)",
+                    f"{r['first_ingest_rows_per_s'] / r['naive_orm_rows_per_s']:.1f}× "
+                    f"({r['naive_orm_rows_per_s']:,.0f} rows/s)",
                     f"{r['unchanged_rescan_s']:.2f} s",
                     str(r["unchanged_rows_written"]),
                     f"{r['unchanged_vs_source_read']:.2f}× ({r['source_read_s']:.2f} s)",
                     f"{r['changed_1pct_rescan_s']:.2f} s",
                     str(r["changed_rows_written"]),
                     f"{r['report_by_department_s'] * 1000:.0f} ms",
+                    f"{r['exporter_refresh_s'] * 1000:.0f} ms",
+                    f"{r['bare_aggregate_s'] * 1000:.0f} ms",
                     f"{r['peak_rss_mib']:.0f} MiB",
                 ]
             )
