@@ -104,7 +104,18 @@ class Resource(SQLModel, table=True):
         sa.UniqueConstraint(
             "node_id", "source", "kind", "native_id", name="uq_resource_natural_key"
         ),
-        sa.Index("ix_resource_system_live", "system_code", "deleted_at"),
+        # Live rows only, with every column the evidence query reads: the KPI is answered
+        # from this index without touching the rows' raw JSON (migration 0003).
+        sa.Index(
+            "ix_resource_live_evidence",
+            "system_code",
+            "node_id",
+            "kind",
+            "replicas",
+            "state",
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        ),
         sa.Index("ix_resource_scope", "node_id", "source", "kind", "scope"),
     )
 

@@ -184,15 +184,22 @@ class Scanner:
         return ScanSummary(run_id=run_id, outcomes=outcomes, busy_nodes=busy)
 
     def _refresh_statistics(self, outcomes: list[ScopeOutcome]) -> None:
-        """After a scan that wrote many rows, let PostgreSQL's planner see the new table size
-        at once: with stale statistics it plans the next scan's key lookups as sequential
-        scans (autovacuum's own ANALYZE comes only later)."""
+        """After a scan that wrote many rows, let the query planner see the new table at once.
+        With stale statistics PostgreSQL plans the next scan's key lookups as sequential
+        scans, and SQLite walks the live-evidence index for queries that should scan the
+        table (autovacuum's own ANALYZE comes only later; SQLite has none)."""
         written = sum(o.counts.created + o.counts.deleted for o in outcomes)
-        if self.engine.dialect.name != "postgresql" or written < ANALYZE_AFTER_ROWS:
+        if written < ANALYZE_AFTER_ROWS:
             return
         with self.engine.connect() as connection:
-            connection.exec_driver_sql("ANALYZE resource")
-            connection.exec_driver_sql("ANALYZE resourceevent")
+            if self.engine.dialect.name == "postgresql":
+                connection.exec_driver_sql("ANALYZE resource")
+                connection.exec_driver_sql("ANALYZE resourceevent")
+            else:
+                # Sampled statistics: enough for the planner, a fraction of a full ANALYZE.
+                connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+                connection.exec_driver_sql("ANALYZE resource")
+                connection.exec_driver_sql("ANALYZE resourceevent")
             connection.commit()
 
     def _write(
