@@ -11,6 +11,7 @@ from exporters.commands import app as exporter_app
 from infra.commands import app as infra_app
 from inventory.commands.db import app as db_app
 from inventory.commands.demo import demo
+from inventory.commands.lang import Lang
 from inventory.commands.nodes import app as nodes_app
 from inventory.commands.registry import app as registry_app
 from inventory.commands.report import app as report_app
@@ -40,6 +41,14 @@ def main_options(
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="More log output.")
     ] = 0,
+    lang: Annotated[
+        Lang | None,
+        typer.Option(
+            "--lang",
+            help="Language of tables, messages and reports: zh or en "
+            "(default: YIYUN_LANG, else the locale, else zh). JSON and CSV stay English.",
+        ),
+    ] = None,
 ) -> None:
     from inventory.settings import get_settings, set_settings
 
@@ -48,6 +57,8 @@ def main_options(
         overrides["database_url"] = db
     if config:
         overrides["config"] = config
+    if lang:
+        overrides["lang"] = lang.value
     if overrides:
         set_settings(get_settings().model_copy(update=overrides))
     from inventory.logs import configure_logging

@@ -12,8 +12,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger
+from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger, warn
+from inventory.commands.lang import cli_lang
 from inventory.output import Format, dumps, escape_formula, render_rows
+from inventory.reporting.i18n import readiness_label, state_label, text
 
 app = typer.Typer(
     help="Migration of department clouds: dependencies, assessment, wave plans, tracking.",
@@ -64,7 +66,7 @@ def _say(text: str) -> None:
 
 
 def _problems(heading: str, problems: list[Any]) -> None:
-    err_console.print(f"[red]{heading}[/red]", highlight=False)
+    err_console.print(heading, style="red", markup=False, highlight=False)
     for problem in problems:
         err_console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
 
@@ -117,23 +119,32 @@ def deps_import(
     from migrate.deps import import_dependencies
     from migrate.sheets import SheetError
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             report = import_dependencies(session=session, path=file, now=_now(), replace=replace)
             if not report.ok:
                 session.rollback()
     except SheetError as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
     if not report.ok:
         _problems(
-            f"{file.name}: {len(report.problems)} problem(s); nothing imported", report.problems
+            text("deps_problems", lang, file=file.name, count=len(report.problems)),
+            report.problems,
         )
         raise typer.Exit(EXIT_PROBLEM)
     _say(
-        f"imported {report.rows} dependencies from {file.name}: {report.created} created, "
-        f"{report.updated} updated, {report.unchanged} unchanged"
-        + (f", {report.removed} removed" if replace else "")
+        text(
+            "deps_imported",
+            lang,
+            rows=report.rows,
+            file=file.name,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+        )
+        + (text("deps_removed", lang, removed=report.removed) if replace else "")
     )
 
 
@@ -143,10 +154,11 @@ def deps_infer() -> None:
     from inventory.db import session_scope
     from migrate.deps import refresh_inferred
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         added, removed = refresh_inferred(session=session, now=_now())
-    _say(f"inferred dependencies: {added} added, {removed} removed")
+    _say(text("deps_inferred", lang, added=added, removed=removed))
 
 
 @deps_app.command("list")
@@ -160,7 +172,8 @@ def deps_list(
     from inventory.models import System
     from migrate.deps import list_dependencies
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         hidden = set(session.exec(select(System.code).where(col(System.classified).is_(True))))
         rows = [
@@ -177,8 +190,22 @@ def deps_list(
             if d.from_system not in hidden and d.to_system not in hidden
         ]
     render_rows(
-        rows, ("from", "to", "type", "strength", "origin", "basis"), fmt, title="dependencies"
+        rows,
+        ("from", "to", "type", "strength", "origin", "basis"),
+        fmt,
+        title=text("dependencies", lang),
+        lang=lang,
+        headings=_dependency_headings(lang),
     )
+
+
+def _dependency_headings(lang: str) -> dict[str, str]:
+    return {
+        "from": text("dep_from", lang),
+        "to": text("dep_to", lang),
+        "type": text("dep_type", lang),
+        "strength": text("dep_strength", lang),
+    }
 
 
 # ---------------------------------------------------------------- assess
@@ -216,12 +243,13 @@ def assess_command(
     from inventory.db import session_scope
     from migrate.assess import AssessmentError, effective, run_assessment
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             run = run_assessment(session=session, now=_now(), today=_today(), node_id=node)
     except AssessmentError as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
     rows: list[dict[str, Any]] = []
     for system, row in run.rows:
         readiness, strategy = effective(row)
@@ -256,19 +284,26 @@ def assess_command(
             ("system_code", "department_code", "readiness", "strategy", "override_by", "rules",
              "vcpu", "memory_gib", "storage_gib"),
             fmt,
-            title="assessment",
+            title=text("assessment", lang),
+            lang=lang,
         )  # fmt: skip
         counts: dict[str, int] = {}
         for line in rows:
             key = str(line["readiness"])
             counts[key] = counts.get(key, 0) + 1
+        changes = text(
+            "assess_changes_classified" if run.classified else "assess_changes",
+            lang,
+            written=run.written,
+            unchanged=run.unchanged,
+            classified=run.classified,
+        )
         _say(
-            ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-            + f" ({run.written} changed, {run.unchanged} unchanged"
-            + (f", {run.classified} classified not shown)" if run.classified else ")")
+            ", ".join(f"{readiness_label(k, lang)}: {v}" for k, v in sorted(counts.items()))
+            + changes
         )
     else:
-        render_rows(rows, ASSESS_COLUMNS, fmt)
+        render_rows(rows, ASSESS_COLUMNS, fmt, lang=lang)
 
 
 @assess_app.command("override")
@@ -295,7 +330,8 @@ def assess_override(
     from inventory.db import session_scope
     from migrate.assess import AssessmentError, effective, override_assessment
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             row = override_assessment(
@@ -310,11 +346,19 @@ def assess_override(
                 clear=clear,
             )
     except AssessmentError as error:
-        fail(str(error), EXIT_PROBLEM)
+        fail(str(error), EXIT_PROBLEM, lang=lang)
     final_readiness, final_strategy = effective(row)
     _say(
-        f"{system}: readiness {final_readiness}, strategy {final_strategy or '-'} "
-        f"(rules said {row.readiness}, {row.strategy or '-'}; recorded for {row.override_by})"
+        text(
+            "override_done",
+            lang,
+            system=system,
+            readiness=final_readiness,
+            strategy=final_strategy or "-",
+            rule_readiness=row.readiness,
+            rule_strategy=row.strategy or "-",
+            by=row.override_by,
+        )
     )
 
 
@@ -330,14 +374,15 @@ def assess_show(
     from inventory.models import System
     from migrate.assess import assessment_history
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         found = session.exec(select(System).where(col(System.code) == system)).first()
         if found is None or found.classified:
-            fail(f"unknown system {system!r}")
+            fail(text("unknown_system", lang, system=system), lang=lang)
         rows = assessment_history(session=session, code=system)
     if not rows:
-        fail(f"{system} has not been assessed yet: run `yiyun migrate assess`", EXIT_PROBLEM)
+        fail(text("not_assessed", lang, system=system), EXIT_PROBLEM, lang=lang)
     history = [
         {
             "assessed_at": r.assessed_at,
@@ -358,7 +403,8 @@ def assess_show(
         print(dumps(history))
         return
     current = rows[-1]
-    _say(f"{system}: assessed against {current.node_id or '(no node)'} at {current.assessed_at}")
+    node = current.node_id or text("no_node", lang)
+    _say(text("assessed_against", lang, system=system, node=node, at=current.assessed_at))
     render_rows(
         [
             {
@@ -371,7 +417,8 @@ def assess_show(
         ],
         ("rule", "outcome", "reason", "facts"),
         fmt,
-        title="rules and facts",
+        title=text("rules_and_facts", lang),
+        lang=lang,
     )
     columns = (
         "assessed_at",
@@ -384,7 +431,7 @@ def assess_show(
         "override_rationale",
         "superseded_at",
     )
-    render_rows(history, columns, fmt, title="history (oldest first)")
+    render_rows(history, columns, fmt, title=text("assess_history", lang), lang=lang)
 
 
 # ---------------------------------------------------------------- plan
@@ -421,10 +468,11 @@ def plan_create(
     from migrate.planner import Parameters
     from migrate.plans import PlanError, create_plan
 
+    lang = cli_lang()
     today = _today()
     first = start.date() if start else today
     plan_name = name or f"{target}-{first:%Y%m%d}"
-    engine = open_ledger()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             plan, result = create_plan(
@@ -443,18 +491,25 @@ def plan_create(
             )
             review = dict(plan.review or {})
     except PlanError as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
     excluded = review.get("excluded", {})
     _say(
-        f"plan {plan_name}: {len(result.wave_of)} system(s) placed in {result.waves} wave(s), "
-        f"{len(result.unplaced)} not placed (lower bound {review['lower_bound']['size']} "
-        f"wave(s) by size, longest dependency chain {review['lower_bound']['chain']})"
+        text(
+            "plan_created",
+            lang,
+            plan=plan_name,
+            placed=len(result.wave_of),
+            waves=result.waves,
+            unplaced=len(result.unplaced),
+            size=review["lower_bound"]["size"],
+            chain=review["lower_bound"]["chain"],
+        )
     )
     if excluded.get("classified"):
-        _say(f"{excluded['classified']} classified system(s) on the sources are outside the plan")
+        _say(text("plan_classified_outside", lang, count=excluded["classified"]))
     if excluded.get("in_other_plans"):
-        _say(f"{len(excluded['in_other_plans'])} system(s) are already moving in another plan")
-    _say(f"see it with `yiyun migrate plan show {plan_name}`")
+        _say(text("plan_in_other_plans", lang, count=len(excluded["in_other_plans"])))
+    _say(text("plan_see", lang, plan=plan_name))
 
 
 @plan_app.command("list")
@@ -465,7 +520,8 @@ def plan_list(
     from inventory.db import session_scope
     from migrate.plans import list_plans
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         rows = list_plans(session=session)
     columns = (
@@ -479,14 +535,21 @@ def plan_list(
         "created_by",
         "created_at",
     )
-    render_rows(rows, columns, fmt, title="migration plans")
+    render_rows(
+        rows,
+        columns,
+        fmt,
+        title=text("migration_plans", lang),
+        lang=lang,
+        headings={"name": text("plan", lang), "created_at": text("created", lang)},
+    )
 
 
-def _load_plan(name: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def _load_plan(name: str, lang: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     from inventory.db import session_scope
     from migrate.plans import PlanError, get_plan, plan_document, plan_rows
 
-    engine = open_ledger()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             plan = get_plan(session=session, name=name)
@@ -506,7 +569,7 @@ def _load_plan(name: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[st
                 plan_document(session=session, plan=plan),
             )
     except PlanError as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
 
 
 @plan_app.command("show")
@@ -517,7 +580,8 @@ def plan_show(
     """Waves, placements with their explanations, unmet constraints and cross-wave dependencies."""
     from migrate.plans import CSV_COLUMNS
 
-    head, rows, _ = _load_plan(name)
+    lang = cli_lang()
+    head, rows, _ = _load_plan(name, lang)
     review = head["review"] or {}
     if fmt is Format.json:
         print(dumps({**head, "systems": rows}))
@@ -526,18 +590,27 @@ def plan_show(
         print(_csv_text(rows, CSV_COLUMNS), end="")
         return
     _say(
-        f"plan {head['plan']}: {', '.join(head['source_nodes'])} → {head['target_node']}, "
-        f"{review.get('waves', 0)} wave(s), {review.get('placed', 0)} placed, "
-        f"{review.get('not_placed', 0)} not placed"
+        text(
+            "plan_header",
+            lang,
+            plan=head["plan"],
+            sources=", ".join(head["source_nodes"]),
+            target=head["target_node"],
+            waves=review.get("waves", 0),
+            placed=review.get("placed", 0),
+            not_placed=review.get("not_placed", 0),
+        )
     )
     render_rows(
         rows,
         ("wave", "wave_start", "system_code", "department_code", "environment", "readiness",
          "strategy", "move_group", "state", "risk"),
         fmt,
-        title="systems",
+        title=text("plan_systems", lang),
+        lang=lang,
+        headings={"state": text("migration_state", lang)},
     )  # fmt: skip
-    _say("why each system is where it is:")
+    _say(text("plan_why", lang))
     for row in rows:
         _say(f"  {row['system_code']}: {row['explanation']}")
     constraints = review.get("constraints", [])
@@ -546,7 +619,12 @@ def plan_show(
             [{**c, "systems": ", ".join(c["systems"])} for c in constraints],
             ("kind", "systems", "detail"),
             fmt,
-            title="unmet constraints and boundary dependencies",
+            title=text("unmet_constraints", lang),
+            lang=lang,
+            headings={
+                "kind": text("constraint_kind", lang),
+                "systems": text("plan_systems", lang),
+            },
         )
     cross = review.get("cross_wave", [])
     if cross:
@@ -554,7 +632,9 @@ def plan_show(
             cross,
             ("from", "from_wave", "to", "to_wave", "type", "strength"),
             fmt,
-            title="cross-wave dependencies",
+            title=text("cross_wave", lang),
+            lang=lang,
+            headings=_dependency_headings(lang),
         )
 
 
@@ -571,17 +651,18 @@ def plan_export(
     """Export the plan: CSV to edit in a spreadsheet, JSON for landing-zone provisioning."""
     from migrate.plans import CSV_COLUMNS
 
-    _, rows, document = _load_plan(name)
-    text = dumps(document) + "\n" if fmt is ExportFormat.json else _csv_text(rows, CSV_COLUMNS)
+    lang = cli_lang()
+    _, rows, document = _load_plan(name, lang)
+    export = dumps(document) + "\n" if fmt is ExportFormat.json else _csv_text(rows, CSV_COLUMNS)
     if output is None:
-        print(text, end="")
+        print(export, end="")
         return
     try:
         # UTF-8 with BOM so that Excel on a Chinese desktop opens the CSV correctly.
-        output.write_text(text, encoding="utf-8-sig" if fmt is ExportFormat.csv else "utf-8")
+        output.write_text(export, encoding="utf-8-sig" if fmt is ExportFormat.csv else "utf-8")
     except OSError as error:
-        fail(f"cannot write {output}: {error.strerror or error}")
-    err_console.print(f"wrote {output}", markup=False, highlight=False)
+        fail(text("cannot_write", lang, path=output, error=error.strerror or error), lang=lang)
+    err_console.print(text("written", lang, path=output), markup=False, highlight=False)
 
 
 @plan_app.command("import")
@@ -605,7 +686,8 @@ def plan_import(
     from migrate.plans import PlanError, import_plan
     from migrate.sheets import SheetError
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             outcome = import_plan(
@@ -614,22 +696,22 @@ def plan_import(
             if not outcome.ok or dry_run:
                 session.rollback()
     except (PlanError, SheetError) as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
     for warning in outcome.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(str(warning), lang)
     if not outcome.ok:
         _problems(
-            f"{file.name}: {len(outcome.problems)} problem(s); the plan is unchanged",
+            text("plan_import_problems", lang, file=file.name, count=len(outcome.problems)),
             outcome.problems,
         )
         raise typer.Exit(EXIT_PROBLEM)
-    heading = "dry run (nothing written)" if dry_run else f"plan {name} updated"
-    _say(f"{heading}: {len(outcome.moved)} system(s) change wave")
+    heading = "plan_import_dry" if dry_run else "plan_import_done"
+    _say(text(heading, lang, plan=name, count=len(outcome.moved)))
     for code, old, new in outcome.moved:
         _say(f"  {code}: {old or '-'} → {new or '-'}")
     unmet = [c for c in outcome.constraints if c["kind"] not in ("dependency_stays",)]
     if unmet:
-        _say(f"{len(unmet)} constraint(s) not met (see `yiyun migrate plan show {name}`)")
+        _say(text("plan_unmet", lang, count=len(unmet), plan=name))
 
 
 # ---------------------------------------------------------------- tracking
@@ -653,7 +735,8 @@ def advance_command(
     from inventory.db import session_scope
     from migrate.tracking import TransitionRefused, advance
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             event = advance(
@@ -668,8 +751,17 @@ def advance_command(
                 plan_name=plan,
             )
     except TransitionRefused as error:
-        fail(f"refused: {error}", EXIT_PROBLEM)
-    _say(f"{system}: {event.from_state} → {event.to_state} (by {event.by})")
+        fail(text("refused", lang, reason=error), EXIT_PROBLEM, lang=lang)
+    _say(
+        text(
+            "advanced",
+            lang,
+            system=system,
+            from_state=event.from_state,
+            to_state=event.to_state,
+            by=event.by,
+        )
+    )
 
 
 @app.command("status")
@@ -683,14 +775,15 @@ def status_command(
     from migrate.plans import PlanError, get_plan
     from migrate.tracking import STATES, migration_status
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             if plan is not None:
                 get_plan(session=session, name=plan)
             report = migration_status(session=session, today=_today(), plan_name=plan, by=by.value)
     except PlanError as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
     if fmt is Format.json:
         print(dumps(report.as_dict()))
         return
@@ -700,16 +793,28 @@ def status_command(
     if fmt is Format.csv:
         render_rows(flat, columns, fmt)
         return
-    render_rows(flat, columns, fmt, title=f"progress by {by.value}")
+    render_rows(
+        flat,
+        columns,
+        fmt,
+        title=text(f"progress_by_{by.value}", lang),
+        lang=lang,
+        headings={state: state_label(state, lang) for state in states},
+    )
     if report.discrepancies:
         render_rows(
             [d.as_dict() for d in report.discrepancies],
             ("plan", "system_code", "wave", "state", "evidence_status", "kind", "detail"),
             fmt,
-            title="discrepancies between claimed states and the inventory",
+            title=text("discrepancies", lang),
+            lang=lang,
+            headings={
+                "state": text("migration_state", lang),
+                "kind": text("discrepancy_kind", lang),
+            },
         )
     else:
-        _say("no discrepancies between claimed states and the inventory")
+        _say(text("no_discrepancies", lang))
 
 
 @app.command("history")
@@ -722,7 +827,8 @@ def history_command(
     from inventory.db import session_scope
     from migrate.tracking import history
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         events = history(session=session, code=system, plan_name=plan)
         rows = [
@@ -742,7 +848,8 @@ def history_command(
         rows,
         ("at", "plan_id", "from_state", "to_state", "by", "note", "evidence", "checks"),
         fmt,
-        title=f"migration log of {system}",
+        title=text("migration_log", lang, system=system),
+        lang=lang,
     )
 
 
@@ -751,10 +858,8 @@ def transitions_command() -> None:
     """The allowed state transitions and the gates checked against the inventory."""
     from migrate.tracking import STATES, TRANSITIONS
 
+    lang = cli_lang()
     for state in STATES:
-        targets = ", ".join(s for s in STATES if s in TRANSITIONS[state]) or "(final)"
-        _say(f"{state:>15} → {targets}")
-    _say(
-        "gates: planned needs a wave; accepted needs on_cloud evidence and, at MLPS level 3+, a "
-        "密评 record; decommissioned needs no live resources left on the plan's sources"
-    )
+        targets = ", ".join(s for s in STATES if s in TRANSITIONS[state])
+        _say(f"{state:>15} → {targets or text('final_state', lang)}")
+    _say(text("gates", lang))

@@ -46,6 +46,14 @@ def _pg_reachable() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {error.__class__.__name__}"
 
 
+@pytest.fixture(autouse=True)
+def english_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Human output in English whatever the machine's locale (C.UTF-8 would mean Chinese),
+    so tests that read messages are deterministic; a test wanting Chinese passes --lang zh."""
+    monkeypatch.setenv("YIYUN_LANG", "en")
+    set_settings(None)  # settings read before this point did not see YIYUN_LANG
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from inventory.commands.common import fail
+from inventory.commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
+from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 
 app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
@@ -16,11 +18,12 @@ def upgrade_command() -> None:
     """Create or upgrade the schema to the newest revision; safe to run again."""
     import sqlalchemy as sa
 
+    lang = cli_lang()
     url = get_settings().database_url
     try:
         revision = upgrade(get_engine(url))
     except sa.exc.OperationalError as error:
-        fail(f"cannot open database {mask_url(url)}: {error.orig or error}")
+        fail(text("cannot_open_db", lang, url=mask_url(url), error=error.orig or error), lang=lang)
     except sa.exc.ArgumentError:
-        fail(f"not a database URL: {mask_url(url)}")
-    typer.echo(f"database {mask_url(url)} is at schema revision {revision}")
+        fail(text("not_db_url", lang, url=mask_url(url)), lang=lang)
+    typer.echo(text("db_at_revision", lang, url=mask_url(url), revision=revision))

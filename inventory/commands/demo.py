@@ -9,10 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlmodel import Session, col, func, select
 
 from inventory.commands.common import EXIT_PROBLEM, fail
+from inventory.commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
+from inventory.reporting.i18n import text
 from inventory.settings import get_settings, set_settings
 
 console = Console()
@@ -34,7 +37,7 @@ def _demo_database(directory: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _refuse_populated(url: str) -> None:
+def _refuse_populated(url: str, lang: str) -> None:
     from inventory.models import Node, System
 
     engine = get_engine(url)
@@ -43,8 +46,8 @@ def _refuse_populated(url: str) -> None:
         nodes = session.exec(select(func.count()).select_from(Node)).one()
     if systems or nodes:
         fail(
-            f"{mask_url(url)} already holds {systems} systems and {nodes} nodes; the demo only "
-            "writes into an empty database (leave out --db to use .demo/yiyun.db)"
+            text("demo_populated", lang, url=mask_url(url), systems=systems, nodes=nodes),
+            lang=lang,
         )
 
 
@@ -72,20 +75,20 @@ def demo(
     from inventory.sim.estate import RunningEstate, plan_estate
     from inventory.violations import freeze_violations, unattributed_counts
 
+    lang = cli_lang()
     directory.mkdir(parents=True, exist_ok=True)
     url = _demo_database(directory)
     settings = get_settings().model_copy(update={"database_url": url})
     set_settings(settings)
     engine = get_engine(url)
     upgrade(engine)
-    _refuse_populated(url)
+    _refuse_populated(url, lang)
 
     estate = plan_estate(today=settings.today(), systems=systems)
-    console.print(
-        f"[bold]yiyun demo[/bold]: {len(estate.systems)} systems, "
-        f"{len(estate.nodes)} nodes, database {mask_url(url)}",
-        highlight=False,
+    intro = text(
+        "demo_intro", lang, systems=len(estate.systems), nodes=len(estate.nodes), url=mask_url(url)
     )
+    console.print(f"[bold]yiyun demo[/bold]: {escape(intro)}", highlight=False)
     with RunningEstate(estate, directory) as running:
         files = running.write_files()
         # The simulated AWS-compatible nodes are reached through the standard credential
@@ -96,16 +99,20 @@ def demo(
         with Session(engine) as session:
             report = import_register(session=session, path=files["register"])
             if not report.ok:
-                fail(f"the sample register did not import: {report.problems[:3]}")
+                fail(text("demo_register_failed", lang, problems=report.problems[:3]), lang=lang)
             apply_nodes(session=session, specs=load_node_file(files["nodes"]))
             session.commit()
             nodes = list(session.exec(select(Node).order_by(col(Node.id))))
-        console.print(
-            f"register {files['register']} imported ({report.created} systems); "
-            f"node file {files['nodes']} applied ({len(nodes)} nodes)",
-            highlight=False,
+        loaded = text(
+            "demo_loaded",
+            lang,
+            register=files["register"],
+            systems=report.created,
+            node_file=files["nodes"],
+            nodes=len(nodes),
         )
-        summary = execute_scan(engine, nodes, concurrency=4)
+        console.print(loaded, highlight=False, markup=False)
+        summary = execute_scan(engine, nodes, lang=lang, concurrency=4)
         with Session(engine) as session:
             kpi = adoption_report(
                 session=session, settings=settings, switches=switches_from(settings), by="city"
@@ -113,14 +120,14 @@ def demo(
             take_snapshot(session=session, settings=settings, switches=switches_from(settings))
             frozen = freeze_violations(session=session, tz=settings.tz)
             orphans = unattributed_counts(session=session)
-        print_adoption_table(kpi)
+        print_adoption_table(kpi, lang)
         console.print(
-            f"policy violations: {len(frozen)} new resource(s) on frozen nodes "
-            f"(不再新建或外租), {sum(orphans.values())} unattributed resource(s)"
+            text("demo_violations", lang, frozen=len(frozen), unattributed=sum(orphans.values())),
+            markup=False,
         )
         db_flag = f"--db {url}"
         console.print(
-            "\n[bold]try next[/bold]\n"
+            f"\n[bold]{escape(text('demo_try_next', lang))}[/bold]\n"
             f"  yiyun {db_flag} report adoption --by department\n"
             f"  yiyun {db_flag} report adoption --format json\n"
             f"  yiyun {db_flag} report violations --details\n"
@@ -132,7 +139,7 @@ def demo(
         )
         if serve:
             console.print(
-                "\nsimulated endpoints stay up until Ctrl-C; scan them again with\n"
+                f"\n{escape(text('demo_serve', lang))}\n"
                 f"  AWS_SHARED_CREDENTIALS_FILE={files['credentials']} "
                 f"yiyun {db_flag} --config {files['nodes']} scan",
                 highlight=False,

@@ -10,10 +10,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger
+from inventory.commands.common import (
+    EXIT_PROBLEM,
+    err_console,
+    fail,
+    open_ledger,
+    report_error,
+)
+from inventory.commands.lang import cli_lang
 from inventory.db import mask_url, session_scope
 from inventory.nodes import ApplyReport, NodeFileError, apply_nodes, list_nodes, load_node_file
 from inventory.output import Format, render_rows
+from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 
 app = typer.Typer(help="Cloud node definitions (the node file).", no_args_is_help=True)
@@ -38,15 +46,15 @@ LIST_COLUMNS = [
 ]
 CAPACITY_COLUMNS = ("capacity_vcpu", "capacity_memory_gib", "capacity_storage_gib")
 # A terminal is too narrow for every column: the table keeps what people scan for, under short
-# headers; JSON, CSV and Markdown carry every column under its English key.
+# headings (TEXTS keys); JSON, CSV and Markdown carry every column under its English key.
 TABLE_COLUMNS = {
-    "id": "id",
-    "name": "name",
-    "level": "level",
-    "one_cloud": "one cloud",
+    "id": "node",
+    "name": "node_name",
+    "level": "node_level",
+    "one_cloud": "one_cloud",
     "city": "city",
-    "mlps_level": "MLPS",
-    "frozen_since": "frozen since",
+    "mlps_level": "mlps_level",
+    "frozen_since": "frozen_since",
     "source_names": "sources",
 }
 
@@ -69,47 +77,41 @@ def _for_people(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Cloud nodes")
-    for column, header in TABLE_COLUMNS.items():
+def _print_table(rows: list[dict[str, Any]], lang: str) -> None:
+    table = Table(title=text("cloud_nodes", lang))
+    for column, heading in TABLE_COLUMNS.items():
         # Ids are what people copy into other commands: never wrap or cut them; the rest
         # folds rather than ends in "…", so nothing is hidden on a narrow terminal.
-        table.add_column(header, no_wrap=column == "id", overflow="fold")
+        table.add_column(text(heading, lang), no_wrap=column == "id", overflow="fold")
     for row in rows:
-        table.add_row(*[_cell(row.get(column)) for column in TABLE_COLUMNS])
+        table.add_row(*[_cell(row.get(column), lang) for column in TABLE_COLUMNS])
     Console().print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, lang: str) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return text("yes" if value else "no", lang)
     return str(value)
 
 
-def _print_report(report: ApplyReport, file: Path, database: str) -> None:
-    counts = (len(report.created), len(report.updated), len(report.unchanged))
-    if report.dry_run:
-        typer.echo(
-            f"dry run of {file} against {database}, nothing written: would create {counts[0]}, "
-            f"update {counts[1]}, leave {counts[2]} unchanged"
-        )
-    else:
-        typer.echo(
-            f"applied {file} to {database}: {counts[0]} created, {counts[1]} updated, "
-            f"{counts[2]} unchanged"
-        )
+def _print_report(report: ApplyReport, file: Path, database: str, lang: str) -> None:
+    counts = {
+        "created": len(report.created),
+        "updated": len(report.updated),
+        "unchanged": len(report.unchanged),
+    }
+    heading = "nodes_dry_run" if report.dry_run else "nodes_applied"
+    typer.echo(text(heading, lang, file=file, database=database, **counts))
     if report.created:
-        typer.echo(f"  {'to create' if report.dry_run else 'created'}: {', '.join(report.created)}")
+        created = "nodes_to_create" if report.dry_run else "nodes_created"
+        typer.echo(text(created, lang, nodes=", ".join(report.created)))
     for node_id, columns in report.updated.items():
-        typer.echo(
-            f"  {'to update' if report.dry_run else 'updated'}: {node_id} ({', '.join(columns)})"
-        )
+        updated = "nodes_to_update" if report.dry_run else "nodes_updated"
+        typer.echo(text(updated, lang, node=node_id, columns=", ".join(columns)))
     if report.not_in_file:
-        typer.echo(
-            f"  not in this file (kept in the ledger, unchanged): {', '.join(report.not_in_file)}"
-        )
+        typer.echo(text("nodes_not_in_file", lang, nodes=", ".join(report.not_in_file)))
 
 
 @app.command("apply")
@@ -125,29 +127,31 @@ def apply_command(
     ] = False,
 ) -> None:
     """Create or update nodes from a node file; a file with any problem applies nothing."""
+    lang = cli_lang()
     settings = get_settings()
     path = file or (Path(settings.config) if settings.config else None)
     if path is None:
-        fail("give the node file: `yiyun nodes apply nodes.yaml` (or the global --config)")
+        fail(text("node_file_needed", lang), lang=lang)
     if not path.is_file():
-        fail(f"node file {path} not found")
+        fail(text("node_file_missing", lang, path=path), lang=lang)
     try:
         specs = load_node_file(path)
     except NodeFileError as error:
         count = len(error.problems)
-        err_console.print(
-            f"[red]error:[/red] {escape(str(path))}: {count} problem{'s' if count != 1 else ''}, "
-            "nothing applied",
-            highlight=False,
-            soft_wrap=True,
+        summary = text(
+            "node_file_problem" if count == 1 else "node_file_problems",
+            lang,
+            path=path,
+            count=count,
         )
+        report_error(escape(summary), lang)
         for problem in error.problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(EXIT_PROBLEM) from None
-    engine = open_ledger()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         report = apply_nodes(session=session, specs=specs, dry_run=dry_run)
-    _print_report(report, path, mask_url(settings.database_url))
+    _print_report(report, path, mask_url(settings.database_url), lang)
 
 
 @app.command("list")
@@ -155,14 +159,22 @@ def list_command(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
 ) -> None:
     """List the ledger's cloud nodes with their sources (names and kinds, never credentials)."""
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         rows = list_nodes(session=session)
     if fmt is Format.json:
         render_rows(rows, LIST_COLUMNS, fmt)
     elif fmt is Format.table:
         if not rows:
-            err_console.print("no nodes yet: load them with `yiyun nodes apply nodes.yaml`")
-        _print_table([_for_people(row) for row in rows])
+            err_console.print(text("no_nodes_yet", lang), markup=False, highlight=False)
+        _print_table([_for_people(row) for row in rows], lang)
     else:
-        render_rows([_for_people(row) for row in rows], LIST_COLUMNS, fmt)
+        # CSV is for machines: English keys; Markdown is for people: translated headings.
+        render_rows(
+            [_for_people(row) for row in rows],
+            LIST_COLUMNS,
+            fmt,
+            lang=lang if fmt is Format.md else None,
+            headings={column: text(key, lang) for column, key in TABLE_COLUMNS.items()},
+        )

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger
+from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger, warn
+from inventory.commands.lang import cli_lang
 from inventory.output import Format
+from inventory.reporting.i18n import text
 
 app = typer.Typer(
     help="The system register (政务信息系统目录): import it from CSV/XLSX, list it.",
@@ -50,61 +52,80 @@ def import_command(
         write_problems,
     )
 
+    lang = cli_lang()
     try:
         check_register_path(file)
     except RegisterFileError as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
     if errors_out is not None and (errors_out.is_dir() or not errors_out.parent.is_dir()):
-        fail(f"cannot write the error file {errors_out}: its folder does not exist")
-    engine = open_ledger()
+        fail(text("errors_out_folder", lang, path=errors_out), lang=lang)
+    engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
             report = import_register(session=session, path=file, dry_run=dry_run)
     except RegisterFileError as error:
-        fail(str(error))
+        fail(str(error), lang=lang)
     except sa.exc.IntegrityError:
-        fail("the register changed in the database while importing; nothing was written, run again")
+        fail(text("register_changed", lang), lang=lang)
 
     if errors_out is not None:
         try:
             write_problems(errors_out, report.problems)
         except OSError as error:
-            fail(f"cannot write the error file {errors_out}: {error.strerror or error}")
+            fail(
+                text("errors_out_write", lang, path=errors_out, error=error.strerror or error),
+                lang=lang,
+            )
 
     console = Console(highlight=False, soft_wrap=True)
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(str(warning), lang)
     if report.problems:
         err_console.print(
-            f"[red]{file.name}[/red] ({report.source}): {len(report.problems)} problem(s) in "
-            f"{report.rows} row(s); nothing imported",
+            text(
+                "register_problems",
+                lang,
+                file=file.name,
+                source=report.source,
+                count=len(report.problems),
+                rows=report.rows,
+            ),
+            style="red",
+            markup=False,
             highlight=False,
         )
         for problem in report.problems:
             # Cells are the department's own text: never let them be read as rich markup.
             err_console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         if errors_out is not None:
-            err_console.print(f"problems written to {errors_out}", markup=False)
+            err_console.print(text("problems_written", lang, path=errors_out), markup=False)
         raise typer.Exit(EXIT_PROBLEM)
 
-    heading = "dry run (nothing written), checked" if dry_run else "imported"
+    heading = "register_checked" if dry_run else "register_imported"
     console.print(
-        f"{heading}: {report.rows} row(s) from {file.name} ({report.source})", markup=False
+        text(heading, lang, rows=report.rows, file=file.name, source=report.source), markup=False
     )
     console.print(
-        f"systems: {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged",
+        text(
+            "register_systems",
+            lang,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+        ),
         markup=False,
     )
     console.print(
-        f"departments: {report.departments_created} created, {report.departments_updated} updated",
+        text(
+            "register_departments",
+            lang,
+            created=report.departments_created,
+            updated=report.departments_updated,
+        ),
         markup=False,
     )
     if report.not_in_file:
-        console.print(
-            f"{report.not_in_file} registered system(s) are not in this file (kept, not deleted)",
-            markup=False,
-        )
+        console.print(text("register_not_in_file", lang, count=report.not_in_file), markup=False)
 
 
 @app.command("list")
@@ -122,13 +143,19 @@ def list_command(
     from inventory.output import render_rows
     from inventory.registry import LIST_COLUMNS, TABLE_COLUMNS, list_systems
 
-    engine = open_ledger()
+    lang = cli_lang()
+    engine = open_ledger(lang)
     with session_scope(engine) as session:
         rows, hidden = list_systems(session=session, include_classified=include_classified)
     # Machines get every column; people get the ones that fit a terminal.
     columns = LIST_COLUMNS if fmt in (Format.json, Format.csv) else TABLE_COLUMNS
-    render_rows(rows, columns, fmt, title="registered systems")
+    render_rows(
+        rows,
+        columns,
+        fmt,
+        title=text("registered_systems", lang),
+        lang=lang,
+        headings={"code": text("system_code", lang), "name": text("system_name", lang)},
+    )
     if hidden and fmt is Format.table:
-        err_console.print(
-            f"{hidden} classified system(s) not shown (--include-classified)", highlight=False
-        )
+        err_console.print(text("classified_hidden", lang, count=hidden), highlight=False)

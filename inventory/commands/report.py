@@ -10,12 +10,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlmodel import Session
 
 from inventory.adoption import POLICY, STATUSES
 from inventory.commands.common import open_ledger
+from inventory.commands.lang import LangOption, cli_lang
 from inventory.output import Format, dumps, escape_formula, render_rows
+from inventory.reporting.i18n import status_label, text
 from inventory.settings import get_settings
 
 app = typer.Typer(
@@ -56,28 +59,51 @@ def _group_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def print_adoption_table(report: dict[str, Any]) -> None:
+# The heading of each --by breakdown, and the wording of its key column.
+_BY_SECTIONS = {
+    "province": "section_kpi",
+    "city": "section_city",
+    "department": "section_department",
+    "node": "section_node",
+}
+
+
+def _kpi_line(report: dict[str, Any], lang: str) -> str:
+    return text(
+        "kpi_line",
+        lang,
+        rate=_percent(report["rate"]),
+        numerator=report["numerator"],
+        denominator=report["denominator"],
+    )
+
+
+def print_adoption_table(report: dict[str, Any], lang: str) -> None:
     console = Console()
     console.print(
-        f"[bold]非涉密系统上云率 cloud-adoption rate: {_percent(report['rate'])}[/bold] "
-        f"({report['numerator']}/{report['denominator']})\n"
-        f"policy {report['policy']}, as of {report['as_of']}",
+        f"[bold]{escape(_kpi_line(report, lang))}[/bold]\n"
+        + escape(text("policy_as_of", lang, policy=report["policy"], as_of=report["as_of"])),
         highlight=False,
     )
     total = sum(report["counts"].values())
     if total == 0:
-        console.print("no systems in the register yet: run `yiyun registry import FILE`")
+        console.print(escape(text("no_systems", lang)), highlight=False)
         return
-    counts = Table(title="systems by status")
-    counts.add_column("status")
-    counts.add_column("systems", justify="right")
+    counts = Table(title=text("section_status", lang))
+    counts.add_column(text("status", lang))
+    counts.add_column(text("systems", lang), justify="right")
     for status in STATUSES:
-        counts.add_row(status, str(report["counts"][status]))
+        counts.add_row(status_label(status, lang), str(report["counts"][status]))
     console.print(counts)
     if "groups" in report:
-        groups = Table(title=f"by {report['by']}")
-        for column in ("key", "rate", "on/denominator", "exempt", "partial", "off", "none"):
-            groups.add_column(column, justify="left" if column == "key" else "right")
+        groups = Table(title=text(_BY_SECTIONS[report["by"]], lang))
+        groups.add_column(text(report["by"], lang))
+        for heading in (
+            text("rate", lang),
+            text("on_of_denominator", lang),
+            *(status_label(s, lang) for s in ("exempt", "partial", "off_cloud", "no_evidence")),
+        ):
+            groups.add_column(heading, justify="right")
         for row in _group_rows(report):
             groups.add_row(
                 row["key"],
@@ -91,8 +117,8 @@ def print_adoption_table(report: dict[str, Any]) -> None:
         console.print(groups)
     if report["stale_nodes"]:
         console.print(
-            f"[yellow]stale nodes[/yellow] (no complete scan within the freshness limit): "
-            f"{', '.join(report['stale_nodes'])}",
+            f"[yellow]{escape(text('stale_nodes_note', lang))}[/yellow] "
+            f"{escape(', '.join(report['stale_nodes']))}",
             highlight=False,
         )
 
@@ -107,20 +133,23 @@ def _print_csv(report: dict[str, Any]) -> None:
     print(buffer.getvalue(), end="")
 
 
-def _print_md(report: dict[str, Any]) -> None:
-    print(
-        f"**非涉密系统上云率**: {_percent(report['rate'])} "
-        f"({report['numerator']}/{report['denominator']}), policy `{report['policy']}`, "
-        f"as of {report['as_of']}\n"
-    )
+def _print_md(report: dict[str, Any], lang: str) -> None:
+    policy = f"`{report['policy']}`"
+    as_of = text("policy_as_of", lang, policy=policy, as_of=report["as_of"])
+    print(f"**{_kpi_line(report, lang)}**\n\n{as_of}\n")
     columns = ["key", "rate", "numerator", "denominator", *STATUSES]
-    print("| " + " | ".join(columns) + " |")
+    headings = [
+        text(report.get("by") or "province", lang),
+        *(text(c, lang) for c in ("rate", "numerator", "denominator")),
+        *(status_label(s, lang) for s in STATUSES),
+    ]
+    print("| " + " | ".join(headings) + " |")
     print("|" + "---|" * len(columns))
     for row in _group_rows(report):
         cells = [_percent(row["rate"]) if c == "rate" else str(row[c]) for c in columns]
         print("| " + " | ".join(cells) + " |")
     if report["stale_nodes"]:
-        print(f"\nStale nodes: {', '.join(report['stale_nodes'])}")
+        print(f"\n{text('stale_nodes', lang)}: {', '.join(report['stale_nodes'])}")
 
 
 @app.command("adoption")
@@ -147,6 +176,7 @@ def adoption(
             help="Let a declared one_cloud node stand in for missing evidence (default: off).",
         ),
     ] = None,
+    lang: LangOption = None,
 ) -> None:
     """The cloud-adoption rate of non-classified systems (非涉密系统上云率), from evidence."""
     from inventory.reports import (
@@ -156,8 +186,9 @@ def adoption(
         take_snapshot,
     )
 
+    language = cli_lang(lang)
     settings = get_settings()
-    engine = open_ledger()
+    engine = open_ledger(language)
     with Session(engine, expire_on_commit=False) as session:
         if history:
             render_rows(
@@ -173,7 +204,9 @@ def adoption(
                     "trust_declared",
                 ],
                 fmt,
-                title=f"adoption snapshots ({POLICY} and earlier policies)",
+                title=text("snapshots_title", language, policy=POLICY),
+                lang=language,
+                headings={"id": text("snapshot_id", language)},
             )
             return
         switches = switches_from(
@@ -189,15 +222,23 @@ def adoption(
         )
         if snapshot:
             stored = take_snapshot(session=session, settings=settings, switches=switches)
-            Console(stderr=True).print(f"snapshot {stored.id} stored", highlight=False)
+            Console(stderr=True).print(
+                text("snapshot_stored", language, id=stored.id), highlight=False
+            )
     if fmt is Format.json:
         print(dumps(report))
     elif fmt is Format.csv:
         _print_csv(report)
     elif fmt is Format.md:
-        _print_md(report)
+        _print_md(report, language)
     else:
-        print_adoption_table(report)
+        print_adoption_table(report, language)
+
+
+def _basis_wording(basis: str | None, lang: str) -> str | None:
+    if basis is None:
+        return None
+    return text("basis_source" if basis == "source creation time" else "basis_first_seen", lang)
 
 
 @app.command("violations")
@@ -206,6 +247,7 @@ def violations(
     details: Annotated[
         bool, typer.Option("--details", help="List each unattributed resource, not just counts.")
     ] = False,
+    lang: LangOption = None,
 ) -> None:
     """Freeze-rule violations (new resources on frozen nodes) and unattributed resources.
 
@@ -218,8 +260,9 @@ def violations(
         unattributed_resources,
     )
 
+    language = cli_lang(lang)
     settings = get_settings()
-    with Session(open_ledger()) as session:
+    with Session(open_ledger(language)) as session:
         frozen = freeze_violations(session=session, tz=settings.tz)
         counts = unattributed_counts(session=session)
         listed = unattributed_resources(session=session) if details else []
@@ -266,13 +309,35 @@ def violations(
         "frozen_since",
         "basis",
     ]
-    render_rows(rows, columns, fmt, title="policy violations")
+    if fmt in (Format.table, Format.md):
+        # People read the rule and its basis in words; machines keep the codes.
+        rows = [
+            {
+                **row,
+                "rule": text(f"rule_{row['rule']}", language),
+                "basis": _basis_wording(row.get("basis"), language),
+            }
+            for row in rows
+        ]
+    render_rows(
+        rows,
+        columns,
+        fmt,
+        title=text("violations_title", language),
+        lang=language,
+        headings={"name": text("resource_name", language)},
+    )
     if fmt is Format.table:
         Console(stderr=True).print(
-            f"{len(frozen)} freeze-rule violation(s) (不再新建或外租); "
-            f"{sum(counts.values())} unattributed resource(s) "
-            f"(tag them with {settings.system_tag}=<system code>)",
+            text(
+                "violations_summary",
+                language,
+                frozen=len(frozen),
+                unattributed=sum(counts.values()),
+                tag=settings.system_tag,
+            ),
             highlight=False,
+            markup=False,
         )
     if frozen:
         raise typer.Exit(1)
@@ -285,20 +350,22 @@ def scans(
         int | None, typer.Option("--run", help="A scan run id (default: latest).")
     ] = None,
     failed_only: Annotated[bool, typer.Option("--failed", help="Only scopes that failed.")] = False,
+    lang: LangOption = None,
 ) -> None:
     """Scope results of a scan run: what listed completely, what failed and why."""
     from sqlmodel import col, select
 
     from inventory.models import ScanRun, ScopeResult
 
-    with Session(open_ledger()) as session:
+    language = cli_lang(lang)
+    with Session(open_ledger(language)) as session:
         chosen = (
             session.get(ScanRun, run)
             if run
             else session.exec(select(ScanRun).order_by(col(ScanRun.id).desc())).first()
         )
         if chosen is None:
-            Console(stderr=True).print("no scan has run yet: `yiyun scan`")
+            Console(stderr=True).print(text("no_scans", language), highlight=False, markup=False)
             return
         query = select(ScopeResult).where(ScopeResult.run_id == chosen.id)
         if failed_only:
@@ -323,16 +390,19 @@ def scans(
             "error_message",
         ],
         fmt,
-        title=f"scan run {chosen.id}: {chosen.status}, started {chosen.started_at:%F %T}Z",
+        title=text(
+            "scan_run_title",
+            language,
+            run=chosen.id,
+            status=chosen.status,
+            started=f"{chosen.started_at:%F %T}",
+        ),
+        lang=language,
+        headings={"node_id": text("node", language)},
     )
 
 
 # --- manager reports: HTML, Excel, department scorecard ------------------------------------
-
-
-class Lang(StrEnum):
-    zh = "zh"
-    en = "en"
 
 
 class ScorecardFormat(StrEnum):
@@ -341,10 +411,6 @@ class ScorecardFormat(StrEnum):
     json = "json"
 
 
-LangOption = Annotated[
-    Lang | None,
-    typer.Option("--lang", help="Language of the report (default: YIYUN_LANG, else the locale)."),
-]
 ExemptOption = Annotated[
     bool | None,
     typer.Option(
@@ -361,16 +427,6 @@ TrustOption = Annotated[
 ]
 
 
-def _report_lang(option: Lang | None) -> str:
-    from inventory.commands.common import fail
-    from inventory.reporting.i18n import UnknownLanguage, resolve_lang
-
-    try:
-        return resolve_lang(option.value if option else None, get_settings().lang)
-    except UnknownLanguage as error:
-        fail(f"{error} (YIYUN_LANG)")
-
-
 def _gather_report(exempt_in_denominator: bool | None, trust_declared: bool | None) -> Any:
     from inventory.reporting.content import gather_report
     from inventory.reports import switches_from
@@ -383,7 +439,7 @@ def _gather_report(exempt_in_denominator: bool | None, trust_declared: bool | No
         return gather_report(session=session, settings=settings, switches=switches)
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
+def _write_atomically(path: Path, payload: bytes, lang: str) -> None:
     """Write next to the target and rename, so a failed run never leaves half a report."""
     import os
     import tempfile
@@ -392,7 +448,7 @@ def _write_atomically(path: Path, payload: bytes) -> None:
 
     path = path.expanduser()
     if not path.parent.exists():
-        fail(f"folder {path.parent} does not exist")
+        fail(text("folder_missing", lang, path=path.parent), lang=lang)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -408,8 +464,6 @@ def _default_output(suffix: str) -> Path:
 
 
 def _announce(path: Path, lang: str) -> None:
-    from inventory.reporting.i18n import text
-
     Console(stderr=True).print(text("written", lang, path=path), highlight=False)
 
 
@@ -428,13 +482,13 @@ def html_report(
     """One self-contained HTML file for managers: KPI, trend, charts, lists (no network needed)."""
     from inventory.reporting.html import render_html
 
-    language = _report_lang(lang)
+    language = cli_lang(lang)
     page = render_html(_gather_report(exempt_in_denominator, trust_declared), language)
     if output is not None and str(output) == "-":
         print(page, end="")
         return
     target = output or _default_output("html")
-    _write_atomically(target, page.encode("utf-8"))
+    _write_atomically(target, page.encode("utf-8"), language)
     _announce(target, language)
 
 
@@ -455,11 +509,11 @@ def xlsx_report(
     """
     from inventory.reporting.xlsx import build_workbook
 
-    language = _report_lang(lang)
+    language = cli_lang(lang)
     buffer = io.BytesIO()
     build_workbook(_gather_report(exempt_in_denominator, trust_declared), language).save(buffer)
     target = output or _default_output("xlsx")
-    _write_atomically(target, buffer.getvalue())
+    _write_atomically(target, buffer.getvalue(), language)
     _announce(target, language)
 
 
@@ -480,7 +534,6 @@ def scorecard(
 ) -> None:
     """One department's page: its rate, systems, plan and wave, blockers and next steps."""
     from inventory.commands.common import fail
-    from inventory.reporting.i18n import text
     from inventory.reporting.scorecard import (
         UnknownDepartment,
         department_scorecard,
@@ -489,13 +542,17 @@ def scorecard(
         scorecard_markdown,
     )
 
-    language = _report_lang(lang)
+    language = cli_lang(lang)
     content = _gather_report(exempt_in_denominator, trust_declared)
     try:
         card = department_scorecard(content, department, language)
     except UnknownDepartment as error:
-        hint = f"; did you mean {', '.join(error.suggestions)}?" if error.suggestions else ""
-        fail(f"{text('unknown_department', language, code=department)}{hint}")
+        hint = (
+            text("did_you_mean", language, names=", ".join(error.suggestions))
+            if error.suggestions
+            else ""
+        )
+        fail(f"{text('unknown_department', language, code=department)}{hint}", lang=language)
     if fmt is ScorecardFormat.json:
         page = dumps(scorecard_json(card, content)) + "\n"
     elif fmt is ScorecardFormat.html:
@@ -505,5 +562,5 @@ def scorecard(
     if output is None or str(output) == "-":
         print(page, end="")
         return
-    _write_atomically(output, page.encode("utf-8"))
+    _write_atomically(output, page.encode("utf-8"), language)
     _announce(output, language)

@@ -229,6 +229,383 @@ TEXTS: dict[str, tuple[str, str]] = {
     "current": ("当前", "current"),
     # CLI messages
     "written": ("已写入 {path}", "written to {path}"),
+    # --- the command line's human output (tables and messages; JSON and CSV stay English) ---
+    "error_prefix": ("错误：", "error:"),
+    "warning_prefix": ("警告：", "warning:"),
+    "unknown_lang": (
+        "未知语言 {value!r}：请使用 zh 或 en",
+        "unknown language {value!r}: use zh or en",
+    ),
+    "unknown_lang_setting": (
+        "YIYUN_LANG 设置有误：未知语言 {value!r}，请使用 zh 或 en",
+        "YIYUN_LANG is wrong: unknown language {value!r}, use zh or en",
+    ),
+    "did_you_mean": ("；是否要找 {names}？", "; did you mean {names}?"),
+    "cannot_open_db": ("无法打开数据库 {url}：{error}", "cannot open database {url}: {error}"),
+    "not_db_url": ("不是数据库地址：{url}", "not a database URL: {url}"),
+    "db_at_revision": (
+        "数据库 {url} 的表结构版本为 {revision}",
+        "database {url} is at schema revision {revision}",
+    ),
+    "folder_missing": ("文件夹 {path} 不存在", "folder {path} does not exist"),
+    "cannot_write": ("无法写入 {path}：{error}", "cannot write {path}: {error}"),
+    # report adoption
+    "kpi_line": (
+        "非涉密系统上云率：{rate}（{numerator}/{denominator}）",
+        "Cloud-adoption rate of non-classified systems (非涉密系统上云率): {rate} "
+        "({numerator}/{denominator})",
+    ),
+    "policy_as_of": ("口径 {policy}，数据截至 {as_of}", "policy {policy}, as of {as_of}"),
+    "section_node": ("各节点上云率", "Adoption by node"),
+    "on_of_denominator": ("已上云/分母", "On cloud/denominator"),
+    "snapshot_id": ("快照编号", "Snapshot id"),
+    "snapshots_title": (
+        "上云率快照（{policy} 及更早口径）",
+        "adoption snapshots ({policy} and earlier policies)",
+    ),
+    "snapshot_stored": ("已保存快照 {id}", "snapshot {id} stored"),
+    # report violations
+    "violations_title": ("策略违规", "policy violations"),
+    "violations_summary": (
+        "冻结规则违规 {frozen} 项（不再新建或外租）；未归属资源 {unattributed} 个"
+        "（请打上标签 {tag}=<系统编码>）",
+        "{frozen} freeze-rule violation(s) (不再新建或外租); {unattributed} unattributed "
+        "resource(s) (tag them with {tag}=<system code>)",
+    ),
+    # report scans and scan
+    "no_scans": ("尚未运行过扫描：请运行 `yiyun scan`", "no scan has run yet: `yiyun scan`"),
+    "scan_run_title": (
+        "扫描批次 {run}：{status}，开始于 {started}Z",
+        "scan run {run}: {status}, started {started}Z",
+    ),
+    "scan_run": ("扫描批次 {run}", "scan run {run}"),
+    "scan_progress": ("扫描", "scan"),
+    "source": ("数据源", "Source"),
+    "sources": ("数据源", "Sources"),
+    "scope": ("范围", "Scope"),
+    "scopes": ("范围数", "Scopes"),
+    "items": ("条目数", "Items"),
+    "pages": ("页数", "Pages"),
+    "api_calls": ("API 调用", "API calls"),
+    "retries": ("重试", "Retries"),
+    "duration_seconds": ("耗时（秒）", "Seconds"),
+    "error_code": ("错误码", "Error code"),
+    "error_message": ("错误信息", "Error"),
+    "failed": ("失败", "Failed"),
+    "new": ("新增", "New"),
+    "changed": ("变更", "Changed"),
+    "gone": ("消失", "Gone"),
+    "busy": ("扫描中", "busy"),
+    "scope_ok": (
+        "{where}：成功，{items} 条（新增 {created}，变更 {updated}，恢复 {reappeared}，"
+        "消失 {deleted}），用时 {seconds}s",
+        "{where}: ok, {items} items ({created} new, {updated} changed, {reappeared} back, "
+        "{deleted} gone) in {seconds}s",
+    ),
+    "scope_failed": (
+        "{where}：{status} {code}：{message}（原有数据全部保留；中断前已列出 {items} 条）",
+        "{where}: {status} {code}: {message} (kept every row it had; {items} items listed "
+        "before it stopped)",
+    ),
+    "node_busy": (
+        "节点 {node} 正由另一进程扫描，已跳过",
+        "node {node} is being scanned by another process; skipped",
+    ),
+    "scan_failed": (
+        "{count} 个范围扫描失败，其原有数据保持不变。详见 `yiyun report scans`，或加 -v 运行。",
+        "{count} scope(s) failed; their rows were kept as they were. "
+        "See `yiyun report scans` or run with -v for details.",
+    ),
+    "no_nodes_defined": (
+        "尚未定义节点：请运行 `yiyun nodes apply FILE`（或加 --config FILE）",
+        "no nodes defined yet: run `yiyun nodes apply FILE` (or pass --config FILE)",
+    ),
+    "unknown_node": ("未知节点 {node!r}", "unknown node {node!r}"),
+    "no_source_to_scan": (
+        "所选节点都没有可扫描的数据源",
+        "none of the chosen nodes has a source to scan",
+    ),
+    "node_file_invalid": (
+        "节点文件 {path} 无效：\n{error}",
+        "node file {path} is not valid:\n{error}",
+    ),
+    # registry
+    "errors_out_folder": (
+        "无法写入问题清单 {path}：所在文件夹不存在",
+        "cannot write the error file {path}: its folder does not exist",
+    ),
+    "errors_out_write": (
+        "无法写入问题清单 {path}：{error}",
+        "cannot write the error file {path}: {error}",
+    ),
+    "register_changed": (
+        "导入期间数据库中的登记册发生了变化；未写入任何内容，请重新运行",
+        "the register changed in the database while importing; nothing was written, run again",
+    ),
+    "register_problems": (
+        "{file}（{source}）：{rows} 行中有 {count} 个问题；未导入任何内容",
+        "{file} ({source}): {count} problem(s) in {rows} row(s); nothing imported",
+    ),
+    "problems_written": ("问题清单已写入 {path}", "problems written to {path}"),
+    "register_checked": (
+        "试运行（未写入），已检查：{file}（{source}）共 {rows} 行",
+        "dry run (nothing written), checked: {rows} row(s) from {file} ({source})",
+    ),
+    "register_imported": (
+        "已导入：{file}（{source}）共 {rows} 行",
+        "imported: {rows} row(s) from {file} ({source})",
+    ),
+    "register_systems": (
+        "系统：新增 {created}，更新 {updated}，未变 {unchanged}",
+        "systems: {created} created, {updated} updated, {unchanged} unchanged",
+    ),
+    "register_departments": (
+        "部门：新增 {created}，更新 {updated}",
+        "departments: {created} created, {updated} updated",
+    ),
+    "register_not_in_file": (
+        "已登记系统中有 {count} 个不在本文件中（保留，未删除）",
+        "{count} registered system(s) are not in this file (kept, not deleted)",
+    ),
+    "registered_systems": ("已登记系统", "registered systems"),
+    "classified": ("涉密", "Classified"),
+    "classified_hidden": (
+        "{count} 个涉密系统未显示（--include-classified）",
+        "{count} classified system(s) not shown (--include-classified)",
+    ),
+    # nodes
+    "cloud_nodes": ("云节点", "Cloud nodes"),
+    "owner_department": ("所属部门", "Owner department"),
+    "dedicated_level4_pool": ("等保四级专区", "Level-4 pool"),
+    "capacity_vcpu": ("vCPU 容量", "vCPU capacity"),
+    "capacity_memory_gib": ("内存容量 GiB", "Memory capacity GiB"),
+    "capacity_storage_gib": ("存储容量 GiB", "Storage capacity GiB"),
+    "zones": ("可用区", "Zones"),
+    "system_tag": ("系统标签", "System tag"),
+    "updated_at": ("更新时间", "Updated at"),
+    "no_nodes_yet": (
+        "尚无节点：请用 `yiyun nodes apply nodes.yaml` 载入",
+        "no nodes yet: load them with `yiyun nodes apply nodes.yaml`",
+    ),
+    "node_file_needed": (
+        "请给出节点文件：`yiyun nodes apply nodes.yaml`（或全局 --config）",
+        "give the node file: `yiyun nodes apply nodes.yaml` (or the global --config)",
+    ),
+    "node_file_missing": ("找不到节点文件 {path}", "node file {path} not found"),
+    "node_file_problem": ("{path}：1 个问题，未应用任何更改", "{path}: 1 problem, nothing applied"),
+    "node_file_problems": (
+        "{path}：{count} 个问题，未应用任何更改",
+        "{path}: {count} problems, nothing applied",
+    ),
+    "nodes_dry_run": (
+        "试运行 {file}（数据库 {database}），未写入：将新增 {created}，更新 {updated}，"
+        "{unchanged} 个不变",
+        "dry run of {file} against {database}, nothing written: would create {created}, "
+        "update {updated}, leave {unchanged} unchanged",
+    ),
+    "nodes_applied": (
+        "已将 {file} 应用到 {database}：新增 {created}，更新 {updated}，未变 {unchanged}",
+        "applied {file} to {database}: {created} created, {updated} updated, {unchanged} unchanged",
+    ),
+    "nodes_to_create": ("  将新增：{nodes}", "  to create: {nodes}"),
+    "nodes_created": ("  已新增：{nodes}", "  created: {nodes}"),
+    "nodes_to_update": ("  将更新：{node}（{columns}）", "  to update: {node} ({columns})"),
+    "nodes_updated": ("  已更新：{node}（{columns}）", "  updated: {node} ({columns})"),
+    "nodes_not_in_file": (
+        "  不在本文件中（台账中保留，未改动）：{nodes}",
+        "  not in this file (kept in the ledger, unchanged): {nodes}",
+    ),
+    # demo
+    "demo_intro": (
+        "{systems} 个系统，{nodes} 个节点，数据库 {url}",
+        "{systems} systems, {nodes} nodes, database {url}",
+    ),
+    "demo_populated": (
+        "{url} 中已有 {systems} 个系统和 {nodes} 个节点；演示只写入空数据库"
+        "（不加 --db 即使用 .demo/yiyun.db）",
+        "{url} already holds {systems} systems and {nodes} nodes; the demo only writes into an "
+        "empty database (leave out --db to use .demo/yiyun.db)",
+    ),
+    "demo_register_failed": (
+        "示例登记册导入失败：{problems}",
+        "the sample register did not import: {problems}",
+    ),
+    "demo_loaded": (
+        "登记册 {register} 已导入（{systems} 个系统）；"
+        "节点文件 {node_file} 已应用（{nodes} 个节点）",
+        "register {register} imported ({systems} systems); node file {node_file} applied "
+        "({nodes} nodes)",
+    ),
+    "demo_violations": (
+        "策略违规：冻结节点新建资源 {frozen} 个（不再新建或外租），未归属资源 {unattributed} 个",
+        "policy violations: {frozen} new resource(s) on frozen nodes (不再新建或外租), "
+        "{unattributed} unattributed resource(s)",
+    ),
+    "demo_try_next": ("接下来可以试试", "try next"),
+    "demo_serve": (
+        "模拟端点保持运行，按 Ctrl-C 结束；再次扫描：",
+        "simulated endpoints stay up until Ctrl-C; scan them again with",
+    ),
+    # migrate
+    "dependencies": ("依赖关系", "dependencies"),
+    "dep_from": ("依赖方", "From"),
+    "dep_to": ("被依赖方", "To"),
+    "dep_type": ("依赖类型", "Type"),
+    "dep_strength": ("依赖强度", "Strength"),
+    "origin": ("来源", "Origin"),
+    "deps_problems": (
+        "{file}：{count} 个问题；未导入任何内容",
+        "{file}: {count} problem(s); nothing imported",
+    ),
+    "deps_imported": (
+        "已从 {file} 导入 {rows} 条依赖：新增 {created}，更新 {updated}，未变 {unchanged}",
+        "imported {rows} dependencies from {file}: {created} created, {updated} updated, "
+        "{unchanged} unchanged",
+    ),
+    "deps_removed": ("，删除 {removed}", ", {removed} removed"),
+    "deps_inferred": (
+        "推断依赖：新增 {added}，删除 {removed}",
+        "inferred dependencies: {added} added, {removed} removed",
+    ),
+    "assessment": ("迁移评估", "assessment"),
+    "strategy": ("迁移策略", "Strategy"),
+    "override_by": ("调整人", "Overridden by"),
+    "assessed_readiness": ("规则评估结论", "Assessed readiness"),
+    "assessed_strategy": ("规则迁移策略", "Assessed strategy"),
+    "rules": ("未通过规则", "Rules"),
+    "vcpu": ("vCPU", "vCPU"),
+    "memory_gib": ("内存 GiB", "Memory GiB"),
+    "storage_gib": ("存储 GiB", "Storage GiB"),
+    "assess_changes": (
+        "（变更 {written}，未变 {unchanged}）",
+        " ({written} changed, {unchanged} unchanged)",
+    ),
+    "assess_changes_classified": (
+        "（变更 {written}，未变 {unchanged}，{classified} 个涉密系统未显示）",
+        " ({written} changed, {unchanged} unchanged, {classified} classified not shown)",
+    ),
+    "override_done": (
+        "{system}：评估结论 {readiness}，迁移策略 {strategy}（规则结论 {rule_readiness}，"
+        "{rule_strategy}；由 {by} 调整）",
+        "{system}: readiness {readiness}, strategy {strategy} (rules said {rule_readiness}, "
+        "{rule_strategy}; recorded for {by})",
+    ),
+    "unknown_system": ("未知系统 {system!r}", "unknown system {system!r}"),
+    "not_assessed": (
+        "{system} 尚未评估：请运行 `yiyun migrate assess`",
+        "{system} has not been assessed yet: run `yiyun migrate assess`",
+    ),
+    "assessed_against": (
+        "{system}：按节点 {node} 评估于 {at}",
+        "{system}: assessed against {node} at {at}",
+    ),
+    "no_node": ("（无节点）", "(no node)"),
+    "outcome": ("结果", "Outcome"),
+    "reason": ("原因", "Reason"),
+    "facts": ("事实", "Facts"),
+    "rules_and_facts": ("规则与事实", "rules and facts"),
+    "assessed_at": ("评估时间", "Assessed at"),
+    "override_readiness": ("调整后结论", "Override readiness"),
+    "override_strategy": ("调整后策略", "Override strategy"),
+    "override_at": ("调整时间", "Overridden at"),
+    "override_rationale": ("调整理由", "Rationale"),
+    "superseded_at": ("失效时间", "Superseded at"),
+    "assess_history": ("评估历史（由早到晚）", "history (oldest first)"),
+    "plan_created": (
+        "迁移计划 {plan}：{placed} 个系统排入 {waves} 个波次，{unplaced} 个未排入"
+        "（按规模至少 {size} 个波次，最长依赖链 {chain}）",
+        "plan {plan}: {placed} system(s) placed in {waves} wave(s), {unplaced} not placed "
+        "(lower bound {size} wave(s) by size, longest dependency chain {chain})",
+    ),
+    "plan_classified_outside": (
+        "源节点上的 {count} 个涉密系统不纳入计划",
+        "{count} classified system(s) on the sources are outside the plan",
+    ),
+    "plan_in_other_plans": (
+        "{count} 个系统已在其他计划中迁移",
+        "{count} system(s) are already moving in another plan",
+    ),
+    "plan_see": (
+        "查看：`yiyun migrate plan show {plan}`",
+        "see it with `yiyun migrate plan show {plan}`",
+    ),
+    "migration_plans": ("迁移计划", "migration plans"),
+    "target_node": ("目标节点", "Target node"),
+    "source_nodes": ("源节点", "Source nodes"),
+    "waves": ("波次数", "Waves"),
+    "placed": ("已排入", "Placed"),
+    "created_by": ("创建人", "Created by"),
+    "plan_header": (
+        "迁移计划 {plan}：{sources} → {target}，{waves} 个波次，"
+        "已排入 {placed}，未排入 {not_placed}",
+        "plan {plan}: {sources} → {target}, {waves} wave(s), {placed} placed, "
+        "{not_placed} not placed",
+    ),
+    "plan_systems": ("系统", "Systems"),
+    "environment": ("环境", "Environment"),
+    "move_group": ("同迁组", "Move group"),
+    "risk": ("风险", "Risk"),
+    "plan_why": ("各系统的排布理由：", "why each system is where it is:"),
+    "constraint_kind": ("约束类型", "Kind"),
+    "detail": ("说明", "Detail"),
+    "unmet_constraints": (
+        "未满足的约束和边界依赖",
+        "unmet constraints and boundary dependencies",
+    ),
+    "from_wave": ("依赖方波次", "From wave"),
+    "to_wave": ("被依赖方波次", "To wave"),
+    "cross_wave": ("跨波次依赖", "cross-wave dependencies"),
+    "plan_import_problems": (
+        "{file}：{count} 个问题；计划未改动",
+        "{file}: {count} problem(s); the plan is unchanged",
+    ),
+    "plan_import_dry": (
+        "试运行（未写入）：{count} 个系统更换波次",
+        "dry run (nothing written): {count} system(s) change wave",
+    ),
+    "plan_import_done": (
+        "迁移计划 {plan} 已更新：{count} 个系统更换波次",
+        "plan {plan} updated: {count} system(s) change wave",
+    ),
+    "plan_unmet": (
+        "{count} 个约束未满足（见 `yiyun migrate plan show {plan}`）",
+        "{count} constraint(s) not met (see `yiyun migrate plan show {plan}`)",
+    ),
+    "refused": ("已拒绝：{reason}", "refused: {reason}"),
+    "advanced": (
+        "{system}：{from_state} → {to_state}（操作人 {by}）",
+        "{system}: {from_state} → {to_state} (by {by})",
+    ),
+    "accepted_or_done": ("已验收或完成", "Accepted or done"),
+    "progress": ("进度", "Progress"),
+    "progress_by_wave": ("迁移进度（按波次）", "progress by wave"),
+    "progress_by_department": ("迁移进度（按部门）", "progress by department"),
+    "evidence_status": ("证据状态", "Evidence status"),
+    "discrepancy_kind": ("差异类型", "Kind"),
+    "discrepancies": (
+        "自报状态与清查结果不一致之处",
+        "discrepancies between claimed states and the inventory",
+    ),
+    "no_discrepancies": (
+        "自报状态与清查结果没有不一致之处",
+        "no discrepancies between claimed states and the inventory",
+    ),
+    "at": ("时间", "At"),
+    "plan_id": ("计划编号", "Plan id"),
+    "from_state": ("原状态", "From"),
+    "to_state": ("新状态", "To"),
+    "by": ("操作人", "By"),
+    "note": ("备注", "Note"),
+    "evidence": ("证据", "Evidence"),
+    "checks": ("检查", "Checks"),
+    "migration_log": ("{system} 的迁移日志", "migration log of {system}"),
+    "final_state": ("（终态）", "(final)"),
+    "gates": (
+        "关口：已定方案须有波次；已验收须有已上云证据，等保三级及以上还须有密评记录；"
+        "源端已下线须在计划源节点上不再有运行中的资源",
+        "gates: planned needs a wave; accepted needs on_cloud evidence and, at MLPS level 3+, a "
+        "密评 record; decommissioned needs no live resources left on the plan's sources",
+    ),
 }
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {
@@ -292,6 +669,10 @@ NODE_LEVEL_LABELS: dict[str, tuple[str, str]] = {
 class UnknownLanguage(ValueError):
     """A language other than zh or en was asked for."""
 
+    def __init__(self, value: str) -> None:
+        super().__init__(text("unknown_lang", "en", value=value))
+        self.value = value
+
 
 def _pick(table: Mapping[str, tuple[str, str]], key: str, lang: str) -> str:
     pair = table.get(key)
@@ -352,6 +733,6 @@ def resolve_lang(
         if choice:
             lang = choice.strip().lower().replace("-", "_").split("_")[0]
             if lang not in LANGS:
-                raise UnknownLanguage(f"unknown language {choice!r}: use zh or en")
+                raise UnknownLanguage(choice)
             return lang
     return _locale_lang(os.environ if environ is None else environ) or DEFAULT_LANG

@@ -50,6 +50,44 @@ def test_placeholders_match_across_languages() -> None:
         assert fields(zh) == fields(en), key
 
 
+def test_placeholders_are_filled_alike_in_both_languages() -> None:
+    import string
+
+    def fields(wording: str) -> set[tuple[str, str | None, str]]:
+        # name, conversion (!r) and format spec: {value!r} in one language and {value} in the
+        # other would quote a value in one and not the other.
+        return {
+            (name, conversion, spec or "")
+            for _, name, spec, conversion in string.Formatter().parse(wording)
+            if name is not None
+        }
+
+    for key, (zh, en) in i18n.TEXTS.items():
+        assert isinstance(zh, str) and isinstance(en, str), key
+        assert zh.strip() and en.strip(), key
+        assert fields(zh) == fields(en), key
+
+
+def test_no_key_is_written_twice() -> None:
+    import ast
+    from collections import Counter
+    from pathlib import Path
+
+    # A repeated key in the dict literal silently replaces the first wording.
+    tree = ast.parse(Path(i18n.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+            keys = [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
+            assert [k for k, n in Counter(keys).items() if n > 1] == []
+
+
+def test_unknown_language_names_the_value() -> None:
+    with pytest.raises(i18n.UnknownLanguage) as caught:
+        i18n.resolve_lang("fr", None, {})
+    assert caught.value.value == "fr"
+    assert str(caught.value) == "unknown language 'fr': use zh or en"
+
+
 def test_unknown_codes_show_as_stored() -> None:
     assert i18n.state_label("paused_by_lead", "zh") == "paused_by_lead"
     assert i18n.state_label(None, "en") == "—"
