@@ -34,6 +34,13 @@ def escape_formula(value: Any) -> Any:
     return value
 
 
+def unescape_formula(text: str) -> str:
+    """Undo escape_formula: a file yiyun exported reads back as what was exported."""
+    if text.startswith("'") and text[1:].startswith(_FORMULA_PREFIXES):
+        return text[1:]
+    return text
+
+
 def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from inventory.models import Department, Node, System, utcnow
-from inventory.output import escape_formula
+from inventory.output import escape_formula, unescape_formula
 
 PROVINCIAL = "省级"
 # The 13 prefecture-level cities, each with a city backbone node (DOMAIN.md, "1+13").
@@ -222,11 +222,12 @@ class ImportReport:
 
 
 def cell_text(raw: Any) -> str:
-    """A cell as the text a person sees in it, trimmed."""
+    """A cell as the text a person sees in it, trimmed (and without the ' guard our own
+    CSV export puts before a leading =, +, - or @)."""
     if raw is None:
         return ""
     if isinstance(raw, str):
-        return raw.strip()
+        return unescape_formula(raw.strip())
     if isinstance(raw, bool):
         return "true" if raw else "false"
     if isinstance(raw, float) and raw.is_integer():

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from cli import app
 from inventory.models import Department, System
+from inventory.output import escape_formula
 from inventory.registry import (
     ImportReport,
     Problem,
@@ -313,6 +314,11 @@ def test_cell_text_reads_spreadsheet_cells_as_people_see_them() -> None:
     assert cell_text(3.0) == "3"
     assert cell_text(True) == "true"
     assert cell_text(datetime(2024, 3, 5)) == "2024-03-05"
+    # The ' guard yiyun's own CSV export puts before a formula-like value reads back off,
+    # so an exported file re-imports unchanged; an apostrophe anywhere else stays.
+    for value in ("=1+2", "-测试系统", "+86", "@home"):
+        assert cell_text(escape_formula(value)) == value
+    assert cell_text("'s Gravenhage") == "'s Gravenhage"
 
 
 # ---------------------------------------------------------------- reading and validation (pure)
