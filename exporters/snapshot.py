@@ -21,6 +21,7 @@ from inventory.adoption import (
     compute_adoption,
     rate,
 )
+from inventory.allocation import ALLOCATION_KINDS, node_allocation
 from inventory.collectors.base import SCOPE_STATUSES
 from inventory.evidence import last_ok_scans, one_cloud_nodes, system_facts
 from inventory.models import Node, Resource, ScanRun, ScopeResult, System
@@ -29,29 +30,6 @@ from inventory.violations import FREEZE, UNATTRIBUTED, freeze_counts, unattribut
 
 GIB = 1024**3
 UNKNOWN_ZONE = "unknown"
-
-# Which live rows make up a node's allocation (README.md, "Allocated capacity"). IaaS rows are
-# what the node's pool handed out. Kubernetes requests count only on a node that shows no IaaS
-# rows for that dimension: elsewhere the cluster's machines are VMs and volumes counted already.
-# k8s_node rows never count — a cluster node's capacity is part of the node, not a tenant's
-# share — nor do quotas (a ceiling), cronjobs (pods come and go) or statefulsets' storage (its
-# claims are pvc rows of their own).
-IAAS_COMPUTE_KINDS = ("vm", "db_instance")
-K8S_COMPUTE_KINDS = ("deployment", "statefulset", "daemonset")
-IAAS_BLOCK_STORAGE_KINDS = ("volume", "db_instance")
-OBJECT_STORAGE_KINDS = ("bucket",)
-K8S_STORAGE_KINDS = ("pvc",)
-ALLOCATION_KINDS = tuple(
-    sorted(
-        {
-            *IAAS_COMPUTE_KINDS,
-            *K8S_COMPUTE_KINDS,
-            *IAAS_BLOCK_STORAGE_KINDS,
-            *OBJECT_STORAGE_KINDS,
-            *K8S_STORAGE_KINDS,
-        }
-    )
-)
 
 Labels = tuple[str, ...]
 
@@ -219,29 +197,17 @@ def _capacity(nodes: list[Node]) -> dict[Labels, float]:
 
 
 def _allocated(live: LiveSums, *, nodes: list[Node]) -> dict[Labels, float]:
-    """The allocation rule of README.md, over the per-(node, kind) sums."""
-    by_node: dict[str, dict[str, tuple[int, float, float, float]]] = {}
-    for (node_id, kind), sums in live.items():
-        if kind in ALLOCATION_KINDS:
-            by_node.setdefault(node_id, {})[kind] = sums
-
-    def total(by_kind: dict[str, tuple[int, float, float, float]], kinds: tuple[str, ...],
-              column: int) -> float:  # fmt: skip
-        return sum(by_kind[k][column] for k in kinds if k in by_kind)
-
+    """The allocation rule (inventory.allocation), over the per-(node, kind) sums."""
+    by_node: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for (node_id, kind), (rows, vcpu, memory, storage) in live.items():
+        if kind in ALLOCATION_KINDS and rows:
+            by_node.setdefault(node_id, {})[kind] = (vcpu, memory, storage)
     allocated: dict[Labels, float] = {}
     for node_id in sorted({n.id for n in nodes} | set(by_node)):
-        by_kind = by_node.get(node_id, {})
-        iaas_compute = total(by_kind, IAAS_COMPUTE_KINDS, 0) > 0
-        iaas_block = total(by_kind, IAAS_BLOCK_STORAGE_KINDS, 0) > 0
-        compute = IAAS_COMPUTE_KINDS if iaas_compute else K8S_COMPUTE_KINDS
-        storage = (
-            *(IAAS_BLOCK_STORAGE_KINDS if iaas_block else K8S_STORAGE_KINDS),
-            *OBJECT_STORAGE_KINDS,
-        )
-        allocated[(node_id, "vcpu")] = total(by_kind, compute, 1)
-        allocated[(node_id, "memory_bytes")] = total(by_kind, compute, 2) * GIB
-        allocated[(node_id, "storage_bytes")] = total(by_kind, storage, 3) * GIB
+        vcpu, memory, storage = node_allocation(by_node.get(node_id, {}))
+        allocated[(node_id, "vcpu")] = vcpu
+        allocated[(node_id, "memory_bytes")] = memory * GIB
+        allocated[(node_id, "storage_bytes")] = storage * GIB
     return allocated
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 from sqlmodel import Session, col, select
 
 from inventory.models import Node, utcnow
-from inventory.registry import CITIES, PROVINCIAL
+from inventory.registry import CITIES, PROVINCIAL, parse_city
 
 NodeLevel = Literal[
     "province_core", "city_backbone", "department_cloud", "server_room", "external_leased"
@@ -88,17 +88,17 @@ def did_you_mean(word: str, choices: Sequence[str], synonyms: dict[str, str] | N
 
 
 def normalize_city(value: str) -> str:
-    """省级 or a city's canonical name: 南京 and 南京市 both become 南京市."""
-    text = value.strip()
-    if text in (PROVINCIAL, "省本级"):
-        return PROVINCIAL
-    name = text if text.endswith("市") else f"{text}市"
-    if name in CITIES:
-        return name
-    raise ValueError(
-        f"unknown city {value!r}{did_you_mean(name, CITIES)}; "
-        f"use {PROVINCIAL} or one of the 13 cities: {' '.join(CITIES)}"
-    )
+    """省级 or a city's canonical name: 南京 and 南京市 both become 南京市. The register's own
+    parser decides (one list of aliases); this only words the error for a node file."""
+    try:
+        return parse_city(value)
+    except ValueError:
+        text = value.strip()
+        name = text if text.endswith("市") else f"{text}市"
+        raise ValueError(
+            f"unknown city {value!r}{did_you_mean(name, CITIES)}; "
+            f"use {PROVINCIAL} or one of the 13 cities: {' '.join(CITIES)}"
+        ) from None
 
 
 def default_source_names(kinds: Sequence[str | None], given: Sequence[str | None]) -> list[str]:

@@ -8,21 +8,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from inventory.allocation import COMPUTE_KINDS, STORAGE_KINDS, node_allocation
 from inventory.models import Node, Resource
 
-# The same allocation rule as the exporter's yiyun_node_allocated (README, "Allocated
-# capacity"): IaaS rows are what a pool handed out; Kubernetes requests count only on a node
-# without IaaS rows of that dimension (elsewhere the cluster's machines are VMs already
-# counted). Cluster nodes (capacity, not use), quotas (ceilings), cronjobs (pods come and go)
-# and statefulsets' storage (its claims are pvc rows of their own) never count.
-IAAS_COMPUTE_KINDS = ("vm", "db_instance")
-K8S_COMPUTE_KINDS = ("deployment", "statefulset", "daemonset")
-IAAS_STORAGE_KINDS = ("volume", "db_instance", "bucket")
-K8S_STORAGE_KINDS = ("pvc",)
-COMPUTE_KINDS = (*IAAS_COMPUTE_KINDS, *K8S_COMPUTE_KINDS)
 # Core table access keeps these aggregate queries plainly typed.
 _RESOURCES: sa.Table = Resource.__table__  # type: ignore[attr-defined]
-STORAGE_KINDS = (*IAAS_STORAGE_KINDS, *K8S_STORAGE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -110,15 +100,7 @@ def allocated(*, session: Session, node_ids: Collection[str]) -> dict[str, Sizin
     result: dict[str, Sizing] = {}
     for node_id in sorted(node_ids):
         by_kind = {kind: values for (key, kind), values in sums.items() if key == node_id}
-        iaas_compute = any(k in by_kind for k in IAAS_COMPUTE_KINDS)
-        iaas_storage = any(k in by_kind for k in ("volume", "db_instance"))
-        compute = IAAS_COMPUTE_KINDS if iaas_compute else K8S_COMPUTE_KINDS
-        block = ("volume", "db_instance") if iaas_storage else K8S_STORAGE_KINDS
-        result[node_id] = Sizing(
-            sum(by_kind[k][0] for k in compute if k in by_kind),
-            sum(by_kind[k][1] for k in compute if k in by_kind),
-            sum(by_kind[k][2] for k in (*block, "bucket") if k in by_kind),
-        )
+        result[node_id] = Sizing(*node_allocation(by_kind))
     return result
 
 
