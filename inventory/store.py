@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -85,6 +85,14 @@ def tracked_diff(old: Any, new: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+class _Held(NamedTuple):
+    """A row needing work, as _needing_work's result rows carry it."""
+
+    native_id: str
+    id: int | None
+    tombstoned: bool | None
+
+
 # A probe hash no content hash equals: terminal rows are always looked up (a live row must be
 # tombstoned, a tombstoned one left alone) whatever their content.
 _ALWAYS = ""
@@ -105,13 +113,52 @@ def _needing_work(
         else "json_each(:batch)"
     )
     query = sa.text(
-        f"SELECT b.key AS native_id, r.id, r.deleted_at FROM {each} AS b "
+        f"SELECT b.key AS native_id, r.id, r.deleted_at IS NOT NULL AS tombstoned FROM {each} AS b "
         "LEFT JOIN resource r ON r.node_id = :node_id AND r.source = :source "
         "AND r.kind = :kind AND r.native_id = b.key "
         "WHERE r.id IS NULL OR r.deleted_at IS NOT NULL OR r.content_hash <> b.value"
     )
     params = {"node_id": node_id, "source": source, "kind": kind, "batch": json.dumps(probes)}
     return {r.native_id: r for r in session.execute(query, params)}
+
+
+# native_id → (id, content hash, tombstoned) of the rows a scope held when its scan began
+Known = dict[str, tuple[int, str, bool]]
+# A scope with more rows than this is compared batch by batch in the database instead: the
+# prefetch would hold ~150 bytes per row for the scope's whole listing.
+KNOWN_LIMIT = 200_000
+
+
+def scope_state(
+    *, session: Session, node_id: str, source: str, kind: str, scope: str
+) -> Known | None:
+    """What the ledger holds for a scope, read once before its listing (None: too large, or
+    SQLite).
+
+    A rescan then recognises its unchanged rows without a database round trip per batch;
+    only rows the scope did not hold (new ones, or rows moving in from another scope) are
+    looked up in the database. On SQLite the per-batch comparison runs in-process and is the
+    faster of the two (measured with bench/ingest.py: ~10 % slower rescans with the
+    prefetch there, ~10 % faster on PostgreSQL), so SQLite always compares batch by batch.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    # Plain columns and a plain flag: no per-row type conversion on the way out.
+    rows = (
+        session.connection()
+        .exec_driver_sql(
+            "SELECT native_id, id, content_hash, deleted_at IS NOT NULL FROM resource "
+            "WHERE node_id = %s AND source = %s AND kind = %s AND scope = %s "
+            f"LIMIT {KNOWN_LIMIT + 1}",
+            (node_id, source, kind, scope),
+        )
+        .all()
+    )
+    if len(rows) > KNOWN_LIMIT:
+        return None
+    return {
+        native_id: (rid, content_hash, bool(gone)) for native_id, rid, content_hash, gone in rows
+    }
 
 
 def upsert_resources(
@@ -123,24 +170,36 @@ def upsert_resources(
     rows: Sequence[ResourceRow],
     run_id: int,
     now: datetime,
+    known: Known | None = None,
 ) -> WriteCounts:
     """Insert new rows, update changed ones, revive tombstoned ones, tombstone terminal ones.
 
-    The database compares the batch's content hashes with the ledger's and returns only the
-    rows needing work; new rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite)
-    with their `created` events, changed rows are read in full for their diff. Unchanged rows
-    are never written. The caller commits.
+    Rows of the scope's `known` state (scope_state) are compared in memory, and taken out of
+    it as they are (a row listed twice is then looked up again, as it may have been written
+    since). The database compares the rest with the ledger and returns only the rows needing
+    work. New rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite) with their
+    `created` events, changed rows are read in full for their diff. Unchanged rows are never
+    written. The caller commits.
     """
     counts = WriteCounts()
     if not rows:
         return counts
     latest: dict[str, ResourceRow] = {row.native_id: row for row in rows}  # last one wins
-    hashes = {native_id: row.content_hash() for native_id, row in latest.items()}
-    probes = {
-        native_id: _ALWAYS if row.terminal else hashes[native_id]
-        for native_id, row in latest.items()
-    }
-    pending = _needing_work(session, node_id, source, kind, probes)
+    hashes: dict[str, str] = {}
+    probes: dict[str, str] = {}  # rows the database must compare
+    pending: dict[str, Any] = {}
+    held = None
+    for native_id, row in latest.items():  # one pass: this loop runs for every listed row
+        hashes[native_id] = content_hash = row.content_hash()
+        probe = _ALWAYS if row.terminal else content_hash
+        if known is not None:
+            held = known.pop(native_id, None)
+        if held is None:
+            probes[native_id] = probe
+        elif held[1] != probe or held[2]:
+            pending[native_id] = _Held(native_id, held[0], held[2])
+    if probes:
+        pending.update(_needing_work(session, node_id, source, kind, probes))
     counts.unchanged = len(latest) - len(pending)
     new: list[ResourceRow] = []
     changed: dict[int, tuple[str, ResourceRow]] = {}  # id -> (event type, row)
@@ -150,11 +209,11 @@ def upsert_resources(
             if not row.terminal:  # never seen alive: nothing to record
                 new.append(row)
         elif row.terminal:
-            if old.deleted_at is None:
+            if not old.tombstoned:
                 changed[old.id] = ("deleted", row)
             else:
                 counts.unchanged += 1
-        elif old.deleted_at is not None:
+        elif old.tombstoned:
             changed[old.id] = ("reappeared", row)
         else:
             changed[old.id] = ("updated", row)

@@ -27,6 +27,7 @@ def upsert_resources(
     rows: Sequence[ResourceRow],
     run_id: int,
     now: datetime,
+    known: Any = None,  # the bulk path's prefetch; the plain way reads every row itself
 ) -> WriteCounts:
     """One SELECT and one write per row, through the ORM: the same contract as
     `inventory.store.upsert_resources`, written the plain way."""

@@ -80,6 +80,11 @@ def estate(generation: int) -> list[tuple[str, str, list[list[ResourceRow]], boo
         kube = []  # a complete, empty listing: every deployment is gone
     if generation == 2:
         r2 = [row for row in r2 if row.native_id != "v21"]
+        # v03 listed twice in one listing: changed first, then as it was. The second listing
+        # must be compared with what the first one wrote, not with the scan's starting state.
+        original = r1[2]
+        r1[2] = vm("v03", state="stopped", created_at_source=original.created_at_source)
+        r1.append(original)
     if generation >= 3:
         r2 = [row for row in r2 if row.native_id not in {"v21", "v22"}]
     pages = lambda rows: [rows[i : i + 4] for i in range(0, len(rows), 4)]  # noqa: E731
@@ -214,6 +219,11 @@ def test_bulk_and_plain_paths_leave_the_same_ledger(
     ]
     assert ("aws", "vm", "v99") not in rows  # terminal and never seen alive
     assert rows[("aws", "vm", "v04")]["deleted_at"] is None  # came back
+    assert rows[("aws", "vm", "v03")]["state"] == "running"
+    assert sorted(t for (g, nid, t, _, _) in events if (g, nid) == (2, "v03")) == [
+        "updated",
+        "updated",
+    ]
     assert rows[("aws", "vm", "v25")]["deleted_at"] == T0 + timedelta(hours=1)
     assert rows[("aws", "vm", "v01")]["deleted_at"] == T0 + timedelta(hours=2)
     # The broken listing of generation 2 swept nothing; the complete one of generation 3 did.
