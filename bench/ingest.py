@@ -340,6 +340,17 @@ def bench_database(kind: str, size: EstateSize, pg_url: str, tmp: Path) -> dict:
         base_drop()
 
 
+def _commit() -> str | None:
+    """The commit measured, so results can be compared over time."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -400,7 +411,13 @@ def main() -> None:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"machine": os.uname().nodename, "cpus": os.cpu_count(), "results": results},
+                {
+                    "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+                    "commit": _commit(),
+                    "machine": os.uname().nodename,
+                    "cpus": os.cpu_count(),
+                    "results": results,
+                },
                 indent=2,
             )
         )

@@ -211,19 +211,25 @@ class Scanner:
         """After a scan that wrote many rows, let the query planner see the new table at once.
         With stale statistics PostgreSQL plans the next scan's key lookups as sequential
         scans, and SQLite walks the live-evidence index for queries that should scan the
-        table (autovacuum's own ANALYZE comes only later; SQLite has none)."""
+        table (autovacuum comes only later; SQLite has none). On PostgreSQL a VACUUM also
+        marks the new rows all-visible, so the KPI's evidence query is answered from its
+        covering index alone (measured at 1M rows: 0.5 s → 0.2 s; the VACUUM took 0.6 s)."""
         written = sum(o.counts.created + o.counts.deleted for o in outcomes)
         if written < ANALYZE_AFTER_ROWS:
             return
+        if self.engine.dialect.name == "postgresql":
+            # VACUUM cannot run inside a transaction block.
+            with self.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            ) as connection:
+                connection.exec_driver_sql("VACUUM (ANALYZE) resource")
+                connection.exec_driver_sql("ANALYZE resourceevent")
+            return
         with self.engine.connect() as connection:
-            if self.engine.dialect.name == "postgresql":
-                connection.exec_driver_sql("ANALYZE resource")
-                connection.exec_driver_sql("ANALYZE resourceevent")
-            else:
-                # Sampled statistics: enough for the planner, a fraction of a full ANALYZE.
-                connection.exec_driver_sql("PRAGMA analysis_limit=1000")
-                connection.exec_driver_sql("ANALYZE resource")
-                connection.exec_driver_sql("ANALYZE resourceevent")
+            # Sampled statistics: enough for the planner, a fraction of a full ANALYZE.
+            connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+            connection.exec_driver_sql("ANALYZE resource")
+            connection.exec_driver_sql("ANALYZE resourceevent")
             connection.commit()
 
     def _write(

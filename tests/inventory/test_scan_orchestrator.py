@@ -266,3 +266,40 @@ def test_a_row_that_moves_scope_stays_live_and_the_old_scope_sweeps_the_rest(
             session.exec(select(Resource.native_id, Resource.scope, Resource.deleted_at.is_(None)))
         )  # type: ignore[union-attr]
     assert rows == {("i-1", "r2", True), ("i-2", "r1", False)}
+
+
+def _planner_statistics(engine: sa.Engine) -> tuple[bool, bool]:
+    """(the planner has row counts for `resource`, its pages are marked all-visible)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            tuples, visible = connection.execute(
+                sa.text(
+                    "SELECT reltuples, relallvisible FROM pg_class "
+                    "WHERE oid = to_regclass('resource')"
+                )
+            ).one()
+            return tuples > 0, visible > 0
+        counted = (
+            connection.execute(
+                sa.text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            ).scalar_one()
+            and connection.execute(
+                sa.text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'resource'")
+            ).scalar_one()
+        )
+        return bool(counted), bool(counted)  # SQLite has no visibility map
+
+
+@pytest.mark.parametrize("rows", [3, 30])
+def test_a_scan_that_wrote_many_rows_refreshes_planner_statistics(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, rows: int
+) -> None:
+    import inventory.scan as scan_module
+
+    monkeypatch.setattr(scan_module, "ANALYZE_AFTER_ROWS", 20)
+    before = _planner_statistics(engine)
+    summary = scan_with(engine, listing([vm(f"i-{n:03d}") for n in range(rows)]))
+
+    assert summary.ok
+    many = rows >= 20
+    assert _planner_statistics(engine) == ((True, True) if many else before)
