@@ -39,6 +39,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Measured at 1M rows with bench/ingest.py: a 32 MiB page cache (default 2 MiB) keeps the
+    # index pages of a bulk ingest in memory, and checkpointing the WAL every ~40 MiB instead
+    # of ~4 MiB writes each hot page once per checkpoint, not ten times: first ingest
+    # 48.7 s → 38.7 s, for ~40 MiB more peak RSS.
+    cursor.execute("PRAGMA cache_size=-32768")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
