@@ -34,17 +34,20 @@ def serve(
     import sqlalchemy as sa
 
     from exporters.server import Exporter, serve_http
+    from inventory.commands.lang import cli_lang
     from inventory.db import get_engine, mask_url
+    from inventory.reporting.i18n import text
     from inventory.settings import get_settings
     from migrate.metrics import migration_state_counts
 
     settings = get_settings()
+    lang = cli_lang()
     try:
         # Building an engine does not connect: an unreachable database is the refresher's
         # business (yiyun_exporter_up 0), only a malformed URL stops us here.
         engine = get_engine(settings.database_url)
     except sa.exc.ArgumentError:
-        fail(f"not a database URL: {mask_url(settings.database_url)}")
+        fail(text("not_a_db_url", lang, url=mask_url(settings.database_url)), lang=lang)
     # The seam to `migrate` (exporters.snapshot.MigrationCounts): systems per plan, wave, state.
     exporter = Exporter(
         engine=engine, settings=settings, interval=refresh, migration_counts=migration_state_counts
@@ -52,7 +55,8 @@ def serve(
     try:
         endpoint = serve_http(exporter.collector, host=host, port=port)
     except OSError as error:
-        fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+        reason = error.strerror or error
+        fail(text("cannot_listen", lang, address=f"{host}:{port}", error=reason), lang=lang)
 
     # A scrape hands the GIL back and forth a dozen times (socket, /proc reads) and waits at
     # each for the refresher's thread: every 1 ms instead of 5 keeps p99 well under 50 ms.
@@ -64,14 +68,19 @@ def serve(
         signal.signal(signum, lambda *_: stopping.set())
     exporter.start()
     err_console.print(
-        f"serving {endpoint.url} from {mask_url(settings.database_url)}, "
-        f"refreshing every {refresh:g} s (SIGTERM or Ctrl-C stops)",
+        text(
+            "exporter_serving",
+            lang,
+            url=endpoint.url,
+            db=mask_url(settings.database_url),
+            seconds=f"{refresh:g}",
+        ),
         highlight=False,
     )
     # A bounded wait, so the signal handler gets its turn even where a bare wait would block it.
     while not stopping.wait(1.0):
         pass
-    err_console.print("stopping", highlight=False)
+    err_console.print(text("exporter_stopping", lang), highlight=False)
     endpoint.close()
     exporter.stop()
     engine.dispose()

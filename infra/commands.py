@@ -36,22 +36,30 @@ def import_spec(
 
     from infra.import_spec import UnknownKind, build_import_spec, check_kinds
     from inventory.commands.common import open_ledger
+    from inventory.commands.lang import cli_lang
     from inventory.models import Node, Resource
+    from inventory.reporting.i18n import text as say_in
 
+    lang = cli_lang()
     engine = open_ledger()
     with Session(engine) as session:
         node_ids = list(session.exec(select(Node.id)).all())
         if node not in node_ids:
             close = difflib.get_close_matches(node, node_ids, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            known = ", ".join(sorted(node_ids)) or "none: run `yiyun nodes apply` first"
-            fail(f"unknown node {node}{hint}; known nodes: {known}")
+            hint = say_in("did_you_mean", lang, names=repr(close[0])) if close else ""
+            known = ", ".join(sorted(node_ids)) or say_in("known_nodes_none", lang)
+            fail(
+                say_in("unknown_node", lang, node=node)
+                + hint
+                + say_in("known_nodes", lang, nodes=known),
+                lang=lang,
+            )
         if kinds:
             known_kinds = session.exec(select(Resource.kind).distinct()).all()
             try:
                 check_kinds(kinds, known_kinds)
             except UnknownKind as error:
-                fail(str(error))
+                fail(str(error), lang=lang)
         spec = build_import_spec(session=session, node_id=node, kinds=kinds)
         scanned = session.exec(
             select(Resource.id).where(col(Resource.node_id) == node).limit(1)
@@ -64,19 +72,24 @@ def import_spec(
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as error:
-            fail(f"cannot write {output}: {error.strerror or error}")
+            reason = error.strerror or error
+            fail(say_in("cannot_write", lang, path=output, error=reason), lang=lang)
     say = err_console.print
     if scanned is None:
-        say(f"node {node} has no resources in the ledger yet: run `yiyun scan --node {node}`")
-    say(
-        f"{len(spec.resources)} resources to adopt on {node}; "
-        f"{spec.managed} already managed by Pulumi" + (f"; wrote {output}" if output else ""),
-        markup=False,
-        highlight=False,
+        say(say_in("node_not_scanned", lang, node=node), markup=False, highlight=False)
+    summary = say_in(
+        "import_spec_summary", lang, count=len(spec.resources), node=node, managed=spec.managed
     )
+    if output:
+        summary += "; " + say_in("written", lang, path=output)
+    say(summary, markup=False, highlight=False)
     for reason, counts in sorted(spec.left_out.items()):
         listed = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-        say(f"not in the spec: {listed} — {reason}", markup=False, highlight=False)
+        say(
+            say_in("import_spec_left_out", lang, listed=listed, reason=reason),
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("check")
@@ -92,17 +105,30 @@ def check(
 ) -> None:
     """Validate a stack file (and the plan exports it names) the way `pulumi up` would."""
     from infra.stack_config import StackConfigError, read_stack_file
+    from inventory.commands.lang import cli_lang
+    from inventory.reporting.i18n import text as say_in
 
+    lang = cli_lang()
     try:
         config = read_stack_file(stack_file)
     except StackConfigError as error:
-        fail(f"{stack_file}: {error}")
-    print(f"node {config.node.id} ({config.node.name}): stack config is valid")
+        fail(f"{stack_file}: {error}", lang=lang)
+    print(say_in("stack_valid", lang, node=config.node.id, name=config.node.name))
     for tenant in config.tenants:
-        bucket = f", bucket {tenant.bucket}" if tenant.bucket else ""
-        print(f"  tenant {tenant.rules.department.code}: namespace {tenant.namespace}{bucket}")
+        bucket = say_in("stack_bucket", lang, bucket=tenant.bucket) if tenant.bucket else ""
+        department = tenant.rules.department.code
+        print(
+            say_in(
+                "stack_tenant",
+                lang,
+                department=department,
+                namespace=tenant.namespace,
+                bucket=bucket,
+            )
+        )
     for zone in config.landing_zones:
-        print(f"  landing zone {zone.plan} wave {zone.wave}: {len(zone.namespaces)} namespaces")
+        count = len(zone.namespaces)
+        print(say_in("stack_landing_zone", lang, plan=zone.plan, wave=zone.wave, count=count))
         for namespace in zone.namespaces:
             hard = namespace.quota.hard()
             print(
@@ -111,5 +137,5 @@ def check(
                 f"storage {hard['requests.storage']}"
             )
     if config.agent:
-        exporter = "with exporter" if config.agent.exporter else "no exporter"
-        print(f"  inventory agent in {config.agent.namespace} ({exporter})")
+        exporter = say_in("with_exporter" if config.agent.exporter else "no_exporter", lang)
+        print(say_in("stack_agent", lang, namespace=config.agent.namespace, exporter=exporter))

@@ -600,6 +600,48 @@ TEXTS: dict[str, tuple[str, str]] = {
     "checks": ("检查", "Checks"),
     "migration_log": ("{system} 的迁移日志", "migration log of {system}"),
     "final_state": ("（终态）", "(final)"),
+    # exporter serve
+    "not_a_db_url": ("不是数据库 URL：{url}", "not a database URL: {url}"),
+    "cannot_listen": ("无法监听 {address}：{error}", "cannot listen on {address}: {error}"),
+    "exporter_serving": (
+        "正在 {url} 提供指标，数据来自 {db}，每 {seconds} 秒刷新（SIGTERM 或 Ctrl-C 停止）",
+        "serving {url} from {db}, refreshing every {seconds} s (SIGTERM or Ctrl-C stops)",
+    ),
+    "exporter_stopping": ("正在停止", "stopping"),
+    # infra
+    "known_nodes": ("；已知节点：{nodes}", "; known nodes: {nodes}"),
+    "known_nodes_none": ("无：请先运行 `yiyun nodes apply`", "none: run `yiyun nodes apply` first"),
+    "node_not_scanned": (
+        "节点 {node} 在台账中还没有资源：请运行 `yiyun scan --node {node}`",
+        "node {node} has no resources in the ledger yet: run `yiyun scan --node {node}`",
+    ),
+    "import_spec_summary": (
+        "{node} 上有 {count} 个资源待纳管；{managed} 个已由 Pulumi 管理",
+        "{count} resources to adopt on {node}; {managed} already managed by Pulumi",
+    ),
+    "import_spec_left_out": (
+        "未纳入导入文件：{listed} — {reason}",
+        "not in the spec: {listed} — {reason}",
+    ),
+    "stack_valid": (
+        "节点 {node}（{name}）：栈配置有效",
+        "node {node} ({name}): stack config is valid",
+    ),
+    "stack_tenant": (
+        "  租户 {department}：命名空间 {namespace}{bucket}",
+        "  tenant {department}: namespace {namespace}{bucket}",
+    ),
+    "stack_bucket": ("，存储桶 {bucket}", ", bucket {bucket}"),
+    "stack_landing_zone": (
+        "  着陆区 {plan} 第 {wave} 波：{count} 个命名空间",
+        "  landing zone {plan} wave {wave}: {count} namespaces",
+    ),
+    "stack_agent": (
+        "  清查代理位于 {namespace}（{exporter}）",
+        "  inventory agent in {namespace} ({exporter})",
+    ),
+    "with_exporter": ("含导出器", "with exporter"),
+    "no_exporter": ("无导出器", "no exporter"),
     "gates": (
         "关口：已定方案须有波次；已验收须有已上云证据，等保三级及以上还须有密评记录；"
         "源端已下线须在计划源节点上不再有运行中的资源",

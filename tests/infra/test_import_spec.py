@@ -178,6 +178,13 @@ def test_spec_matches_the_import_file_schema_and_lists_each_unmanaged_resource_o
     assert "1 vm — being deleted at the source" in result.stderr
     assert "1 deployment, 1 namespace — owned by the cluster" in result.stderr
 
+    # The same summary for a Chinese reader; the spec itself is the same file either way.
+    zh = runner.invoke(app, ["--lang", "zh", "infra", "import-spec", "--node", "edu-dc"])
+    assert zh.exit_code == 0, zh.output
+    assert "edu-dc 上有 14 个资源待纳管；3 个已由 Pulumi 管理" in zh.stderr
+    assert "未纳入导入文件：1 vm — being deleted at the source" in zh.stderr
+    assert json.loads(zh.stdout) == spec
+
 
 def test_names_come_from_department_and_system_and_are_stable(estate: Settings) -> None:
     first, _ = import_spec("--node", "edu-dc")
@@ -205,7 +212,7 @@ def test_kind_filter(estate: Settings) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--node", "edu-cd"], "unknown node edu-cd (did you mean edu-dc?)"),
+        (["--node", "edu-cd"], "unknown node 'edu-cd'; did you mean 'edu-dc'?"),
         (["--node", "edu-dc", "--kind", "deploymnet"], "did you mean deployment?"),
         (["--node", "edu-dc", "--kind", "k8s_node"], "kind k8s_node is not adopted into Pulumi"),
         (["--node", "edu-dc", "--kind", "load_balancer"], "it has no import mapping"),

@@ -209,6 +209,10 @@ def test_check_command_validates_a_stack_file_without_pulumi(tmp_path: Path) -> 
     ok = runner.invoke(app, ["infra", "check", str(DATA / "Pulumi.test-core.yaml")])
     assert ok.exit_code == 0, ok.output
     assert "js-hrss-s-hr-11 (S-HR-11): cpu 14760m, memory 58860Mi, storage 1801Gi" in ok.stdout
+    assert "stack config is valid" in ok.stdout
+    zh = runner.invoke(app, ["--lang", "zh", "infra", "check", str(DATA / "Pulumi.test-core.yaml")])
+    assert zh.exit_code == 0, zh.output
+    assert "栈配置有效" in zh.stdout and "着陆区" in zh.stdout
 
     raw = raw_config()
     raw["tenants"][0]["department"] = "JS-EUD"
