@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -48,8 +50,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def json_dumps(value: Any) -> str:
+    """The one serializer of every JSON column, for the ORM and the bulk scan path alike.
+
+    orjson, ~10x json.dumps; the rare value it refuses (an integer over 64 bits, a type it
+    does not know) falls back to json.dumps, stringifying what JSON cannot hold.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     url = normalize_url(url)
+    kwargs.setdefault("json_serializer", json_dumps)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.collectors.base import ResourceRow
+from inventory.db import json_dumps
 from inventory.models import Resource, ResourceEvent
 
 # Columns whose change makes an `updated` event (with a before/after diff).
@@ -118,7 +118,7 @@ def _needing_work(
         "AND r.kind = :kind AND r.native_id = b.key "
         "WHERE r.id IS NULL OR r.deleted_at IS NOT NULL OR r.content_hash <> b.value"
     )
-    params = {"node_id": node_id, "source": source, "kind": kind, "batch": json.dumps(probes)}
+    params = {"node_id": node_id, "source": source, "kind": kind, "batch": json_dumps(probes)}
     return {r.native_id: r for r in session.execute(query, params)}
 
 
@@ -298,7 +298,6 @@ _NEW_COLUMNS = (
     "last_seen_at",
     "last_seen_run_id",
 )
-_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 _TAGS, _RAW, _CREATED_AT_SOURCE = (
     _NEW_COLUMNS.index(c) for c in ("tags", "raw", "created_at_source")
 )
@@ -311,7 +310,7 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else _JSON.encode(value)
+    return None if value is None else json_dumps(value)
 
 
 def _new_records(
