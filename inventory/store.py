@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -85,41 +85,46 @@ def tracked_diff(old: Any, new: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-class _Held(NamedTuple):
-    """A row needing work, as _needing_work's result rows carry it."""
-
-    native_id: str
-    id: int | None
-    tombstoned: bool | None
-
+# A row needing work: (id or None when new, tombstoned). Plain tuples: one per listed row on a
+# first ingest, so no per-row object construction beyond the database driver's own.
+Pending = tuple[int | None, Any]
 
 # A probe hash no content hash equals: terminal rows are always looked up (a live row must be
 # tombstoned, a tombstoned one left alone) whatever their content.
 _ALWAYS = ""
 
+# One JSON object {native_id: hash} carries the batch on both databases: a single text
+# parameter, encoded in C, where a pair of arrays costs a Python-side array dump. The driver's
+# own cursor runs it: up to a batch of rows come back on a first ingest.
+_NEEDING_WORK = (
+    "SELECT b.key, r.id, r.deleted_at IS NOT NULL FROM {each} AS b "
+    "LEFT JOIN resource r ON r.node_id = {mark} AND r.source = {mark} "
+    "AND r.kind = {mark} AND r.native_id = b.key "
+    "WHERE r.id IS NULL OR r.deleted_at IS NOT NULL OR r.content_hash <> b.value"
+)
+_NEEDING_WORK_SQL = {
+    "postgresql": _NEEDING_WORK.format(each="json_each_text(CAST(%s AS json))", mark="%s"),
+    "sqlite": _NEEDING_WORK.format(each="json_each(?)", mark="?"),
+}
+
 
 def _needing_work(
     session: Session, node_id: str, source: str, kind: str, probes: dict[str, str]
-) -> dict[str, sa.Row[Any]]:
+) -> dict[str, Pending]:
     """The batch's rows that are new, changed, tombstoned or terminal, compared in the database.
 
     Only rows needing work come back, so an unchanged batch costs one round trip and no rows.
     """
-    # One JSON object {native_id: hash} carries the batch on both databases: a single text
-    # parameter, encoded in C, where a pair of arrays costs a Python-side array dump.
-    each = (
-        "json_each_text(CAST(:batch AS json))"
-        if session.get_bind().dialect.name == "postgresql"
-        else "json_each(:batch)"
-    )
-    query = sa.text(
-        f"SELECT b.key AS native_id, r.id, r.deleted_at IS NOT NULL AS tombstoned FROM {each} AS b "
-        "LEFT JOIN resource r ON r.node_id = :node_id AND r.source = :source "
-        "AND r.kind = :kind AND r.native_id = b.key "
-        "WHERE r.id IS NULL OR r.deleted_at IS NOT NULL OR r.content_hash <> b.value"
-    )
-    params = {"node_id": node_id, "source": source, "kind": kind, "batch": json_dumps(probes)}
-    return {r.native_id: r for r in session.execute(query, params)}
+    connection = session.connection()
+    cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            _NEEDING_WORK_SQL[connection.dialect.name],
+            (json_dumps(probes), node_id, source, kind),
+        )
+        return {native_id: (rid, gone) for native_id, rid, gone in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 # native_id → (id, content hash, tombstoned) of the rows a scope held when its scan began
@@ -187,7 +192,7 @@ def upsert_resources(
     latest: dict[str, ResourceRow] = {row.native_id: row for row in rows}  # last one wins
     hashes: dict[str, str] = {}
     probes: dict[str, str] = {}  # rows the database must compare
-    pending: dict[str, Any] = {}
+    pending: dict[str, Pending] = {}
     held = None
     for native_id, row in latest.items():  # one pass: this loop runs for every listed row
         hashes[native_id] = content_hash = row.content_hash()
@@ -197,26 +202,26 @@ def upsert_resources(
         if held is None:
             probes[native_id] = probe
         elif held[1] != probe or held[2]:
-            pending[native_id] = _Held(native_id, held[0], held[2])
+            pending[native_id] = (held[0], held[2])
     if probes:
         pending.update(_needing_work(session, node_id, source, kind, probes))
     counts.unchanged = len(latest) - len(pending)
     new: list[ResourceRow] = []
     changed: dict[int, tuple[str, ResourceRow]] = {}  # id -> (event type, row)
-    for native_id, old in pending.items():
+    for native_id, (rid, tombstoned) in pending.items():
         row = latest[native_id]
-        if old.id is None:
+        if rid is None:
             if not row.terminal:  # never seen alive: nothing to record
                 new.append(row)
         elif row.terminal:
-            if not old.tombstoned:
-                changed[old.id] = ("deleted", row)
+            if not tombstoned:
+                changed[rid] = ("deleted", row)
             else:
                 counts.unchanged += 1
-        elif old.tombstoned:
-            changed[old.id] = ("reappeared", row)
+        elif tombstoned:
+            changed[rid] = ("reappeared", row)
         else:
-            changed[old.id] = ("updated", row)
+            changed[rid] = ("updated", row)
     if new:
         key = (node_id, source, kind)
         if session.get_bind().dialect.name == "postgresql":
