@@ -298,9 +298,9 @@ class Scanner:
                 for row in page:
                     # The scope that listed a row owns it: only its complete listing may sweep it.
                     row.scope = owner
+                    seen.add(row.native_id)
                     if row.terminal:
                         terminal.add(row.native_id)
-                seen.update([row.native_id for row in page])
                 buffer.extend(page)
                 outcome.items += len(page)
                 if len(buffer) >= self.batch_size:

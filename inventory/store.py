@@ -52,23 +52,47 @@ class WriteCounts:
         return self.created + self.updated + self.reappeared + self.deleted
 
 
+# The columns a listed row sets, in one order for the ORM's dicts and the bulk value lists.
+ROW_COLUMNS = (
+    "scope",
+    "name",
+    "namespace",
+    "region",
+    "state",
+    "replicas",
+    "vcpu",
+    "memory_gib",
+    "storage_gib",
+    "tags",
+    "raw",
+    "system_code",
+    "created_at_source",
+    "content_hash",
+)
+
+
+def _row_list(row: ResourceRow, content_hash: str) -> list[Any]:
+    """A listed row's values in ROW_COLUMNS order."""
+    return [
+        row.scope,
+        row.name,
+        row.namespace,
+        row.region,
+        row.state,
+        row.replicas,
+        row.vcpu,
+        row.memory_gib,
+        row.storage_gib,
+        row.tags,
+        row.raw,
+        row.system_code,
+        row.created_at_source,
+        content_hash,
+    ]
+
+
 def row_values(row: ResourceRow, content_hash: str | None = None) -> dict[str, Any]:
-    return {
-        "scope": row.scope,
-        "name": row.name,
-        "namespace": row.namespace,
-        "region": row.region,
-        "state": row.state,
-        "replicas": row.replicas,
-        "vcpu": row.vcpu,
-        "memory_gib": row.memory_gib,
-        "storage_gib": row.storage_gib,
-        "tags": row.tags,
-        "raw": row.raw,
-        "system_code": row.system_code,
-        "created_at_source": row.created_at_source,
-        "content_hash": content_hash or row.content_hash(),
-    }
+    return dict(zip(ROW_COLUMNS, _row_list(row, content_hash or row.content_hash()), strict=True))
 
 
 def _jsonable(value: Any) -> Any:
@@ -285,20 +309,7 @@ _NEW_COLUMNS = (
     "source",
     "kind",
     "native_id",
-    "scope",
-    "name",
-    "namespace",
-    "region",
-    "state",
-    "replicas",
-    "vcpu",
-    "memory_gib",
-    "storage_gib",
-    "tags",
-    "raw",
-    "system_code",
-    "created_at_source",
-    "content_hash",
+    *ROW_COLUMNS,
     "first_seen_at",
     "last_seen_at",
     "last_seen_run_id",
@@ -332,20 +343,7 @@ def _new_records(
         values = [
             *key,
             row.native_id,
-            row.scope,
-            row.name,
-            row.namespace,
-            row.region,
-            row.state,
-            row.replicas,
-            row.vcpu,
-            row.memory_gib,
-            row.storage_gib,
-            row.tags,
-            row.raw,
-            row.system_code,
-            row.created_at_source,
-            hashes[row.native_id],
+            *_row_list(row, hashes[row.native_id]),
             stamp,
             stamp,
             run_id,
