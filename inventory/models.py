@@ -96,6 +96,11 @@ class Node(SQLModel, table=True):
     system_tag: str = "yiyun.io/system"
     sources: list[dict[str, Any]] | None = json_column()
     updated_at: datetime | None = utc_column()
+    # Set by `yiyun nodes retire` (or `nodes apply --prune`): the node's rows are tombstoned,
+    # its history kept, and it leaves scans, the KPI, the exporter and freshness.
+    retired_at: datetime | None = utc_column()
+    retired_by: str | None = None
+    retired_reason: str | None = None
 
 
 # One discovered thing on a node; (node, source, kind, native_id) is its natural key.
@@ -117,6 +122,9 @@ class Resource(SQLModel, table=True):
             postgresql_where=sa.text("deleted_at IS NULL"),
         ),
         sa.Index("ix_resource_scope", "node_id", "source", "kind", "scope"),
+        # Ids are never reused on SQLite either, so a purged row's history cannot attach to a
+        # new row (migration 0004).
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -151,10 +159,17 @@ class ScanRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     started_at: datetime = utc_column(nullable=False)
     finished_at: datetime | None = utc_column()
-    status: str = "running"  # running / ok / failed / crashed
+    # running, then one of: ok / failed / interrupted (Ctrl-C) / crashed (the orchestrator
+    # itself failed) / abandoned (left running by a killed process, closed by a later scan or
+    # report that could take its nodes' locks)
+    status: str = "running"
     nodes: list[str] | None = json_column()
     scopes_total: int = 0
     scopes_failed: int = 0
+    # Every scope the run planned, as [node, source, kind, scope]: those without a
+    # ScopeResult never ran (the run was interrupted, crashed or killed first).
+    planned: list[list[str]] | None = json_column()
+    error_message: str | None = None
 
 
 # One unit of listing work (node, source, kind, region-or-namespace) within a scan.
@@ -167,7 +182,10 @@ class ScopeResult(SQLModel, table=True):
     source: str
     kind: str
     scope: str
-    status: str  # ok / partial / denied / throttled / error
+    # ok / partial / denied / throttled / error / malformed listings are `error` with code
+    # malformed_response; held (a complete listing whose sweep the guard held back); retired
+    # (the node file no longer plans the scope: its rows were tombstoned)
+    status: str
     items: int = 0
     pages: int = 0
     api_calls: int = 0
@@ -177,6 +195,12 @@ class ScopeResult(SQLModel, table=True):
     error_message: str | None = None
     started_at: datetime = utc_column(nullable=False)
     finished_at: datetime | None = utc_column()
+    # Rows this scope tombstoned (sweep or retirement), and rows a held sweep kept.
+    deleted: int = 0
+    held: int = 0
+    # How the sweep went when it was not routine: held / agreed (the next complete listing
+    # lacked the same rows) / confirmed (an operator's --confirm-deletions) / retired.
+    sweep: str | None = None
 
 
 # History of a resource, written only when something changed.
@@ -185,7 +209,10 @@ class ResourceEvent(SQLModel, table=True):
     resource_id: int = Field(index=True)
     run_id: int | None = Field(default=None, index=True)
     at: datetime = utc_column(nullable=False)
-    type: str  # created / updated / deleted / reappeared
+    # created / updated / deleted / reappeared / held (a guarded sweep kept the row); a
+    # `deleted` or `held` diff may carry {"reason": scope_retired | node_retired |
+    # sweep_guard | agreed | confirmed, "by": who}
+    type: str
     diff: dict[str, Any] | None = json_column()
 
 
@@ -205,3 +232,5 @@ class AdoptionSnapshot(SQLModel, table=True):
     # status -> system codes; classified systems are counted, never named.
     system_codes: dict[str, list[str]] | None = json_column()
     stale_nodes: list[str] | None = json_column()
+    # evidence-v2: scopes ("node/source/kind/scope") whose evidence had expired at as_of
+    expired_scopes: list[str] | None = json_column()
