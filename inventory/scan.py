@@ -14,14 +14,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from inventory.collectors.base import ERROR, OK, PARTIAL, ResourceRow, Scope, ScopeFailed
 from inventory.collectors.registry import get_collector
 from inventory.locks import node_locks
 from inventory.logs import redact
 from inventory.models import Node, ScanRun, ScopeResult
-from inventory.store import Known, WriteCounts, scope_state, sweep_scope, upsert_resources
+from inventory.runs import CRASHED, INTERRUPTED, close_abandoned_runs
+from inventory.runs import FAILED as RUN_FAILED
+from inventory.runs import OK as RUN_OK
+from inventory.store import (
+    HELD,
+    RETIRED,
+    Known,
+    Sweep,
+    SweepGuard,
+    WriteCounts,
+    has_live_rows,
+    ledger_scopes,
+    scope_state,
+    sweep_scope,
+    upsert_resources,
+)
 
 log = logging.getLogger(__name__)
 # Rows written per transaction: larger batches mean fewer round trips (measured: 2,500 rows
@@ -65,6 +80,8 @@ class ScopeOutcome:
     error_code: str | None = None
     error_message: str | None = None
     duration_seconds: float = 0.0
+    held: int = 0  # rows a held sweep kept live
+    sweep: str | None = None  # held / agreed / confirmed / retired; None when routine
 
 
 @dataclass
@@ -72,14 +89,47 @@ class ScanSummary:
     run_id: int
     outcomes: list[ScopeOutcome]
     busy_nodes: list[str]
+    status: str = OK
+    # Scopes planned but never listed (the run was interrupted first).
+    not_run: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> list[ScopeOutcome]:
-        return [o for o in self.outcomes if o.status != OK]
+        """Scopes that did not list completely, or whose sweep was held."""
+        return [o for o in self.outcomes if o.status not in (OK, RETIRED)]
+
+    @property
+    def held(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.status == HELD]
+
+    @property
+    def retired(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.status == RETIRED]
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.busy_nodes
+        return not self.failed and not self.busy_nodes and not self.not_run
+
+
+class ScanInterrupted(Exception):
+    """Ctrl-C: the run ended `interrupted`; scopes that finished are kept, nothing else swept."""
+
+    def __init__(self, summary: ScanSummary) -> None:
+        super().__init__(f"scan run {summary.run_id} interrupted")
+        self.summary = summary
+
+
+class ScanCrashed(Exception):
+    """The orchestrator itself failed (not one scope): the run ended `crashed`."""
+
+    def __init__(self, run_id: int, error: BaseException) -> None:
+        super().__init__(f"scan run {run_id} crashed: {type(error).__name__}: {error}")
+        self.run_id = run_id
+        self.error = error
+
+
+class _Cancelled(Exception):
+    """Raised inside a scope's listing when the run has been interrupted."""
 
 
 class _Writer:
@@ -152,7 +202,8 @@ class Scanner:
         on_planned: Callable[[int], None] | None = None,
         planner: Callable[[Node], tuple[list[Scope], list[ScopeOutcome]]] = plan,
         upsert: Callable[..., WriteCounts] = upsert_resources,
-        sweep: Callable[..., int] = sweep_scope,
+        sweep: Callable[..., Sweep] = sweep_scope,
+        guard: SweepGuard | None = None,
     ) -> None:
         self.engine = engine
         self.planner = planner
@@ -164,48 +215,173 @@ class Scanner:
         # The bulk write path by default; tests swap in inventory.store_simple to prove both
         # leave the same ledger.
         self.upsert, self.sweep = upsert, sweep
+        self.guard = guard if guard is not None else SweepGuard()
+        # Set by Ctrl-C: scopes stop at their next page and sweep nothing; unstarted ones
+        # never start.
+        self.cancelled = threading.Event()
 
     def run(self, nodes: list[Node]) -> ScanSummary:
         with fewer_collections():
             return self._run(nodes)
 
     def _run(self, nodes: list[Node]) -> ScanSummary:
+        # Before taking our own locks: a dead run's nodes must be lockable by us to tell.
+        close_abandoned_runs(self.engine)
+        # The locks come first and the run is closed before they are released, so a run seen
+        # `running` always has its process holding them (close_abandoned_runs relies on it).
+        with node_locks(self.engine, [n.id for n in nodes]) as busy:
+            run_id = self._open_run(nodes)
+            outcomes: list[ScopeOutcome] = []
+            planned: list[Scope] = []
+            try:
+                for node_id in busy:
+                    log.warning("node %s is being scanned by another process; skipped", node_id)
+                by_node: dict[str, tuple[Node, list[Scope], list[ScopeOutcome]]] = {}
+                for node in nodes:
+                    if node.id in busy:
+                        continue
+                    scopes, failures = self.planner(node)
+                    by_node[node.id] = (node, scopes, failures)
+                    planned.extend(scopes)
+                    for failure in failures:
+                        self._record(run_id, failure, started=utcnow())
+                        outcomes.append(failure)
+                        self.on_scope_done(failure)
+                self._save_plan(run_id, planned)
+                self.on_planned(len(planned) + len(outcomes))
+                outcomes.extend(self._list_all(run_id, planned))
+                for node, scopes, failures in by_node.values():
+                    outcomes.extend(
+                        self._retire_unplanned(run_id, node, scopes, failures, outcomes)
+                    )
+            except KeyboardInterrupt:
+                self.cancelled.set()
+                summary = self._close(run_id, outcomes, planned, busy, status=INTERRUPTED)
+                raise ScanInterrupted(summary) from None
+            except BaseException as error:
+                self.cancelled.set()
+                self._close(run_id, outcomes, planned, busy, status=CRASHED, error=error)
+                raise ScanCrashed(run_id, error) from error
+            summary = self._close(run_id, outcomes, planned, busy)
+        self._refresh_statistics(outcomes)
+        return summary
+
+    def _open_run(self, nodes: list[Node]) -> int:
         with Session(self.engine, expire_on_commit=False) as session:
             run = ScanRun(started_at=utcnow(), nodes=[n.id for n in nodes])
             session.add(run)
             session.commit()
-            run_id = run.id
-        assert run_id is not None
-        outcomes: list[ScopeOutcome] = []
-        with node_locks(self.engine, [n.id for n in nodes]) as busy:
-            for node_id in busy:
-                log.warning("node %s is being scanned by another process; skipped", node_id)
-            scopes: list[Scope] = []
-            for node in nodes:
-                if node.id in busy:
-                    continue
-                planned, failures = self.planner(node)
-                scopes.extend(planned)
-                for failure in failures:
-                    self._record(run_id, failure, started=utcnow())
-                    outcomes.append(failure)
-                    self.on_scope_done(failure)
-            self.on_planned(len(scopes) + len(outcomes))
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                for outcome in pool.map(lambda s: self._run_scope(run_id, s), scopes):
-                    outcomes.append(outcome)
+            assert run.id is not None
+            return run.id
+
+    def _save_plan(self, run_id: int, scopes: list[Scope]) -> None:
+        with self.writer.transaction() as session:
+            run = session.get(ScanRun, run_id)
+            assert run is not None
+            run.planned = [list(scope.key) for scope in scopes]
+            session.add(run)
+
+    def _list_all(self, run_id: int, scopes: list[Scope]) -> list[ScopeOutcome]:
+        """List every scope on the pool; Ctrl-C cancels what has not started and stops the rest
+        at their next page (a listing in flight is never swept)."""
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            futures = [pool.submit(self._run_scope, run_id, scope) for scope in scopes]
+            results = [future.result() for future in futures]
+        except BaseException:
+            self.cancelled.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return [outcome for outcome in results if outcome is not None]
+
+    def _close(
+        self,
+        run_id: int,
+        outcomes: list[ScopeOutcome],
+        planned: list[Scope],
+        busy: list[str],
+        *,
+        status: str | None = None,
+        error: BaseException | None = None,
+    ) -> ScanSummary:
+        """End the run with its final status; an interrupted or crashed run still closes."""
         with Session(self.engine) as session:
+            recorded = {
+                (r.node_id, r.source, r.kind, r.scope)
+                for r in session.exec(select(ScopeResult).where(ScopeResult.run_id == run_id))
+            }
+            not_run = [scope.key for scope in planned if scope.key not in recorded]
+            summary = ScanSummary(run_id=run_id, outcomes=outcomes, busy_nodes=busy)
+            summary.not_run = not_run
+            if status is None:
+                status = RUN_OK if summary.ok else RUN_FAILED
+            summary.status = status
             finished = session.get(ScanRun, run_id)
             assert finished is not None
-            failed = sum(1 for o in outcomes if o.status != OK)
             finished.finished_at = utcnow()
             finished.scopes_total = len(outcomes)
-            finished.scopes_failed = failed
-            finished.status = "ok" if not failed and not busy else "failed"
+            finished.scopes_failed = len(summary.failed)
+            finished.status = status
+            if error is not None:
+                finished.error_message = redact(f"{type(error).__name__}: {error}")[:1000]
             session.add(finished)
             session.commit()
-        self._refresh_statistics(outcomes)
-        return ScanSummary(run_id=run_id, outcomes=outcomes, busy_nodes=busy)
+        return summary
+
+    def _retire_unplanned(
+        self,
+        run_id: int,
+        node: Node,
+        scopes: list[Scope],
+        failures: list[ScopeOutcome],
+        outcomes: list[ScopeOutcome],
+    ) -> list[ScopeOutcome]:
+        """Tombstone the rows of scopes the node file no longer plans (reason scope_retired).
+
+        A region, namespace, kind or whole source was removed, so no listing will ever sweep
+        those rows again, and live they would count as evidence forever. Held back where the
+        plan is uncertain: a source that could not be planned keeps all its scopes, and a
+        (source, kind) with a scope that did not list completely keeps its old scopes too
+        (their rows may have moved into the failed one).
+        """
+        if self.cancelled.is_set():
+            return []
+        planned = {(s.source, s.kind, s.scope) for s in scopes}
+        unplanned_sources = {f.source for f in failures}
+        incomplete = {
+            (o.source, o.kind) for o in outcomes if o.node_id == node.id and o.status != OK
+        }
+        retired: list[ScopeOutcome] = []
+        with self.writer.session() as session:
+            candidates = sorted(ledger_scopes(session=session, node_id=node.id) - planned)
+            for source, kind, scope in candidates:
+                if source in unplanned_sources or (source, kind) in incomplete:
+                    continue
+                if not has_live_rows(session=session, node_id=node.id, key=(source, kind, scope)):
+                    continue
+                started, clock = utcnow(), time.monotonic()
+                outcome = ScopeOutcome(node.id, source, kind, scope, status=RETIRED)
+                with self.writer.transaction(session):
+                    swept = self.sweep(
+                        session=session,
+                        node_id=node.id,
+                        source=source,
+                        kind=kind,
+                        scope=scope,
+                        seen=(),
+                        run_id=run_id,
+                        now=utcnow(),
+                        reason="scope_retired",
+                    )
+                    outcome.counts.deleted = swept.deleted
+                    outcome.sweep = RETIRED
+                    outcome.duration_seconds = time.monotonic() - clock
+                    session.add(self._result(run_id, outcome, started=started))
+                log.info("scope %s/%s/%s/%s retired", node.id, source, kind, scope)
+                retired.append(outcome)
+                self.on_scope_done(outcome)
+        return retired
 
     def _refresh_statistics(self, outcomes: list[ScopeOutcome]) -> None:
         """After a scan that wrote many rows, let the query planner see the new table at once.
@@ -281,7 +457,9 @@ class Scanner:
         counts.add(written)
         buffer.clear()
 
-    def _run_scope(self, run_id: int, scope: Scope) -> ScopeOutcome:
+    def _run_scope(self, run_id: int, scope: Scope) -> ScopeOutcome | None:
+        if self.cancelled.is_set():
+            return None  # interrupted before it started: it never ran
         with self.writer.session() as session:
             return self._run_scope_in(session, run_id, scope)
 
@@ -295,6 +473,8 @@ class Scanner:
             known = self._known(session, scope)
             owner = scope.scope
             for page in scope.pages(scope.stats):
+                if self.cancelled.is_set():
+                    raise _Cancelled
                 for row in page:
                     # The scope that listed a row owns it: only its complete listing may sweep it.
                     row.scope = owner
@@ -305,14 +485,16 @@ class Scanner:
                 outcome.items += len(page)
                 if len(buffer) >= self.batch_size:
                     self._flush(session, run_id, scope, buffer, outcome.counts, known)
-            # The last batch, the sweep and the `ok` result that licenses it commit together:
-            # a scan killed between two commits would leave tombstones that no recorded
+            if self.cancelled.is_set():
+                raise _Cancelled
+            # The last batch, the sweep and the result that licenses it commit together: a
+            # scan killed between two commits would leave tombstones that no recorded
             # complete listing explains.
             with self.writer.transaction(session):
                 last = (
                     self._write(session, run_id, scope, buffer, known) if buffer else WriteCounts()
                 )
-                last.deleted += self.sweep(
+                swept = self.sweep(
                     session=session,
                     node_id=scope.node_id,
                     source=scope.source,
@@ -323,11 +505,26 @@ class Scanner:
                     now=utcnow(),
                     # Terminal rows are tombstoned, not live (counting one too few is safe).
                     live_seen=len(seen) - len(terminal),
+                    guard=self.guard,
                 )
+                last.deleted += swept.deleted
+                outcome.held, outcome.sweep = swept.held, swept.verdict
+                if swept.verdict == HELD:
+                    # Complete, but not trusted with its deletions: not `ok`, the scan exits 1.
+                    outcome.status, outcome.error_code = HELD, "sweep_held"
+                    outcome.error_message = (
+                        f"the listing lacks {swept.held} live rows of the scope; kept until "
+                        "the next complete listing lacks them too, or --confirm-deletions"
+                    )
                 outcome.duration_seconds = time.monotonic() - clock
+                outcome.counts.add(last)
                 session.add(self._result(run_id, outcome, started=started, scope=scope))
-            outcome.counts.add(last)
             buffer.clear()
+        except _Cancelled:
+            # Keep what the listing returned (it is true), sweep nothing.
+            self._flush_quietly(session, run_id, scope, buffer, outcome)
+            outcome.status = PARTIAL if outcome.items else ERROR
+            outcome.error_code, outcome.error_message = "interrupted", "the scan was interrupted"
         except ScopeFailed as error:
             # Keep what the listing returned before it broke (it is true), sweep nothing.
             self._flush_quietly(session, run_id, scope, buffer, outcome)
@@ -386,4 +583,7 @@ class Scanner:
             error_message=outcome.error_message,
             started_at=started,
             finished_at=utcnow(),
+            deleted=outcome.counts.deleted,
+            held=outcome.held,
+            sweep=outcome.sweep,
         )

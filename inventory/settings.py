@@ -6,6 +6,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     exempt_in_denominator: bool = True
     trust_declared: bool = False
     freshness_hours: float = 24.0
+    # A complete listing that would tombstone at least this share of a scope's live rows,
+    # and at least this many, is held until the next listing agrees or an operator confirms.
+    sweep_guard_ratio: float = Field(default=0.5, ge=0, le=1)
+    sweep_guard_min: int = Field(default=10, ge=1)
     system_tag: str = "yiyun.io/system"
     # Language of reports and human output (zh or en); unset follows the locale.
     lang: str | None = None

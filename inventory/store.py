@@ -438,6 +438,99 @@ def _insert_new(
     return len(ids)
 
 
+@dataclass(frozen=True)
+class SweepGuard:
+    """When a complete listing may tombstone what it lacks (DESIGN.md, Trust in a listing).
+
+    A listing that lacks at least `ratio` of a scope's live rows, and at least `minimum` of
+    them, is more likely a source that answered wrongly (a proxy's empty list, a filter
+    applied by mistake) than a mass deletion: its sweep is held until the next complete
+    listing lacks the same rows, or an operator confirms (`confirmed`, by `by`).
+    """
+
+    ratio: float = 0.5
+    minimum: int = 10
+    confirmed: bool = False
+    by: str | None = None
+
+    def trips(self, *, live: int, gone: int) -> bool:
+        return gone >= self.minimum and gone >= self.ratio * live
+
+
+# How a sweep went when it was not routine (ScopeResult.sweep).
+HELD, AGREED, CONFIRMED, RETIRED = "held", "agreed", "confirmed", "retired"
+
+
+@dataclass
+class Sweep:
+    """What a sweep did: rows tombstoned, rows a held sweep kept, and its verdict."""
+
+    deleted: int = 0
+    held: int = 0
+    verdict: str | None = None  # None: routine; else HELD / AGREED / CONFIRMED / RETIRED
+
+
+def held_last_time(*, session: Session, key: tuple[str, str, str, str]) -> set[str]:
+    """Native ids the scope's previous complete listing held back (empty unless that listing
+    was held): the rows a listing must lack again for the sweep to go ahead."""
+    node_id, source, kind, scope = key
+    last = session.execute(
+        sa.text(
+            "SELECT run_id, status FROM scoperesult WHERE node_id = :node AND source = :source "
+            "AND kind = :kind AND scope = :scope AND status IN ('ok', 'held') "
+            "ORDER BY id DESC LIMIT 1"
+        ),
+        {"node": node_id, "source": source, "kind": kind, "scope": scope},
+    ).first()
+    if last is None or last.status != HELD:
+        return set()
+    rows = session.execute(
+        sa.select(RESOURCE.c.native_id)
+        .join(EVENT, EVENT.c.resource_id == RESOURCE.c.id)
+        .where(
+            EVENT.c.run_id == last.run_id,
+            EVENT.c.type == HELD,
+            RESOURCE.c.node_id == node_id,
+            RESOURCE.c.source == source,
+            RESOURCE.c.kind == kind,
+            RESOURCE.c.scope == scope,
+        )
+    )
+    return {native_id for (native_id,) in rows}
+
+
+def sweep_verdict(
+    *,
+    session: Session,
+    guard: SweepGuard | None,
+    key: tuple[str, str, str, str],
+    live: int,
+    gone: set[str],
+    reason: str | None,
+) -> str | None:
+    """The guard's word on tombstoning `gone` out of `live` rows (shared by both write paths)."""
+    if reason is not None:
+        return RETIRED if reason == "scope_retired" else None
+    if guard is None or not guard.trips(live=live, gone=len(gone)):
+        return None
+    if guard.confirmed:
+        return CONFIRMED
+    held = held_last_time(session=session, key=key)
+    return AGREED if held and gone <= held else HELD
+
+
+def event_diff(verdict: str | None, guard: SweepGuard | None, reason: str | None) -> Any:
+    """The diff of a sweep's `deleted` (or `held`) events: why, when it was not routine."""
+    if reason is not None:
+        return {"reason": reason}
+    if verdict == HELD:
+        return {"reason": "sweep_guard"}
+    if verdict in (AGREED, CONFIRMED):
+        by = guard.by if guard is not None and verdict == CONFIRMED else None
+        return {"reason": verdict, **({"by": by} if by else {})}
+    return None
+
+
 def sweep_scope(
     *,
     session: Session,
@@ -449,13 +542,18 @@ def sweep_scope(
     run_id: int,
     now: datetime,
     live_seen: int | None = None,
-) -> int:
+    guard: SweepGuard | None = None,
+    reason: str | None = None,
+) -> Sweep:
     """Tombstone the live rows of a scope that a complete listing did not return.
 
     Only call this for a scope whose listing finished `ok` in this run: a failed or partial
     listing proves nothing about what is gone. `live_seen` is how many of the listed rows are
     live in this scope now (every non-terminal one, once upserted): when the scope holds no
-    more live rows than that, nothing is gone and one COUNT replaces reading every id.
+    more live rows than that, nothing is gone and one COUNT replaces reading every id. The
+    `guard` may hold the sweep (the rows get `held` events and stay live); `reason` marks a
+    retirement (every live row of a scope the node file no longer plans), which is not
+    guarded.
     """
     where = (
         RESOURCE.c.node_id == node_id,
@@ -464,18 +562,32 @@ def sweep_scope(
         RESOURCE.c.scope == scope,
         RESOURCE.c.deleted_at.is_(None),
     )
+    live_count: int | None = None
     if live_seen is not None:
         live_count = session.execute(sa.select(sa.func.count()).where(*where)).scalar_one()
         if live_count <= live_seen:
-            return 0
+            return Sweep()
     seen_ids = set(seen)
-    live = session.execute(sa.select(RESOURCE.c.id, RESOURCE.c.native_id).where(*where))
-    gone = [rid for rid, native_id in live if native_id not in seen_ids]
+    live = session.execute(sa.select(RESOURCE.c.id, RESOURCE.c.native_id).where(*where)).all()
+    gone = {rid: native_id for rid, native_id in live if native_id not in seen_ids}
     if not gone:
-        return 0
+        return Sweep()
+    verdict = sweep_verdict(
+        session=session,
+        guard=guard,
+        key=(node_id, source, kind, scope),
+        live=len(live) if live_count is None else live_count,
+        gone=set(gone.values()),
+        reason=reason,
+    )
+    diff = event_diff(verdict, guard, reason)
+    if verdict == HELD:
+        _events(session, list(gone), run_id=run_id, now=now, type_=HELD, diff=diff)
+        return Sweep(held=len(gone), verdict=HELD)
     swept = 0
-    for start in range(0, len(gone), 1000):
-        chunk = gone[start : start + 1000]
+    ids = list(gone)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
         # The scope is checked again as the row is written: a scope of the same kind running
         # in parallel may have just listed the row under its own scope (it moved region or
         # namespace), and then it is not gone.
@@ -489,22 +601,54 @@ def sweep_scope(
             .scalars()
             .all()
         )
-        if tombstoned:
-            session.execute(
-                sa.insert(EVENT),
-                [
-                    {
-                        "resource_id": rid,
-                        "run_id": run_id,
-                        "at": now,
-                        "type": "deleted",
-                        "diff": None,
-                    }
-                    for rid in tombstoned
-                ],
-            )
+        _events(session, tombstoned, run_id=run_id, now=now, type_="deleted", diff=diff)
         swept += len(tombstoned)
-    return swept
+    return Sweep(deleted=swept, verdict=verdict)
+
+
+def _events(
+    session: Session, ids: Sequence[int], *, run_id: int, now: datetime, type_: str, diff: Any
+) -> None:
+    if ids:
+        session.execute(
+            sa.insert(EVENT),
+            [
+                {"resource_id": rid, "run_id": run_id, "at": now, "type": type_, "diff": diff}
+                for rid in ids
+            ],
+        )
+
+
+def ledger_scopes(*, session: Session, node_id: str) -> set[tuple[str, str, str]]:
+    """(source, kind, scope) of every scope the node has rows in, live or tombstoned.
+
+    The distinct scopes come from ix_resource_scope alone (live or not); only those few are
+    then checked for a live row, so the common case reads no table rows at all.
+    """
+    every = session.execute(
+        sa.select(RESOURCE.c.source, RESOURCE.c.kind, RESOURCE.c.scope)
+        .where(RESOURCE.c.node_id == node_id)
+        .distinct()
+    ).all()
+    return {(source, kind, scope) for source, kind, scope in every}
+
+
+def has_live_rows(*, session: Session, node_id: str, key: tuple[str, str, str]) -> bool:
+    source, kind, scope = key
+    return (
+        session.execute(
+            sa.select(RESOURCE.c.id)
+            .where(
+                RESOURCE.c.node_id == node_id,
+                RESOURCE.c.source == source,
+                RESOURCE.c.kind == kind,
+                RESOURCE.c.scope == scope,
+                RESOURCE.c.deleted_at.is_(None),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def purge_tombstones(*, session: Session, older_than: datetime) -> int:

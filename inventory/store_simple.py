@@ -10,7 +10,16 @@ from sqlmodel import Session, col, select
 
 from inventory.collectors.base import ResourceRow
 from inventory.models import Resource, ResourceEvent
-from inventory.store import WriteCounts, row_values, tracked_diff
+from inventory.store import (
+    HELD,
+    Sweep,
+    SweepGuard,
+    WriteCounts,
+    event_diff,
+    row_values,
+    sweep_verdict,
+    tracked_diff,
+)
 
 
 def _event(resource: Resource, run_id: int, now: datetime, type_: str, diff: Any) -> ResourceEvent:
@@ -99,10 +108,12 @@ def sweep_scope(
     run_id: int,
     now: datetime,
     live_seen: int | None = None,  # the bulk path's shortcut; the plain way reads every row
-) -> int:
-    """Tombstone, one by one, the live rows of a completely listed scope it did not return."""
+    guard: SweepGuard | None = None,
+    reason: str | None = None,
+) -> Sweep:
+    """Tombstone, one by one, the live rows of a completely listed scope it did not return
+    (or give each a `held` event when the guard holds the sweep)."""
     seen_ids = set(seen)
-    swept = 0
     live = session.exec(
         select(Resource).where(
             Resource.node_id == node_id,
@@ -112,12 +123,26 @@ def sweep_scope(
             col(Resource.deleted_at).is_(None),
         )
     ).all()
-    for resource in live:
-        if resource.native_id in seen_ids:
+    gone = [resource for resource in live if resource.native_id not in seen_ids]
+    if not gone:
+        return Sweep()
+    verdict = sweep_verdict(
+        session=session,
+        guard=guard,
+        key=(node_id, source, kind, scope),
+        live=len(live),
+        gone={resource.native_id for resource in gone},
+        reason=reason,
+    )
+    diff = event_diff(verdict, guard, reason)
+    for resource in gone:
+        if verdict == HELD:
+            session.add(_event(resource, run_id, now, HELD, diff))
             continue
         resource.deleted_at = now
         session.add(resource)
-        session.add(_event(resource, run_id, now, "deleted", None))
-        swept += 1
+        session.add(_event(resource, run_id, now, "deleted", diff))
     session.flush()
-    return swept
+    if verdict == HELD:
+        return Sweep(held=len(gone), verdict=HELD)
+    return Sweep(deleted=len(gone), verdict=verdict)
