@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.locks import node_locks
-from inventory.models import ScanRun
+from inventory.models import ScanRun, ScopeResult
 
 log = logging.getLogger(__name__)
 
 RUNNING, OK, FAILED = "running", "ok", "failed"
 INTERRUPTED, CRASHED, ABANDONED = "interrupted", "crashed", "abandoned"
 RUN_STATUSES = (RUNNING, OK, FAILED, INTERRUPTED, CRASHED, ABANDONED)
+# Runs that listed every scope they planned (some may have failed): only these can be a
+# node's complete scan.
+COMPLETED_RUNS = (OK, FAILED)
 
 
 def close_abandoned_runs(engine: sa.Engine, *, now: datetime | None = None) -> list[int]:
@@ -49,3 +53,40 @@ def close_abandoned_runs(engine: sa.Engine, *, now: datetime | None = None) -> l
                 closed.append(run.id)
                 log.warning("scan run %s was left running by a process that died", run.id)
     return closed
+
+
+NOT_RUN = "not_run"
+
+
+def scan_run_rows(
+    *, engine: sa.Engine, run_id: int | None = None, failed_only: bool = False
+) -> tuple[ScanRun, list[dict[str, Any]]] | None:
+    """One run (default: the latest) and a row per scope: its ScopeResult, or `not_run` for a
+    scope the run planned but never listed. Every row carries the run's id and status. Runs
+    left `running` by a dead process are closed as `abandoned` first. None: no run at all."""
+    close_abandoned_runs(engine)
+    with Session(engine) as session:
+        chosen = (
+            session.get(ScanRun, run_id)
+            if run_id
+            else session.exec(select(ScanRun).order_by(col(ScanRun.id).desc())).first()
+        )
+        if chosen is None:
+            return None
+        results = session.exec(select(ScopeResult).where(ScopeResult.run_id == chosen.id)).all()
+        session.expunge(chosen)
+    rows = [r.model_dump() for r in results]
+    listed = {(r.node_id, r.source, r.kind, r.scope) for r in results}
+    for node_id, source, kind, scope in chosen.planned or []:
+        if (node_id, source, kind, scope) not in listed:
+            rows.append(
+                {"node_id": node_id, "source": source, "kind": kind, "scope": scope,
+                 "status": NOT_RUN, "items": 0, "pages": 0, "api_calls": 0, "retries": 0,
+                 "deleted": 0, "held": 0}
+            )  # fmt: skip
+    for row in rows:
+        row["run_id"], row["run_status"] = chosen.id, chosen.status
+    if failed_only:
+        rows = [row for row in rows if row["status"] not in ("ok", "retired")]
+    rows.sort(key=lambda row: (row["node_id"], row["kind"], row["scope"], row["source"]))
+    return chosen, rows

@@ -258,7 +258,7 @@ class Scanner:
                 self.cancelled.set()
                 summary = self._close(run_id, outcomes, planned, busy, status=INTERRUPTED)
                 raise ScanInterrupted(summary) from None
-            except BaseException as error:
+            except Exception as error:  # the orchestrator's own failure, not one scope's
                 self.cancelled.set()
                 self._close(run_id, outcomes, planned, busy, status=CRASHED, error=error)
                 raise ScanCrashed(run_id, error) from error

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from inventory.collectors.base import OK
 from inventory.commands.common import EXIT_PROBLEM, fail, open_ledger
 from inventory.commands.lang import cli_lang
+from inventory.logs import redact
 from inventory.models import Node
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
@@ -24,10 +25,21 @@ if TYPE_CHECKING:
     from inventory.scan import ScanSummary, ScopeOutcome
 
 err = Console(stderr=True)
+# What a shell reports for a command ended by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def _describe(outcome: ScopeOutcome, lang: str) -> str:
     where = f"{outcome.node_id}/{outcome.source}/{outcome.kind}/{outcome.scope}"
+    if outcome.sweep == "held":
+        return text("scope_held", lang, where=where, held=outcome.held, node=outcome.node_id)
+    sweep_texts = {
+        "agreed": "scope_sweep_agreed",
+        "confirmed": "scope_sweep_confirmed",
+        "retired": "scope_retired",
+    }
+    if outcome.sweep in sweep_texts:
+        return text(sweep_texts[outcome.sweep], lang, where=where, deleted=outcome.counts.deleted)
     if outcome.status == OK:
         c = outcome.counts
         return text(
@@ -65,11 +77,26 @@ def _apply_config(path: str, lang: str) -> None:
 
 
 def execute_scan(
-    engine: sa.Engine, chosen: list[Node], *, lang: str, concurrency: int = 4
+    engine: sa.Engine,
+    chosen: list[Node],
+    *,
+    lang: str,
+    concurrency: int = 4,
+    confirm_deletions: bool = False,
+    by: str | None = None,
 ) -> ScanSummary:
     """Run the scan with a progress display (a bar on a terminal, a line per scope otherwise)
     and print the per-node summary."""
     from inventory.scan import Scanner, ScopeOutcome
+    from inventory.store import SweepGuard
+
+    settings = get_settings()
+    guard = SweepGuard(
+        ratio=settings.sweep_guard_ratio,
+        minimum=settings.sweep_guard_min,
+        confirmed=confirm_deletions,
+        by=by,
+    )
 
     interactive = sys.stderr.isatty()
     progress = Progress(
@@ -92,14 +119,15 @@ def execute_scan(
         line = _describe(outcome, lang)
         if interactive:
             progress.update(task, description=line[:60])
-            if outcome.status != OK:
-                progress.console.print(f"[red]{line}[/red]", highlight=False)
+            if outcome.status != OK or outcome.sweep:
+                style = "red" if outcome.status not in (OK, "retired") else "yellow"
+                progress.console.print(line, style=style, highlight=False, markup=False)
         else:
             print(line, file=sys.stderr, flush=True)
 
     with progress:
         summary = Scanner(
-            engine, concurrency=concurrency, on_scope_done=done, on_planned=planned
+            engine, concurrency=concurrency, on_scope_done=done, on_planned=planned, guard=guard
         ).run(chosen)
 
     table = Table(title=text("scan_run", lang, run=summary.run_id))
@@ -113,7 +141,7 @@ def execute_scan(
         table.add_row(
             n.id,
             str(len(mine)),
-            str(sum(o.status != OK for o in mine)),
+            str(sum(o.status not in (OK, "retired") for o in mine)),
             str(sum(o.items for o in mine)),
             str(sum(o.counts.created for o in mine)),
             str(sum(o.counts.updated for o in mine)),
@@ -132,9 +160,26 @@ def scan(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=64, help="Scopes listed at once.")
     ] = 4,
+    confirm_deletions: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-deletions",
+            help="Let this scan of the --node(s) delete what its complete listings lack, even "
+            "past the deletion guard (after checking that those resources are really gone).",
+        ),
+    ] = False,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Who confirms the deletions (default: the login name)."),
+    ] = None,
 ) -> None:
-    """Inventory the nodes: exit 0 when every scope listed completely, 1 when any failed."""
+    """Inventory the nodes: exit 0 when every scope listed completely, 1 when any failed or
+    had its deletions held, 130 when interrupted."""
+    from inventory.scan import ScanCrashed, ScanInterrupted
+
     lang = cli_lang()
+    if confirm_deletions and not node:
+        fail(text("confirm_needs_node", lang), lang=lang)
     settings = get_settings()
     if settings.config:
         _apply_config(settings.config, lang)
@@ -149,12 +194,55 @@ def scan(
             close = difflib.get_close_matches(wanted, known, n=1)
             hint = text("did_you_mean", lang, names=repr(close[0])) if close else ""
             fail(text("unknown_node", lang, node=wanted) + hint, lang=lang)
-    chosen = [known[n] for n in node] if node else [n for n in nodes if n.sources]
-    chosen = [n for n in chosen if n.sources]
+    chosen = [known[n] for n in node] if node else list(nodes)
+    for retired in [n for n in chosen if n.retired_at is not None]:
+        if node:  # asked for by name: say why nothing happens
+            err.print(text("scan_skipped_retired", lang, node=retired.id), markup=False)
+    chosen = [n for n in chosen if n.sources and n.retired_at is None]
     if not chosen:
         fail(text("no_source_to_scan", lang), lang=lang)
 
-    summary = execute_scan(engine, chosen, lang=lang, concurrency=concurrency)
+    try:
+        summary = execute_scan(
+            engine,
+            chosen,
+            lang=lang,
+            concurrency=concurrency,
+            confirm_deletions=confirm_deletions,
+            by=(by or _login_name()) if confirm_deletions else None,
+        )
+    except ScanInterrupted as interrupted:
+        done = interrupted.summary
+        err.print(
+            text(
+                "scan_interrupted",
+                lang,
+                run=done.run_id,
+                done=len(done.outcomes),
+                not_run=len(done.not_run),
+            ),
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except ScanCrashed as crashed:
+        err.print(
+            text("scan_crashed", lang, run=crashed.run_id, error=redact(str(crashed.error))),
+            markup=False,
+        )
+        raise typer.Exit(EXIT_PROBLEM) from None
+    if summary.held:
+        err.print(text("scan_held", lang, count=len(summary.held)), markup=False)
     if not summary.ok:
-        err.print(text("scan_failed", lang, count=len(summary.failed)), markup=False)
+        others = len(summary.failed) - len(summary.held)
+        if others:
+            err.print(text("scan_failed", lang, count=others), markup=False)
         raise typer.Exit(EXIT_PROBLEM)
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in a container without a passwd entry
+        return "unknown"

@@ -87,12 +87,24 @@ def estate(generation: int) -> list[tuple[str, str, list[list[ResourceRow]], boo
         r1.append(original)
     if generation >= 3:
         r2 = [row for row in r2 if row.native_id not in {"v21", "v22"}]
+    # r3 arrives with a dozen rows in generation 4; from generation 5 its listing lacks all
+    # but one: the guard holds that sweep, and lets it go ahead when generation 6 agrees.
+    r3 = [vm(f"v{i}") for i in range(30, 42)]
+    if generation >= 5:
+        r3 = r3[:1]
     pages = lambda rows: [rows[i : i + 4] for i in range(0, len(rows), 4)]  # noqa: E731
     # Generation 2's r2 listing breaks after its first page: nothing of r2 may be swept.
-    return [
+    scopes = [
         ("vm", "r1", pages(r1), False),
         ("vm", "r2", pages(r2), generation == 2),
         ("deployment", "ns1", pages(kube), False),
+        ("vm", "r3", pages(r3), False),
+    ]
+    # Generation 6 no longer plans r2 (its region left the node file): it is retired.
+    return [
+        scope
+        for scope in scopes
+        if not (scope[1] == "r3" and generation < 4) and not (scope[1] == "r2" and generation >= 6)
     ]
 
 
@@ -166,7 +178,7 @@ def stored_text(engine: sa.Engine, node_id: str) -> list[tuple[Any, ...]]:
 def scope_results(engine: sa.Engine, node_id: str) -> list[tuple[Any, ...]]:
     with Session(engine) as session:
         return sorted(
-            (r.kind, r.scope, r.status, r.items, r.finished_at)
+            (r.kind, r.scope, r.status, r.items, r.deleted, r.held, r.sweep, r.finished_at)
             for r in session.exec(select(ScopeResult).where(ScopeResult.node_id == node_id))
         )
 
@@ -179,7 +191,7 @@ def test_bulk_and_plain_paths_leave_the_same_ledger(
             session.add(Node(id=node_id, name=node_id, level="department_cloud", one_cloud=False))
         session.commit()
         nodes = {n.id: n for n in session.exec(select(Node))}
-    for generation in range(4):
+    for generation in range(7):
         # Both paths see the same clock, so every timestamp must match too.
         now = T0 + timedelta(hours=generation)
         monkeypatch.setattr(scan_module, "utcnow", lambda now=now: now)
@@ -198,7 +210,8 @@ def test_bulk_and_plain_paths_leave_the_same_ledger(
                 **paths,
             ).run([nodes[node_id]])
             counts[node_id] = sorted(
-                (o.kind, o.scope, o.status, vars(o.counts)) for o in summary.outcomes
+                (o.kind, o.scope, o.status, o.held, o.sweep, vars(o.counts))
+                for o in summary.outcomes
             )
         assert counts[BULK] == counts[PLAIN], generation
         assert ledger(engine, BULK) == ledger(engine, PLAIN), generation
@@ -210,7 +223,7 @@ def test_bulk_and_plain_paths_leave_the_same_ledger(
     # The script exercised what it claims to: every event type, both kinds of tombstone.
     rows, events = ledger(engine, BULK)
     by_type = Counter(type_ for (_, _, type_, _, _) in events.elements())
-    assert set(by_type) == {"created", "updated", "deleted", "reappeared"}
+    assert set(by_type) == {"created", "updated", "deleted", "reappeared", "held"}
     assert rows[("aws", "vm", "v07")]["scope"] == "r2"
     # v05 listed twice in generation 0, in different batches: created, then the later won.
     assert sorted(t for (g, nid, t, _, _) in events if (g, nid) == (0, "v05")) == [
@@ -229,3 +242,18 @@ def test_bulk_and_plain_paths_leave_the_same_ledger(
     # The broken listing of generation 2 swept nothing; the complete one of generation 3 did.
     assert rows[("aws", "vm", "v21")]["deleted_at"] == T0 + timedelta(hours=3)
     assert all(rows[("aws", "deployment", f"d{i}")]["deleted_at"] for i in range(1, 6))
+    # The guard: generation 5 held r3's eleven missing rows, generation 6 agreed and swept.
+    guarded = [f"v{i}" for i in range(31, 42)]
+    assert all(rows[("aws", "vm", v)]["deleted_at"] == T0 + timedelta(hours=6) for v in guarded)
+    assert rows[("aws", "vm", "v30")]["deleted_at"] is None
+    held = {nid for (g, nid, t, _, _) in events if t == "held"}
+    assert held == set(guarded)
+    assert {d for (g, nid, t, _, d) in events if nid in guarded and t == "deleted"} == {
+        repr({"reason": "agreed"})
+    }
+    # Retirement: every row r2 still had live is tombstoned in generation 6, with its reason.
+    retired = {nid for (g, nid, t, _, d) in events if d == repr({"reason": "scope_retired"})}
+    assert retired and all(rows[("aws", "vm", v)]["scope"] == "r2" for v in retired)
+    assert all(rows[("aws", "vm", v)]["deleted_at"] == T0 + timedelta(hours=6) for v in retired)
+    statuses = {(kind, scope, status) for kind, scope, status, *_ in scope_results(engine, BULK)}
+    assert {("vm", "r3", "held"), ("vm", "r2", "retired")} <= statuses
