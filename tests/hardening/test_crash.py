@@ -53,7 +53,7 @@ INVARIANTS = {
           AND COALESCE(r.state, '') NOT IN {TERMINAL_STATES!r}
           AND NOT EXISTS (
             SELECT 1 FROM scoperesult s
-            WHERE s.run_id = e.run_id AND s.status = 'ok' AND s.node_id = r.node_id
+            WHERE s.run_id = e.run_id AND s.status IN ('ok', 'retired') AND s.node_id = r.node_id
               AND s.source = r.source AND s.kind = r.kind AND s.scope = r.scope)""",
     # The row's state and its history agree: the latest event says whether it is live.
     "tombstone state disagreeing with the latest event": """
@@ -71,7 +71,12 @@ def assert_consistent(engine: sa.Engine) -> None:
         }
     assert {name: ids for name, ids in broken.items() if ids} == {}
     with Session(engine) as session:
-        unfinished = set(session.exec(select(ScanRun.id).where(col(ScanRun.finished_at).is_(None))))
+        # Killed runs: still `running`, or closed as `abandoned` by a later scan or report.
+        unfinished = set(
+            session.exec(
+                select(ScanRun.id).where(col(ScanRun.status).in_(("running", "abandoned")))
+            )
+        )
         complete = last_ok_scans(session=session)
         ends = {
             r.finished_at

@@ -310,6 +310,24 @@ def test_a_narrowed_service_list_retires_its_kinds(rig: Rig) -> None:
     assert (AWS_NODE, "vm", US) in live and (AWS_NODE, "bucket", "*") in live
 
 
+def test_a_node_whose_every_source_was_removed_is_retired_scope_by_scope(rig: Rig) -> None:
+    assert rig.scan()[0] == 0
+    before = rig.live_by_scope()
+    assert kpi(rig)["JS-EDU-1"] == "off_cloud"
+
+    def no_sources(nodes: dict[str, Any]) -> None:
+        nodes[K8S_NODE]["sources"] = []
+
+    edit_node_file(rig, no_sources)
+    code, _, err = rig.scan()
+
+    assert code == 0, err
+    after = rig.live_by_scope()
+    assert not [key for key in after if key[0] == K8S_NODE]
+    assert {k: v for k, v in before.items() if k[0] == AWS_NODE} == after
+    assert kpi(rig)["JS-EDU-1"] == "no_evidence"
+
+
 def test_a_source_that_cannot_be_planned_keeps_its_rows(rig: Rig) -> None:
     assert rig.scan()[0] == 0
     before = rig.live_by_scope()
@@ -408,11 +426,17 @@ def test_ctrl_c_ends_the_run_interrupted_with_exit_130_and_sweeps_nothing(
 
 def test_a_killed_run_is_closed_as_abandoned_by_the_next_report(rig: Rig, tmp_path: Path) -> None:
     assert rig.scan()[0] == 0
+    first = newest_run(rig.engine())
+    assert first is not None
     rig.sim.delay(0.3)
     process = start_scan(rig, tmp_path)
     engine = rig.engine()
     wait_for(
-        lambda: (run := newest_run(engine)) is not None and run.planned is not None,
+        lambda: (
+            (run := newest_run(engine)) is not None
+            and run.id != first.id
+            and run.planned is not None
+        ),
         what="the scan to plan",
     )
     os.kill(process.pid, signal.SIGKILL)
@@ -432,11 +456,17 @@ def test_a_killed_run_is_closed_as_abandoned_by_the_next_report(rig: Rig, tmp_pa
 
 def test_a_live_scan_is_never_taken_for_abandoned(rig: Rig, tmp_path: Path) -> None:
     assert rig.scan()[0] == 0
+    first = newest_run(rig.engine())
+    assert first is not None
     rig.sim.delay(0.2)
     process = start_scan(rig, tmp_path)
     engine = rig.engine()
     wait_for(
-        lambda: (run := newest_run(engine)) is not None and run.planned is not None,
+        lambda: (
+            (run := newest_run(engine)) is not None
+            and run.id != first.id
+            and run.planned is not None
+        ),
         what="the scan to plan",
     )
 
