@@ -132,12 +132,16 @@ def head_revision() -> str | None:
 class SchemaOutOfDate(RuntimeError):
     """The database is not at the schema this version of yiyun needs."""
 
+    def __init__(self, url: str, current: str | None, needed: str | None) -> None:
+        super().__init__(
+            f"database {url} is at schema {current or 'none'}, "
+            f"this yiyun needs {needed}: run `yiyun db upgrade` first"
+        )
+        self.url, self.current, self.needed = url, current, needed
+
 
 def require_schema(engine: sa.Engine) -> None:
     """Refuse to work on a database that `yiyun db upgrade` has not brought up to date."""
     current = current_revision(engine)
     if current != head_revision():
-        raise SchemaOutOfDate(
-            f"database {mask_url(str(engine.url))} is at schema {current or 'none'}, "
-            f"this yiyun needs {head_revision()}: run `yiyun db upgrade` first"
-        )
+        raise SchemaOutOfDate(mask_url(str(engine.url)), current, head_revision())

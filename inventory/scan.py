@@ -92,6 +92,8 @@ class ScanSummary:
     status: str = OK
     # Scopes planned but never listed (the run was interrupted first).
     not_run: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # Scopes with a recorded result, however they ended (an interrupted run's too).
+    recorded: int = 0
 
     @property
     def failed(self) -> list[ScopeOutcome]:
@@ -313,7 +315,7 @@ class Scanner:
             }
             not_run = [scope.key for scope in planned if scope.key not in recorded]
             summary = ScanSummary(run_id=run_id, outcomes=outcomes, busy_nodes=busy)
-            summary.not_run = not_run
+            summary.not_run, summary.recorded = not_run, len(recorded)
             if status is None:
                 status = RUN_OK if summary.ok else RUN_FAILED
             summary.status = status

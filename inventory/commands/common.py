@@ -49,7 +49,16 @@ def open_ledger(lang: str | None = None) -> sa.Engine:
         engine = get_engine(url)
         require_schema(engine)
     except SchemaOutOfDate as error:
-        fail(str(error), lang=lang)
+        fail(
+            text(
+                "schema_out_of_date",
+                lang,
+                url=error.url,
+                current=error.current or text("schema_none", lang),
+                needed=error.needed,
+            ),
+            lang=lang,
+        )
     except sa.exc.OperationalError as error:
         fail(text("cannot_open_db", lang, url=mask_url(url), error=error.orig or error), lang=lang)
     except sa.exc.ArgumentError:

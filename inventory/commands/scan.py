@@ -40,6 +40,8 @@ def _describe(outcome: ScopeOutcome, lang: str) -> str:
     }
     if outcome.sweep in sweep_texts:
         return text(sweep_texts[outcome.sweep], lang, where=where, deleted=outcome.counts.deleted)
+    if outcome.error_code == "interrupted":
+        return text("scope_interrupted", lang, where=where, items=outcome.items)
     if outcome.status == OK:
         c = outcome.counts
         return text(
@@ -198,7 +200,11 @@ def scan(
     for retired in [n for n in chosen if n.retired_at is not None]:
         if node:  # asked for by name: say why nothing happens
             err.print(text("scan_skipped_retired", lang, node=retired.id), markup=False)
-    chosen = [n for n in chosen if n.sources and n.retired_at is None]
+    # A node whose every source was removed still gets a scan: it plans nothing, so its
+    # rows are retired instead of counting as evidence forever.
+    chosen = [
+        n for n in chosen if n.retired_at is None and (n.sources or _has_live_rows(engine, n.id))
+    ]
     if not chosen:
         fail(text("no_source_to_scan", lang), lang=lang)
 
@@ -218,7 +224,7 @@ def scan(
                 "scan_interrupted",
                 lang,
                 run=done.run_id,
-                done=len(done.outcomes),
+                done=done.recorded,
                 not_run=len(done.not_run),
             ),
             markup=False,
@@ -237,6 +243,16 @@ def scan(
         if others:
             err.print(text("scan_failed", lang, count=others), markup=False)
         raise typer.Exit(EXIT_PROBLEM)
+
+
+def _has_live_rows(engine: sa.Engine, node_id: str) -> bool:
+    from inventory.models import Resource
+
+    with Session(engine) as session:
+        query = select(Resource.id).where(
+            Resource.node_id == node_id, col(Resource.deleted_at).is_(None)
+        )
+        return session.exec(query.limit(1)).first() is not None
 
 
 def _login_name() -> str:
