@@ -26,6 +26,7 @@ from sqlmodel import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from inventory.adoption import DEFAULT_POLICY  # noqa: E402
 from inventory.db import make_engine, mask_url, upgrade  # noqa: E402
 from inventory.models import (  # noqa: E402
     AdoptionSnapshot,
@@ -145,7 +146,7 @@ def seed(url: str, systems: int, departments: int) -> None:
         # Two years of weekly snapshots, each with its city/department breakdown as stored.
         weekly = [
             dict(taken_at=NOW - timedelta(weeks=w), as_of=NOW - timedelta(weeks=w),
-                 policy="evidence-v1",
+                 policy=DEFAULT_POLICY,
                  switches={"exempt_in_denominator": True, "trust_declared": False},
                  numerator=int(systems * 0.6 * (1 - w / 140)), denominator=int(systems * 0.95),
                  rate=round(0.6 * (1 - w / 140) / 0.95, 4), counts={},

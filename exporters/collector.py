@@ -94,6 +94,13 @@ FAMILIES = (
         ("city", "department", "zone"),
         "systems_by_network_zone",
     ),
+    Family(
+        "yiyun_expired_scopes",
+        "Scopes of the node holding live evidence that no longer counts in the KPI: no complete "
+        "listing within YIYUN_EVIDENCE_MAX_AGE_HOURS (policy evidence-v2; 0 under evidence-v1).",
+        ("node",),
+        "expired_scopes",
+    ),
 )
 UP = "yiyun_exporter_up"
 AGE = "yiyun_exporter_snapshot_age_seconds"

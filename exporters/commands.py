@@ -37,11 +37,16 @@ def serve(
     from inventory.commands.lang import cli_lang
     from inventory.db import get_engine, mask_url
     from inventory.reporting.i18n import text
+    from inventory.reports import UnknownPolicy, policy_from
     from inventory.settings import get_settings
     from migrate.metrics import migration_state_counts
 
     settings = get_settings()
     lang = cli_lang()
+    try:
+        policy_from(settings)
+    except UnknownPolicy as error:
+        fail(text("unknown_policy", lang, policy=error.policy), lang=lang)
     try:
         # Building an engine does not connect: an unreachable database is the refresher's
         # business (yiyun_exporter_up 0), only a malformed URL stops us here.

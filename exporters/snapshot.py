@@ -13,18 +13,19 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.adoption import (
-    POLICY,
     STATUSES,
     AdoptionResult,
     PolicySwitches,
+    SystemFacts,
     Tally,
     compute_adoption,
     rate,
 )
 from inventory.allocation import ALLOCATION_KINDS, node_allocation
 from inventory.collectors.base import SCOPE_STATUSES
-from inventory.evidence import last_ok_scans, one_cloud_nodes, system_facts
+from inventory.evidence import ScopeKey, last_ok_scans, one_cloud_nodes
 from inventory.models import Node, Resource, ScanRun, ScopeResult, System
+from inventory.reports import gather_evidence, policy_from
 from inventory.settings import Settings
 from inventory.violations import FREEZE, UNATTRIBUTED, freeze_counts, unattributed_counts
 
@@ -63,6 +64,7 @@ class MetricsSnapshot:
     policy_violations: dict[Labels, float] = field(default_factory=dict)  # rule, node
     migration_systems: dict[Labels, float] = field(default_factory=dict)  # plan, wave, state
     systems_by_network_zone: dict[Labels, float] = field(default_factory=dict)  # city, dept, zone
+    expired_scopes: dict[Labels, float] = field(default_factory=dict)  # node
 
 
 def build_snapshot(
@@ -77,15 +79,22 @@ def build_snapshot(
         exempt_in_denominator=settings.exempt_in_denominator,
         trust_declared=settings.trust_declared,
     )
-    adoption_ratio, systems = _adoption(
-        session=session, settings=settings, switches=switches, now=now
+    # The policy of `report adoption` without --policy, read the same way.
+    evidence = gather_evidence(
+        session=session, settings=settings, policy=policy_from(settings), now=now
     )
-    nodes = list(session.exec(select(Node).order_by(col(Node.id))).all())
+    adoption_ratio, systems = _adoption(
+        session=session, settings=settings, switches=switches, now=now, facts=evidence.facts
+    )
+    # A retired node has left the ledger's live picture: no series names it any more.
+    nodes = list(
+        session.exec(select(Node).where(col(Node.retired_at).is_(None)).order_by(col(Node.id)))
+    )
     known = {n.id for n in nodes}
-    live = _live_resources(session=session)
+    live = {key: sums for key, sums in _live_resources(session=session).items() if key[0] in known}
     return MetricsSnapshot(
         taken_at=now,
-        policy=POLICY,
+        policy=evidence.policy,
         switches=switches,
         freshness_limit_seconds=settings.freshness_hours * 3600.0,
         adoption_ratio=adoption_ratio,
@@ -98,15 +107,20 @@ def build_snapshot(
         policy_violations=_violations(session=session, nodes=nodes, tz=settings.tz),
         migration_systems=_migration(migration_counts(session=session)),
         systems_by_network_zone=_network_zones(session=session),
+        expired_scopes=_expired(evidence.expired, nodes=nodes),
     )
 
 
 def _adoption(
-    *, session: Session, settings: Settings, switches: PolicySwitches, now: datetime
+    *,
+    session: Session,
+    settings: Settings,
+    switches: PolicySwitches,
+    now: datetime,
+    facts: list[SystemFacts],
 ) -> tuple[dict[Labels, float], dict[Labels, float]]:
     """The KPI through inventory.adoption, the code `yiyun report adoption` runs, so the two can
     never disagree. The facts are loaded once (reports.compute would reload them per grouping)."""
-    facts = system_facts(session=session)
     on_cloud_nodes, today = one_cloud_nodes(session=session), settings.today(now)
 
     def compute(by: str) -> AdoptionResult:
@@ -276,7 +290,18 @@ def _violations(*, session: Session, nodes: list[Node], tz: ZoneInfo) -> dict[La
     for node in nodes:
         found[(UNATTRIBUTED, node.id)] = 0.0
     for (node_id, _kind), count in unattributed_counts(session=session).items():
-        found[(UNATTRIBUTED, node_id)] = found.get((UNATTRIBUTED, node_id), 0.0) + count
+        if (UNATTRIBUTED, node_id) in found:  # a retired node is no longer exported
+            found[(UNATTRIBUTED, node_id)] += count
+    return found
+
+
+def _expired(expired: list[ScopeKey], *, nodes: list[Node]) -> dict[Labels, float]:
+    """node → scopes whose live evidence the KPI policy set aside (evidence-v2's maximum age),
+    zeros included: one series per node, never one per scope."""
+    found: dict[Labels, float] = {(n.id,): 0.0 for n in nodes}
+    for node_id, *_ in expired:
+        if (node_id,) in found:
+            found[(node_id,)] += 1
     return found
 
 

@@ -1,4 +1,4 @@
-"""The KPI 非涉密系统上云率 under policy `evidence-v1`: pure functions over systems and evidence."""
+"""The KPI 非涉密系统上云率 under the evidence policies: pure functions over systems, evidence."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-POLICY = "evidence-v1"
+# The KPI policies (DESIGN.md). They classify alike; they differ in which live rows count as
+# evidence: every one (v1), or only those whose scope listed completely within the maximum
+# evidence age (v2, inventory.evidence.expired_scopes). A policy is never changed in place:
+# a new rule is a new version, and the old one stays computable.
+EVIDENCE_V1 = "evidence-v1"
+EVIDENCE_V2 = "evidence-v2"
+POLICIES = (EVIDENCE_V1, EVIDENCE_V2)
+DEFAULT_POLICY = EVIDENCE_V2
 
 ON_CLOUD = "on_cloud"
 EXEMPT = "exempt"
@@ -32,7 +39,7 @@ NO_NODE = "(none)"
 
 @dataclass(frozen=True)
 class PolicySwitches:
-    """The documented switches of evidence-v1; defaults are the policy's own."""
+    """The documented switches of the evidence policies; defaults are the policies' own."""
 
     exempt_in_denominator: bool = True
     trust_declared: bool = False
@@ -133,6 +140,7 @@ class AdoptionResult:
     total: Tally
     groups: list[Tally]
     statuses: dict[str, str]
+    policy: str = DEFAULT_POLICY
 
     @property
     def numerator(self) -> int:
@@ -172,8 +180,10 @@ def compute_adoption(
     switches: PolicySwitches = PolicySwitches(),
     by: str | None = None,
     province: str = "江苏省",
+    policy: str = DEFAULT_POLICY,
 ) -> AdoptionResult:
-    """Classify every system and tally the KPI, overall and per group."""
+    """Classify every system and tally the KPI, overall and per group. `policy` only names the
+    policy the facts were gathered under: the policies differ in the evidence, not here."""
     total = Tally(key=province)
     groups: dict[str, Tally] = defaultdict(lambda: Tally(key=""))
     statuses: dict[str, str] = {}
@@ -186,4 +196,6 @@ def compute_adoption(
                 groups[key].key = key
                 groups[key].add(status)
     ordered = [groups[k] for k in sorted(groups)]
-    return AdoptionResult(switches=switches, total=total, groups=ordered, statuses=statuses)
+    return AdoptionResult(
+        switches=switches, total=total, groups=ordered, statuses=statuses, policy=policy
+    )

@@ -19,10 +19,13 @@ class Settings(BaseSettings):
     config: str | None = None
     timezone: str = "Asia/Shanghai"
     province: str = "江苏省"
-    # KPI policy switches (DESIGN.md, policy evidence-v1).
+    # KPI policy (evidence-v1 or evidence-v2) and its switches (DESIGN.md, The KPI).
+    kpi_policy: str = "evidence-v2"
     exempt_in_denominator: bool = True
     trust_declared: bool = False
     freshness_hours: float = 24.0
+    # evidence-v2: a live row is evidence only while its scope listed completely this recently.
+    evidence_max_age_hours: float = Field(default=168.0, gt=0)
     # A complete listing that would tombstone at least this share of a scope's live rows,
     # and at least this many, is held until the next listing agrees or an operator confirms.
     sweep_guard_ratio: float = Field(default=0.5, ge=0, le=1)

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from inventory.models import Node, Resource, ScopeResult
+from inventory.evidence import first_complete_scans
+from inventory.models import Node, Resource
 
 FREEZE = "freeze"
 UNATTRIBUTED = "unattributed"
@@ -40,25 +41,26 @@ class Violation:
     frozen_since: date | None
 
 
-def first_complete_scans(*, session: Session) -> dict[str, datetime]:
-    """node → end of its first `ok` scope listing (what was there then predates yiyun)."""
-    query = (
-        select(ScopeResult.node_id, sa.func.min(ScopeResult.finished_at))
-        .where(ScopeResult.status == "ok")
-        .group_by(col(ScopeResult.node_id))
-    )
-    return {node: finished for node, finished in session.exec(query) if finished is not None}
-
-
 def frozen_nodes(*, session: Session) -> list[Node]:
-    """Nodes off the unified cloud that carry a freeze date."""
-    query = select(Node).where(col(Node.one_cloud).is_(False), col(Node.frozen_since).is_not(None))
+    """Nodes off the unified cloud that carry a freeze date (a retired node is no longer one)."""
+    query = select(Node).where(
+        col(Node.one_cloud).is_(False),
+        col(Node.frozen_since).is_not(None),
+        col(Node.retired_at).is_(None),
+    )
     return list(session.exec(query.order_by(col(Node.id))))
 
 
 def freeze_clause(node: Node, baseline: datetime | None, tz: ZoneInfo) -> sa.ColumnElement[bool]:
     """SQL for "created on a later calendar day (in tz) than the node's freeze date": by the
-    source's creation time, else by first sight after the node's first complete scan."""
+    source's creation time, else by first sight after the node's first complete scan.
+
+    `baseline` is the end of that scan (evidence.first_complete_scans): the last of the node's
+    scopes to finish in the first run that listed them all completely. A row first seen by
+    then — in any listing of that run, or in an earlier failed or partial run — was there
+    before yiyun could see the whole node, and is never new; without a complete scan yet,
+    nothing is judged by first sight.
+    """
     assert node.frozen_since is not None
     # A later local calendar day == at or after the next local midnight.
     after = datetime.combine(node.frozen_since + timedelta(days=1), time(), tzinfo=tz)

@@ -95,7 +95,7 @@ def target_profile(node: Node) -> TargetProfile:
 
 
 def target_profiles(*, session: Session, node_id: str | None = None) -> list[TargetProfile]:
-    """The unified-cloud nodes to assess against: the one asked for, or all of them."""
+    """The unified-cloud nodes to assess against: the one asked for, or all not retired."""
     if node_id is not None:
         node = session.get(Node, node_id)
         if node is None:
@@ -103,7 +103,11 @@ def target_profiles(*, session: Session, node_id: str | None = None) -> list[Tar
         if not node.one_cloud:
             raise AssessmentError(f"node {node_id} is not part of the unified cloud (one_cloud)")
         return [target_profile(node)]
-    nodes = session.exec(select(Node).where(col(Node.one_cloud).is_(True)).order_by(col(Node.id)))
+    nodes = session.exec(
+        select(Node)
+        .where(col(Node.one_cloud).is_(True), col(Node.retired_at).is_(None))
+        .order_by(col(Node.id))
+    )
     return [target_profile(n) for n in nodes]
 
 

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlmodel import Session
 
-from inventory.adoption import POLICY, STATUSES
+from inventory.adoption import EVIDENCE_V1, EVIDENCE_V2, STATUSES
 from inventory.commands.common import open_ledger
 from inventory.commands.lang import LangOption, cli_lang
 from inventory.output import Format, dumps, escape_formula, render_rows
@@ -32,6 +32,11 @@ class GroupBy(StrEnum):
     city = "city"
     department = "department"
     node = "node"
+
+
+class KpiPolicy(StrEnum):
+    evidence_v1 = EVIDENCE_V1
+    evidence_v2 = EVIDENCE_V2
 
 
 def _percent(rate: float | None) -> str:
@@ -121,6 +126,17 @@ def print_adoption_table(report: dict[str, Any], lang: str) -> None:
             f"{escape(', '.join(report['stale_nodes']))}",
             highlight=False,
         )
+    if report.get("expired_scopes"):
+        console.print(
+            f"[yellow]{escape(_expired_note(lang))}[/yellow] "
+            f"{escape(', '.join(report['expired_scopes']))}",
+            highlight=False,
+        )
+
+
+def _expired_note(lang: str) -> str:
+    hours = get_settings().evidence_max_age_hours
+    return text("expired_scopes_note", lang, hours=f"{hours:g}")
 
 
 def _print_csv(report: dict[str, Any]) -> None:
@@ -150,6 +166,8 @@ def _print_md(report: dict[str, Any], lang: str) -> None:
         print("| " + " | ".join(cells) + " |")
     if report["stale_nodes"]:
         print(f"\n{text('stale_nodes', lang)}: {', '.join(report['stale_nodes'])}")
+    if report.get("expired_scopes"):
+        print(f"\n{_expired_note(lang)} {', '.join(report['expired_scopes'])}")
 
 
 @app.command("adoption")
@@ -176,11 +194,22 @@ def adoption(
             help="Let a declared one_cloud node stand in for missing evidence (default: off).",
         ),
     ] = None,
+    policy: Annotated[
+        KpiPolicy | None,
+        typer.Option(
+            "--policy",
+            help="KPI policy (default from settings: evidence-v2, evidence older than "
+            "YIYUN_EVIDENCE_MAX_AGE_HOURS does not count; evidence-v1: all live evidence).",
+        ),
+    ] = None,
     lang: LangOption = None,
 ) -> None:
     """The cloud-adoption rate of non-classified systems (非涉密系统上云率), from evidence."""
+    from inventory.commands.common import fail
     from inventory.reports import (
+        UnknownPolicy,
         adoption_report,
+        policy_from,
         snapshot_history,
         switches_from,
         take_snapshot,
@@ -197,6 +226,7 @@ def adoption(
                     "id",
                     "as_of",
                     "policy",
+                    "policy_change",
                     "numerator",
                     "denominator",
                     "rate",
@@ -204,7 +234,7 @@ def adoption(
                     "trust_declared",
                 ],
                 fmt,
-                title=text("snapshots_title", language, policy=POLICY),
+                title=text("snapshots_title", language),
                 lang=language,
                 headings={"id": text("snapshot_id", language)},
             )
@@ -214,14 +244,21 @@ def adoption(
             exempt_in_denominator=exempt_in_denominator,
             trust_declared=trust_declared,
         )
+        try:
+            chosen = policy_from(settings, policy.value if policy else None)
+        except UnknownPolicy as error:
+            fail(text("unknown_policy", language, policy=error.policy), lang=language)
         report = adoption_report(
             session=session,
             settings=settings,
             switches=switches,
             by=by.value if by else None,
+            policy=chosen,
         )
         if snapshot:
-            stored = take_snapshot(session=session, settings=settings, switches=switches)
+            stored = take_snapshot(
+                session=session, settings=settings, switches=switches, policy=chosen
+            )
             Console(stderr=True).print(
                 text("snapshot_stored", language, id=stored.id), highlight=False
             )
@@ -349,33 +386,29 @@ def scans(
     run: Annotated[
         int | None, typer.Option("--run", help="A scan run id (default: latest).")
     ] = None,
-    failed_only: Annotated[bool, typer.Option("--failed", help="Only scopes that failed.")] = False,
+    failed_only: Annotated[
+        bool,
+        typer.Option("--failed", help="Only scopes that failed, were held, or never ran."),
+    ] = False,
     lang: LangOption = None,
 ) -> None:
-    """Scope results of a scan run: what listed completely, what failed and why."""
-    from sqlmodel import col, select
-
-    from inventory.models import ScanRun, ScopeResult
+    """Scope results of a scan run: what listed completely, what failed and why, what was
+    held or retired, and what never ran."""
+    from inventory.runs import scan_run_rows
 
     language = cli_lang(lang)
-    with Session(open_ledger(language)) as session:
-        chosen = (
-            session.get(ScanRun, run)
-            if run
-            else session.exec(select(ScanRun).order_by(col(ScanRun.id).desc())).first()
-        )
-        if chosen is None:
-            Console(stderr=True).print(text("no_scans", language), highlight=False, markup=False)
-            return
-        query = select(ScopeResult).where(ScopeResult.run_id == chosen.id)
-        if failed_only:
-            query = query.where(ScopeResult.status != "ok")
-        results = session.exec(
-            query.order_by(col(ScopeResult.node_id), col(ScopeResult.kind), col(ScopeResult.scope))
-        ).all()
+    engine = open_ledger(language)
+    found = scan_run_rows(engine=engine, run_id=run, failed_only=failed_only)
+    if found is None:
+        Console(stderr=True).print(text("no_scans", language), highlight=False, markup=False)
+        return
+    chosen, rows = found
+    # People read the run's id and status in the title; machines get them on every row.
+    run_columns = ["run_id", "run_status"] if fmt in (Format.json, Format.csv) else []
     render_rows(
-        [r.model_dump() for r in results],
+        rows,
         [
+            *run_columns,
             "node_id",
             "source",
             "kind",
@@ -385,6 +418,9 @@ def scans(
             "pages",
             "api_calls",
             "retries",
+            "deleted",
+            "held",
+            "sweep",
             "duration_seconds",
             "error_code",
             "error_message",
@@ -394,12 +430,17 @@ def scans(
             "scan_run_title",
             language,
             run=chosen.id,
-            status=chosen.status,
+            status=text(f"run_status_{chosen.status}", language),
             started=f"{chosen.started_at:%F %T}",
         ),
         lang=language,
         headings={"node_id": text("node", language)},
     )
+    not_run = sum(1 for row in rows if row["status"] == "not_run")
+    if not_run and fmt in (Format.table, Format.md):
+        Console(stderr=True).print(
+            text("scans_not_run", language, count=not_run), highlight=False, markup=False
+        )
 
 
 # --- manager reports: HTML, Excel, department scorecard ------------------------------------
@@ -428,15 +469,19 @@ TrustOption = Annotated[
 
 
 def _gather_report(exempt_in_denominator: bool | None, trust_declared: bool | None) -> Any:
+    from inventory.commands.common import fail
     from inventory.reporting.content import gather_report
-    from inventory.reports import switches_from
+    from inventory.reports import UnknownPolicy, switches_from
 
     settings = get_settings()
     switches = switches_from(
         settings, exempt_in_denominator=exempt_in_denominator, trust_declared=trust_declared
     )
     with Session(open_ledger(), expire_on_commit=False) as session:
-        return gather_report(session=session, settings=settings, switches=switches)
+        try:
+            return gather_report(session=session, settings=settings, switches=switches)
+        except UnknownPolicy as error:
+            fail(text("unknown_policy", cli_lang(None), policy=error.policy))
 
 
 def _write_atomically(path: Path, payload: bytes, lang: str) -> None:

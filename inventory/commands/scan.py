@@ -237,8 +237,8 @@ def scan(
         )
         raise typer.Exit(EXIT_PROBLEM) from None
     if summary.held:
-        nodes = " ".join(f"--node {n}" for n in sorted({o.node_id for o in summary.held}))
-        err.print(text("scan_held", lang, count=len(summary.held), nodes=nodes), markup=False)
+        held_nodes = " ".join(f"--node {n}" for n in sorted({o.node_id for o in summary.held}))
+        err.print(text("scan_held", lang, count=len(summary.held), nodes=held_nodes), markup=False)
     if not summary.ok:
         others = len(summary.failed) - len(summary.held)
         if others:

@@ -16,14 +16,13 @@ from inventory.adoption import (
     NO_EVIDENCE,
     OFF_CLOUD,
     PARTIAL,
-    POLICY,
     AdoptionResult,
     PolicySwitches,
     compute_adoption,
 )
-from inventory.evidence import last_ok_scans, one_cloud_nodes, stale_nodes, system_facts
+from inventory.evidence import last_ok_scans, one_cloud_nodes, stale_nodes
 from inventory.models import AdoptionSnapshot, Department, Node, Resource, System
-from inventory.reports import as_contract
+from inventory.reports import as_contract, gather_evidence, policy_from
 from inventory.settings import Settings
 from inventory.violations import freeze_violations, unattributed_counts
 
@@ -156,6 +155,8 @@ class ReportContent:
     zones: dict[str, Counter[str]]
     migration_ledger: bool
     waves: list[WaveProgress] = field(default_factory=list)
+    # evidence-v2's limit, for the wording of expired_scopes
+    evidence_max_age_hours: float = 168.0
 
     @property
     def policy(self) -> str:
@@ -164,6 +165,11 @@ class ReportContent:
     @property
     def stale_nodes(self) -> list[str]:
         return list(self.province_report["stale_nodes"])
+
+    @property
+    def expired_scopes(self) -> list[str]:
+        """Scopes whose evidence the policy set aside ("node/source/kind/scope")."""
+        return list(self.province_report["expired_scopes"])
 
     def department_label(self, code: str) -> str:
         name = self.department_names.get(code)
@@ -196,6 +202,8 @@ def _contract(
     by: str | None,
     now: datetime,
     stale: list[str],
+    policy: str,
+    expired: list[str],
 ) -> tuple[AdoptionResult, dict[str, Any]]:
     # The same pure KPI code and contract as `report adoption`, over facts read once.
     result = compute_adoption(
@@ -205,8 +213,9 @@ def _contract(
         switches=switches,
         by=by,
         province=settings.province,
+        policy=policy,
     )
-    return result, as_contract(result, as_of=now, by=by, stale=stale)
+    return result, as_contract(result, as_of=now, by=by, stale=stale, expired=expired)
 
 
 def _has_tables(session: Session, *names: str) -> bool:
@@ -268,7 +277,7 @@ def _migration_ledger(
 
 
 def _trend(
-    session: Session, switches: PolicySwitches, current: TrendPoint
+    session: Session, policy: str, switches: PolicySwitches, current: TrendPoint
 ) -> tuple[list[TrendPoint], int]:
     """Snapshots under this policy and these switches, oldest first, then today's figure."""
     # Only the headline columns: a snapshot's code lists are large at province scale.
@@ -284,9 +293,9 @@ def _trend(
     omitted = 0
     wanted = switches.as_dict()
     rows = session.connection().execute(query)
-    for as_of, policy, stored_switches, numerator, denominator, rate in rows:
+    for as_of, stored_policy, stored_switches, numerator, denominator, rate in rows:
         # A point under other rules would make the line jump for no real reason.
-        if policy != POLICY or (stored_switches or {}) != wanted:
+        if stored_policy != policy or (stored_switches or {}) != wanted:
             omitted += 1
             continue
         points.append(TrendPoint(as_of, numerator, denominator, rate))
@@ -334,7 +343,9 @@ def _freshness(session: Session, stale: list[str]) -> list[NodeFreshness]:
             last_complete_scan=latest.get(n.id),
             stale=n.id in stale_set,
         )
-        for n in session.exec(select(Node).order_by(col(Node.id)))
+        for n in session.exec(
+            select(Node).where(col(Node.retired_at).is_(None)).order_by(col(Node.id))
+        )
     ]
 
 
@@ -356,16 +367,27 @@ def gather_report(
     settings: Settings,
     switches: PolicySwitches,
     now: datetime | None = None,
+    policy: str | None = None,
 ) -> ReportContent:
-    """Read the ledger once for every report: KPI, breakdowns, lists, freshness, trend."""
+    """Read the ledger once for every report: KPI, breakdowns, lists, freshness, trend; under
+    `policy`, else the settings' (YIYUN_KPI_POLICY)."""
     now = now or datetime.now(tz=UTC)
-    facts = system_facts(session=session)
+    evidence = gather_evidence(
+        session=session, settings=settings, policy=policy_from(settings, policy), now=now
+    )
+    facts = evidence.facts
     nodes = one_cloud_nodes(session=session)
     stale = stale_nodes(
         session=session, now=now, freshness=timedelta(hours=settings.freshness_hours)
     )
     common: dict[str, Any] = dict(
-        nodes=nodes, settings=settings, switches=switches, now=now, stale=stale
+        nodes=nodes,
+        settings=settings,
+        switches=switches,
+        now=now,
+        stale=stale,
+        policy=evidence.policy,
+        expired=evidence.expired_scopes,
     )
     result, province_report = _contract(facts, by=None, **common)
     _, city_report = _contract(facts, by="city", **common)
@@ -398,7 +420,7 @@ def gather_report(
         )
     names = {code: name for code, name in session.exec(select(Department.code, Department.name))}
     current = TrendPoint(now, result.numerator, result.denominator, result.rate, current=True)
-    trend, omitted = _trend(session, switches, current)
+    trend, omitted = _trend(session, evidence.policy, switches, current)
     return ReportContent(
         as_of=now,
         today=settings.today(now),
@@ -422,4 +444,5 @@ def gather_report(
         zones=_zones(session),
         migration_ledger=ledger,
         waves=waves,
+        evidence_max_age_hours=settings.evidence_max_age_hours,
     )

@@ -38,6 +38,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "以下节点在时效期限内没有完整扫描，其数据可能已过时：",
         "These nodes have no complete scan within the freshness limit; their data may be old:",
     ),
+    "expired_scopes": ("证据过期的扫描范围", "Expired evidence scopes"),
+    "expired_scopes_note": (
+        "以下扫描范围 {hours} 小时内没有完整列表，其资源不再计为证据（口径 evidence-v2）：",
+        "These scopes have had no complete listing for {hours} h; their resources no longer "
+        "count as evidence (policy evidence-v2):",
+    ),
     "classified_note": (
         "涉密系统 {count} 个：只计数，不列名。",
         "{count} classified system(s): counted, never named.",
@@ -260,8 +266,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "on_of_denominator": ("已上云/分母", "On cloud/denominator"),
     "snapshot_id": ("快照编号", "Snapshot id"),
     "snapshots_title": (
-        "上云率快照（{policy} 及更早口径）",
-        "adoption snapshots ({policy} and earlier policies)",
+        "上云率快照（口径变更处已标出）",
+        "adoption snapshots (policy changes marked)",
+    ),
+    "policy_change": ("口径变更", "Policy change"),
+    "unknown_policy": (
+        "未知的上云率口径 {policy!r}：请使用 evidence-v1 或 evidence-v2",
+        "unknown KPI policy {policy!r}: use evidence-v1 or evidence-v2",
     ),
     "snapshot_stored": ("已保存快照 {id}", "snapshot {id} stored"),
     # report violations
@@ -279,6 +290,33 @@ TEXTS: dict[str, tuple[str, str]] = {
         "scan run {run}: {status}, started {started}Z",
     ),
     "scan_run": ("扫描批次 {run}", "scan run {run}"),
+    "schema_out_of_date": (
+        "数据库 {url} 的表结构版本为 {current}，本版 yiyun 需要 {needed}："
+        "请先运行 `yiyun db upgrade`",
+        "database {url} is at schema {current}, this yiyun needs {needed}: "
+        "run `yiyun db upgrade` first",
+    ),
+    "schema_none": ("（尚未建表）", "none"),
+    "scope_interrupted": (
+        "{where}：扫描被中断，已停止（已列出的 {items} 条保留，未删除任何数据）",
+        "{where}: stopped, the scan was interrupted ({items} items listed were kept; nothing "
+        "was deleted)",
+    ),
+    "run_id": ("批次", "Run"),
+    "run_status": ("批次状态", "Run status"),
+    "deleted": ("删除", "Deleted"),
+    "held": ("暂缓删除", "Held"),
+    "sweep": ("删除处理", "Sweep"),
+    "run_status_running": ("运行中", "running"),
+    "run_status_ok": ("全部完成", "ok"),
+    "run_status_failed": ("部分失败", "failed"),
+    "run_status_interrupted": ("已中断", "interrupted"),
+    "run_status_crashed": ("出错终止", "crashed"),
+    "run_status_abandoned": ("已放弃（进程已终止）", "abandoned (its process died)"),
+    "scans_not_run": (
+        "{count} 个计划中的范围未运行（批次在其开始前结束），状态记为 not_run",
+        "{count} planned scope(s) never ran (the run ended before they started): not_run",
+    ),
     "scan_progress": ("扫描", "scan"),
     "source": ("数据源", "Source"),
     "sources": ("数据源", "Sources"),
@@ -307,6 +345,58 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{where}: {status} {code}: {message} (kept every row it had; {items} items listed "
         "before it stopped)",
     ),
+    "scope_held": (
+        "{where}：列表完整，但缺少 {held} 条原有资源（超过删除保护阈值），"
+        "已暂缓删除，数据全部保留。"
+        "若这些资源确已删除，请运行 `yiyun scan --node {node} --confirm-deletions`；"
+        "下一次完整扫描若仍缺少同样的资源，也会将其删除。",
+        "{where}: the listing is complete but lacks {held} of the scope's rows (over the "
+        "deletion guard), so the deletions are held and every row is kept. If they are really "
+        "gone, run `yiyun scan --node {node} --confirm-deletions`; the next complete listing "
+        "that still lacks them deletes them too.",
+    ),
+    "scope_sweep_agreed": (
+        "{where}：上次暂缓删除的 {deleted} 条资源本次仍未出现，已删除",
+        "{where}: the {deleted} rows held last time are still missing: deleted",
+    ),
+    "scope_sweep_confirmed": (
+        "{where}：经操作员确认，删除 {deleted} 条资源",
+        "{where}: {deleted} rows deleted, as the operator confirmed",
+    ),
+    "scope_retired": (
+        "{where}：节点配置不再包含该范围，其 {deleted} 条资源已标记删除（原因 scope_retired）",
+        "{where}: no longer in the node file; its {deleted} rows were tombstoned "
+        "(reason scope_retired)",
+    ),
+    "scan_held": (
+        "{count} 个范围的删除被暂缓，数据全部保留。核实资源确已删除后，可运行 "
+        "`yiyun scan {nodes} --confirm-deletions` 确认删除。",
+        "{count} scope(s) had their deletions held; every row was kept. Once you have checked "
+        "that those resources are really gone, confirm with "
+        "`yiyun scan {nodes} --confirm-deletions`.",
+    ),
+    "scan_interrupted": (
+        "扫描已中断（批次 {run}）：{done} 个范围已结束，{not_run} 个范围未运行；"
+        "未完成的范围未删除任何数据。"
+        "重新运行 `yiyun scan` 即可补齐。",
+        "scan interrupted (run {run}): {done} scope(s) ended, {not_run} never ran; nothing "
+        "was deleted for unfinished scopes. Run `yiyun scan` again to complete it.",
+    ),
+    "scan_crashed": (
+        "扫描出错终止（批次 {run}，状态 crashed）：{error}。"
+        "已完成的范围保持不变，未完成的范围未删除任何数据。",
+        "the scan crashed (run {run}, status crashed): {error}. Finished scopes stand; "
+        "nothing was deleted for unfinished scopes.",
+    ),
+    "confirm_needs_node": (
+        "--confirm-deletions 只能与 --node 一起使用：请指明确认删除的节点。",
+        "--confirm-deletions needs --node: name the node whose deletions you confirm.",
+    ),
+    "scan_skipped_retired": (
+        "节点 {node} 已退役，不再扫描",
+        "node {node} is retired and is not scanned",
+    ),
+    "held_col": ("暂缓", "Held"),
     "node_busy": (
         "节点 {node} 正由另一进程扫描，已跳过",
         "node {node} is being scanned by another process; skipped",
@@ -415,6 +505,62 @@ TEXTS: dict[str, tuple[str, str]] = {
         "  不在本文件中（台账中保留，未改动）：{nodes}",
         "  not in this file (kept in the ledger, unchanged): {nodes}",
     ),
+    "nodes_missing_from_file": (
+        "台账中的节点 {nodes} 不在本文件中：仍然保留，并且仍会被扫描。若已下线或已改名，请退役："
+        "`yiyun nodes retire ID --by 操作人 --reason 原因`，或加 `--prune --by 操作人` "
+        "重新应用本文件",
+        "nodes {nodes} are in the ledger but not in this file: they are kept and still "
+        "scanned. If they left the estate or were renamed, retire them: `yiyun nodes retire ID "
+        "--by WHO --reason TEXT`, or apply this file again with `--prune --by WHO`",
+    ),
+    "nodes_to_retire": (
+        "  将退役（不在本文件中）：{nodes}",
+        "  to retire (not in this file): {nodes}",
+    ),
+    "nodes_pruned": ("  已退役（不在本文件中）：{nodes}", "  retired (not in this file): {nodes}"),
+    "nodes_to_revive": (
+        "  将恢复（此前已退役，重新纳入扫描）：{nodes}",
+        "  to bring back (retired, listed again): {nodes}",
+    ),
+    "nodes_revived": (
+        "  已恢复（此前已退役，下次扫描起重新纳入）：{nodes}",
+        "  back from retirement (listed again; scanned from the next scan on): {nodes}",
+    ),
+    "source_to_rename": (
+        "  {node}：数据源 {old} 将改称 {new}，其台账记录随之迁移",
+        "  {node}: source {old} would become {new}, its ledger rows moving with it",
+    ),
+    "source_renamed": (
+        "  {node}：数据源 {old} 已改称 {new}，其台账记录已随之迁移",
+        "  {node}: source {old} is now {new}; its ledger rows moved with it",
+    ),
+    "prune_needs_by": (
+        "--prune 需要 --by 操作人：谁退役了这些节点会被记录下来",
+        "--prune needs --by WHO: who retires the nodes is recorded",
+    ),
+    "retire_needs_by_reason": (
+        "--by 和 --reason 不能为空：谁退役、为什么退役都会被记录下来",
+        "--by and --reason must not be empty: who retired the node and why are recorded",
+    ),
+    "node_retired": (
+        "已退役节点 {node}：{count} 条在用资源标记为已删除（历史保留），今后不再扫描",
+        "retired node {node}: {count} live resources tombstoned (history kept); it is no "
+        "longer scanned",
+    ),
+    "node_already_retired": (
+        "节点 {node} 已于 {at} 由 {by} 退役（{reason}），未做任何更改",
+        "node {node} was already retired at {at} by {by} ({reason}); nothing changed",
+    ),
+    "node_busy_retire": (
+        "节点 {node} 正在扫描，请在扫描结束后重试；未做任何更改",
+        "node {node} is being scanned right now: try again when the scan ends; nothing changed",
+    ),
+    "node_state": ("状态", "State"),
+    "node_live": ("在用", "active"),
+    "node_retired_on": ("已退役 {date}", "retired {date}"),
+    "retired_at": ("退役时间", "Retired at"),
+    "retired_by": ("退役操作人", "Retired by"),
+    "retired_reason": ("退役原因", "Why retired"),
     # demo
     "demo_intro": (
         "{systems} 个系统，{nodes} 个节点，数据库 {url}",

@@ -182,6 +182,7 @@ def build_workbook(content: ReportContent, lang: str) -> WorkbookWriter:
         [t("exempt_in_denominator"), yes_no[content.switches.exempt_in_denominator]],
         [t("trust_declared"), yes_no[content.switches.trust_declared]],
         [t("stale_nodes"), ", ".join(content.stale_nodes) or "—"],
+        [t("expired_scopes"), ", ".join(content.expired_scopes) or "—"],
         [t("freeze_violations"), Value(len(content.violations), INTEGER)],
         [t("unattributed_resources"), Value(sum(n for *_, n in content.unattributed), INTEGER)],
         [t("classified_count"), Value(content.classified_count, INTEGER)],

@@ -32,6 +32,8 @@ CONTRACT = {
     "yiyun_systems_by_network_zone": ("city", "department", "zone"),
     "yiyun_exporter_snapshot_age_seconds": (),
     "yiyun_exporter_up": (),
+    # Added with policy evidence-v2: scopes per node whose evidence no longer counts.
+    "yiyun_expired_scopes": ("node",),
 }
 # Labels Prometheus attaches to every scraped series.
 TARGET_LABELS = {"job", "instance"}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 
 from exporters.collector import SnapshotCollector
 from exporters.server import registry_for
@@ -23,12 +24,14 @@ from exporters.snapshot import (
     no_migration_counts,
 )
 from inventory.adoption import PolicySwitches
+from inventory.collectors.base import SCOPE_STATUSES
 from inventory.models import Node, Resource, System
 from inventory.reports import adoption_report
 from inventory.settings import Settings
 from inventory.violations import FREEZE, violation_counts
 from tests.conftest import require_binary
 from tests.exporters.estate import seed_metrics_estate
+from tests.inventory.evidence_age_estate import age_run, scan, seed_nodes_and_register
 from tests.inventory.kpi_estate import NOW
 from tests.inventory.test_violations import seed as seed_violations
 
@@ -156,7 +159,7 @@ def test_hand_computed_series(engine: sa.Engine, estate: Settings) -> None:
         ("volume", "throttled"),
         ("bucket", "denied"),
     }
-    assert len(core_scopes) == 3 * 5
+    assert len(core_scopes) == 3 * len(SCOPE_STATUSES)
     assert snapshot.scan_last_success == {
         ("core",): NOW.timestamp() - 2 * 3600,
         ("nj",): NOW.timestamp() - 2 * 3600,
@@ -168,6 +171,71 @@ def test_hand_computed_series(engine: sa.Engine, estate: Settings) -> None:
         ("unattributed", "nj"): 0.0,
     }
     assert snapshot.migration_systems == {}
+    # evidence-v2: core's bucket scope was denied in its only listing, and b-1 is S01's
+    # evidence there (S01 keeps its VMs, so its status holds).
+    assert snapshot.policy == "evidence-v2"
+    assert snapshot.expired_scopes == {("core",): 1.0, ("edu-dc",): 0.0, ("nj",): 0.0}
+
+
+def test_a_retired_node_leaves_every_series_that_names_nodes(
+    engine: sa.Engine, estate: Settings
+) -> None:
+    before = snapshot_at_now(engine, estate)
+    with Session(engine) as session:
+        session.exec(
+            update(Node).where(col(Node.id) == "nj").values(retired_at=NOW, retired_by="tester")
+        )  # type: ignore[call-overload]
+        session.commit()
+
+    after = snapshot_at_now(engine, estate)
+
+    by_node = ("resources", "node_capacity", "node_allocated", "scan_last_success",
+               "scan_scope_status", "policy_violations", "expired_scopes")  # fmt: skip
+    node_label = {"resources": 0, "node_capacity": 0, "node_allocated": 0, "scan_last_success": 0,
+                  "scan_scope_status": 0, "policy_violations": 1, "expired_scopes": 0}  # fmt: skip
+    for name in by_node:
+        assert any(k[node_label[name]] == "nj" for k in getattr(before, name)), name
+        assert not any(k[node_label[name]] == "nj" for k in getattr(after, name)), name
+    # S02 ran only on nj: no evidence any more; the ratio is still the report's.
+    assert after.adoption_ratio[("province", "", "")] == 0.2
+    with Session(engine) as session:
+        report = adoption_report(
+            session=session, settings=estate, switches=PolicySwitches(), now=NOW
+        )
+    assert report["rate"] == 0.2 and "nj" not in report["stale_nodes"]
+
+
+@pytest.mark.parametrize("policy", ["evidence-v2", "evidence-v1"])
+def test_expired_evidence_through_real_scans(
+    engine: sa.Engine, settings: Settings, policy: str
+) -> None:
+    with Session(engine) as session:
+        seed_nodes_and_register(session)
+    first = scan(engine, "core")
+    age_run(engine, first.run_id, timedelta(days=8))
+    scan(engine, "core", failing={"cn-js-1"})
+    scan(engine, "edu-dc")
+    chosen = settings.model_copy(update={"kpi_policy": policy})
+    now = datetime.now(tz=UTC)
+
+    with Session(engine) as session:
+        snapshot = build_snapshot(session=session, settings=chosen, now=now)
+        report = adoption_report(
+            session=session, settings=chosen, switches=PolicySwitches(), now=now
+        )
+    text = exposition(snapshot)
+
+    expired = 1.0 if policy == "evidence-v2" else 0.0
+    assert snapshot.policy == report["policy"] == policy
+    assert snapshot.adoption_ratio[("province", "", "")] == report["rate"]
+    assert report["rate"] == (0.25 if policy == "evidence-v2" else 0.5)
+    assert samples(text)[("yiyun_expired_scopes", (("node", "core"),))] == expired
+    assert samples(text)[("yiyun_expired_scopes", (("node", "edu-dc"),))] == 0.0
+    info = samples(text)
+    assert (
+        "yiyun_adoption_policy_info",
+        (("exempt_in_denominator", "true"), ("policy", policy), ("trust_declared", "false")),
+    ) in info
 
 
 def test_no_label_names_a_system_or_a_resource(engine: sa.Engine, estate: Settings) -> None:

@@ -1,4 +1,5 @@
-"""The KPI policy evidence-v1 as pure functions: each rule, its order, and the switches."""
+"""The KPI as pure functions: each rule, its order, and the switches. The policies (evidence-v1,
+evidence-v2) classify alike; they differ in the evidence gathered (test_evidence_age.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import pytest
 
 from inventory.adoption import (
     CLASSIFIED_EXCLUDED,
+    DEFAULT_POLICY,
+    EVIDENCE_V1,
+    EVIDENCE_V2,
     EXEMPT,
     NO_EVIDENCE,
     NO_NODE,
@@ -141,3 +145,12 @@ def test_unknown_grouping_is_refused() -> None:
 def test_rate_rounds_to_four_places_and_is_none_without_denominator() -> None:
     assert rate(41, 57) == 0.7193
     assert rate(0, 0) is None
+
+
+def test_the_result_names_its_policy_and_the_default_is_evidence_v2() -> None:
+    systems = [facts(code="A", evidence_nodes=frozenset({"core"}))]
+
+    assert DEFAULT_POLICY == EVIDENCE_V2 == "evidence-v2"
+    assert compute_adoption(systems, one_cloud_nodes=ONE_CLOUD, today=TODAY).policy == EVIDENCE_V2
+    older = compute_adoption(systems, one_cloud_nodes=ONE_CLOUD, today=TODAY, policy=EVIDENCE_V1)
+    assert (older.policy, older.numerator) == ("evidence-v1", 1)

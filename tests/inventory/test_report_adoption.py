@@ -35,7 +35,8 @@ def test_province_kpi_matches_hand_computation(estate: Settings) -> None:
     report = adoption_json()
 
     # on_cloud S01 S02 S14 S16; denominator = 4 on + 2 exempt + 1 partial + 2 off + 6 none.
-    assert report["policy"] == "evidence-v1"
+    assert report["policy"] == "evidence-v2"
+    assert report["expired_scopes"] == []  # none of its scopes has a listing yet to age
     assert report["counts"] == EXPECTED_COUNTS
     assert (report["numerator"], report["denominator"], report["rate"]) == (4, 15, 0.2667)
     assert "groups" not in report

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, select
 
+from inventory.adoption import DEFAULT_POLICY
 from inventory.models import (
     AdoptionSnapshot,
     Department,
@@ -115,12 +116,16 @@ def seed_report_estate(session: Session, today: date, now: datetime | None = Non
 
 
 def snapshot(
-    as_of: datetime, numerator: int, denominator: int, switches: dict[str, bool] | None = None
+    as_of: datetime,
+    numerator: int,
+    denominator: int,
+    switches: dict[str, bool] | None = None,
+    policy: str = DEFAULT_POLICY,
 ) -> AdoptionSnapshot:
     return AdoptionSnapshot(
         taken_at=as_of,
         as_of=as_of,
-        policy="evidence-v1",
+        policy=policy,
         switches=switches or {"exempt_in_denominator": True, "trust_declared": False},
         numerator=numerator,
         denominator=denominator,

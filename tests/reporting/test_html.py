@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -48,7 +49,7 @@ def test_report_has_every_section_with_as_of_and_policy(
     for name in SECTIONS:
         body = section(page, name)
         # Every section (and, through the fixed footer, every printed page) carries both.
-        assert "数据截至" in body and "口径 evidence-v1" in body, name
+        assert "数据截至" in body and "口径 evidence-v2" in body, name
     assert 'class="page-stamp"' in page
     kpi = section(page, "kpi")
     assert "26.67 %" in kpi and "非涉密系统上云率" in kpi
@@ -147,7 +148,12 @@ def test_english_from_the_setting_when_no_option(report_estate: Settings, tmp_pa
 def test_missing_migration_tables_show_a_dash(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
-    upgrade(engine, "0001")  # the ledger before the migration tables existed
+    upgrade(engine)
+    # A ledger without the migration tables (they came with migration 0002).
+    with engine.begin() as connection:
+        for table in ("assessment", "dependency", "migrationevent", "plan", "systemmigration",
+                      "wave"):  # fmt: skip
+            connection.exec_driver_sql(f"DROP TABLE {table}")
     settings = Settings(database_url=url)
     with Session(engine) as session:
         seed_kpi_estate(session, settings.today())
@@ -197,3 +203,30 @@ def test_stale_schema_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert not (tmp_path / "x.html").exists()
     assert "schema" in result.output
+
+
+def test_expired_scopes_are_shown_where_stale_nodes_are(
+    settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+
+    from tests.inventory.evidence_age_estate import age_run, scan, seed_nodes_and_register
+
+    with Session(engine) as session:
+        seed_nodes_and_register(session)
+    first = scan(engine, "core")
+    age_run(engine, first.run_id, timedelta(days=8))
+    scan(engine, "core", failing={"cn-js-1"})  # cn-js-1: no complete listing for 8 days
+
+    page = render(tmp_path, "--lang", "en")
+    workbook = tmp_path / "report.xlsx"
+    written = runner.invoke(app, ["report", "xlsx", "-o", str(workbook), "--lang", "zh"])
+
+    kpi = " ".join(section(page, "kpi").split())
+    assert "These scopes have had no complete listing for 168 h" in kpi
+    assert "core/aws/vm/cn-js-1" in kpi
+    assert "These nodes have no complete scan" in kpi  # core is stale too: both are shown
+    assert written.exit_code == 0, written.output
+    summary = {row[0]: row[1] for row in load_workbook(workbook)["概览"].iter_rows(
+        min_row=3, values_only=True)}  # fmt: skip
+    assert summary["证据过期的扫描范围"] == "core/aws/vm/cn-js-1"

@@ -94,9 +94,9 @@ def test_sheets_headers_formats_and_frozen_rows(report_estate: Settings, tmp_pat
     ]  # fmt: skip
     for sheet in book.worksheets:
         assert sheet.freeze_panes == "A3", sheet.title
-        assert "evidence-v1" in sheet["A1"].value and "As of" in sheet["A1"].value
+        assert "evidence-v2" in sheet["A1"].value and "As of" in sheet["A1"].value
         assert all(c.font.bold for c in sheet[HEADER_ROW] if c.value)
-        assert "evidence-v1" in sheet.oddHeader.center.text  # on every printed page
+        assert "evidence-v2" in sheet.oddHeader.center.text  # on every printed page
     city = book["By city"]
     assert all(row["Adoption rate"].number_format == "0.00%" for row in records(city))
     systems = book["Systems"]
