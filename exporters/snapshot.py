@@ -26,6 +26,7 @@ from inventory.collectors.base import SCOPE_STATUSES
 from inventory.evidence import ScopeKey, last_ok_scans, one_cloud_nodes
 from inventory.models import Node, Resource, ScanRun, ScopeResult, System
 from inventory.reports import gather_evidence, policy_from
+from inventory.runs import COMPLETED_RUNS
 from inventory.settings import Settings
 from inventory.violations import FREEZE, UNATTRIBUTED, freeze_counts, unattributed_counts
 
@@ -235,12 +236,13 @@ def _last_success(*, session: Session, nodes: list[Node]) -> dict[Labels, float]
 
 
 def _scope_status(*, session: Session, known: set[str]) -> dict[Labels, float]:
-    """Scopes per status in each node's latest finished scan run (one still running would show
-    only the scopes done so far), zeros included so alerts can compare statuses."""
+    """Scopes per status in each node's latest scan run that ran to its end (one still
+    running, interrupted, crashed or abandoned would show only the scopes done so far), zeros
+    included so alerts can compare statuses."""
     latest = (
         select(ScopeResult.node_id, sa.func.max(ScopeResult.run_id).label("run_id"))
         .join(ScanRun, col(ScanRun.id) == col(ScopeResult.run_id))
-        .where(col(ScanRun.finished_at).is_not(None))
+        .where(col(ScanRun.finished_at).is_not(None), col(ScanRun.status).in_(COMPLETED_RUNS))
         .group_by(col(ScopeResult.node_id))
         .subquery()
     )
