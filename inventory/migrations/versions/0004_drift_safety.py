@@ -52,7 +52,8 @@ def upgrade() -> None:
 def _sqlite_autoincrement() -> None:
     """Rebuild `resource` as AUTOINCREMENT, keeping every row, id and index.
 
-    The rows are copied with their ids, which sets sqlite_sequence to the highest id in use.
+    The rows are copied with their ids; the sequence then starts above the highest id in use
+    or named by any event (a purged row's history keeps its id).
     Indexes are dropped and made again by name: batch mode's reflection would not carry the
     live-evidence index's WHERE clause over.
     """
@@ -69,6 +70,16 @@ def _sqlite_autoincrement() -> None:
         sqlite_where=LIVE,
     )
     op.create_index("ix_resource_scope", "resource", ["node_id", "source", "kind", "scope"])
+    # Ids already purged above the highest live one still have history: never hand them out.
+    op.execute(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'resource', 0 "
+        "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'resource')"
+    )
+    op.execute(
+        "UPDATE sqlite_sequence SET seq = max(seq, "
+        "(SELECT coalesce(max(id), 0) FROM resource), "
+        "(SELECT coalesce(max(resource_id), 0) FROM resourceevent)) WHERE name = 'resource'"
+    )
 
 
 def downgrade() -> None:
