@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 import yaml
 from pydantic import (
     BaseModel,
@@ -23,7 +25,9 @@ from pydantic import (
 )
 from sqlmodel import Session, col, select
 
+from inventory import locks
 from inventory.models import Node, utcnow
+from inventory.node_rows import rename_source_rows, retire_node_rows, source_has_rows
 from inventory.registry import CITIES, PROVINCIAL, parse_city
 
 NodeLevel = Literal[
@@ -101,20 +105,240 @@ def normalize_city(value: str) -> str:
         ) from None
 
 
-def default_source_names(kinds: Sequence[str | None], given: Sequence[str | None]) -> list[str]:
-    """Each source's stable name: its own, else its kind when alone of that kind, else kind-n."""
-    totals = Counter(kinds)
-    seen: Counter[str | None] = Counter()
-    names = []
-    for kind, name in zip(kinds, given, strict=True):
-        seen[kind] += 1
-        if name:
-            names.append(name)
-        elif totals[kind] == 1:
-            names.append(str(kind))
-        else:
-            names.append(f"{kind}-{seen[kind]}")
-    return names
+# --- source identity: the key of a source's rows, and the endpoint it lists ------------------
+
+# A source id keys its rows (Resource.source, ScopeResult.source) and is written to the node
+# file's `id:` (or `name:`, its older spelling), else derived from the source's kind and
+# endpoint: never from its place in the list, so adding, removing or reordering sources never
+# renames another source's rows. Migration 0005 holds a frozen copy of this derivation.
+SOURCE_ID_MAX = 63
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _bounded_id(kind: str, detail: str) -> str:
+    """`kind-<slug of detail>`, cut to SOURCE_ID_MAX with a hash of the detail when longer."""
+    slug = _slug(detail)
+    digest = hashlib.sha256(detail.encode()).hexdigest()[:8]
+    if not slug:
+        return f"{kind}-{digest}"
+    whole = f"{kind}-{slug}"
+    if len(whole) <= SOURCE_ID_MAX:
+        return whole
+    return f"{whole[: SOURCE_ID_MAX - 9].rstrip('-')}-{digest}"
+
+
+def derived_source_id(source: Mapping[str, Any]) -> str | None:
+    """The id of a source that names none: aws-<host[-port][-path]> from its endpoint_url,
+    kubernetes-<context>; None when the source lacks what it is derived from."""
+    kind = source.get("kind")
+    if kind == "aws" and isinstance(source.get("endpoint_url"), str):
+        parts = urlsplit(source["endpoint_url"].strip())
+        try:
+            port = parts.port
+        except ValueError:
+            return None
+        if not parts.hostname:
+            return None
+        detail = parts.hostname.rstrip(".")
+        if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+            detail += f"-{port}"
+        path = parts.path.strip("/")
+        return _bounded_id("aws", f"{detail}-{path}" if path else detail)
+    if kind == "kubernetes" and isinstance(source.get("context"), str):
+        return _bounded_id("kubernetes", source["context"].strip())
+    return None
+
+
+def source_key(source: Mapping[str, Any]) -> str | None:
+    """The id a source's rows are kept under: its own `id:`/`name:`, else the derived one."""
+    for given in (source.get("id"), source.get("name")):
+        if isinstance(given, str) and given:
+            return given
+    return derived_source_id(source)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a source lists, for telling two sources that list the same things apart."""
+
+    kind: str
+    # How people recognise it: the endpoint URL, or the cluster.
+    where: str
+    # Two endpoints are the same when they share a key: (host, port, path) for aws; for
+    # kubernetes the cluster's server URL when the kubeconfig is readable, and always the
+    # (kubeconfig path, context) pair.
+    keys: frozenset[tuple[str, ...]]
+    # Regions (aws) or namespaces (kubernetes) listed; None is every namespace.
+    parts: frozenset[str] | None
+
+    def overlap(self, other: Endpoint) -> frozenset[str] | None:
+        """What both list (None: everything), or an empty set when they list different things."""
+        if self.parts is None:
+            return other.parts
+        if other.parts is None:
+            return self.parts
+        return self.parts & other.parts
+
+    def same_as(self, other: Endpoint) -> bool:
+        if self.kind != other.kind or not self.keys & other.keys:
+            return False
+        overlap = self.overlap(other)
+        return overlap is None or bool(overlap)
+
+
+def _kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    """The files the Kubernetes client would read: the given one, else $KUBECONFIG's, else
+    ~/.kube/config."""
+    if kubeconfig:
+        candidates = [kubeconfig]
+    else:
+        candidates = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+        candidates = candidates or ["~/.kube/config"]
+    return [os.path.abspath(os.path.expanduser(path)) for path in candidates]
+
+
+# A kubeconfig is a few kilobytes; anything far larger is not one and is not read.
+_MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
+
+
+def kubeconfig_server(kubeconfig: str | None, context: str) -> str | None:
+    """The API server URL a kubeconfig context points at, read from the file (no network), or
+    None when the file or the context cannot be read. Nothing else of the file is kept."""
+    contexts: dict[str, Any] = {}
+    clusters: dict[str, Any] = {}
+    for path in _kubeconfig_paths(kubeconfig):
+        try:
+            if os.path.getsize(path) > _MAX_KUBECONFIG_BYTES:
+                continue
+            with open(path, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(config, dict):
+            continue
+        # Merged as the client merges $KUBECONFIG: the first file naming an entry wins.
+        for entries, key, into in (
+            (config.get("contexts"), "context", contexts),
+            (config.get("clusters"), "cluster", clusters),
+        ):
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and isinstance(entry.get(key), dict):
+                    into.setdefault(str(entry.get("name")), entry[key])
+    cluster = clusters.get(str(contexts.get(context, {}).get("cluster")), {})
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server.strip():
+        return None
+    parts = urlsplit(server.strip())
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return f"{parts.scheme.lower()}://{parts.hostname}:{port}{parts.path.rstrip('/')}"
+
+
+def source_endpoint(
+    source: Mapping[str, Any], servers: dict[tuple[str | None, str], str | None] | None = None
+) -> Endpoint | None:
+    """The endpoint a (validated or stored) source lists; None for one too broken to tell.
+
+    `servers` caches kubeconfig reads across the sources of one check.
+    """
+    kind = source.get("kind")
+    if kind == "aws" and isinstance(source.get("endpoint_url"), str):
+        url = source["endpoint_url"].strip()
+        parts = urlsplit(url)
+        try:
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+        except ValueError:
+            return None
+        host = (parts.hostname or "").rstrip(".")
+        regions = source.get("regions")
+        listed = frozenset(r for r in regions if isinstance(r, str)) if regions else frozenset()
+        key = ("aws", host, str(port), parts.path.rstrip("/"))
+        return Endpoint("aws", f"endpoint {url}", frozenset({key}), listed)
+    if kind == "kubernetes" and isinstance(source.get("context"), str):
+        kubeconfig = source.get("kubeconfig") if isinstance(source.get("kubeconfig"), str) else None
+        context = source["context"].strip()
+        cache = servers if servers is not None else {}
+        if (kubeconfig, context) not in cache:
+            cache[kubeconfig, context] = kubeconfig_server(kubeconfig, context)
+        server = cache[kubeconfig, context]
+        paths = ":".join(_kubeconfig_paths(kubeconfig))
+        keys: set[tuple[str, ...]] = {("kubernetes-context", paths, context)}
+        if server is not None:
+            keys.add(("kubernetes-server", server))
+        namespaces = source.get("namespaces")
+        scoped = frozenset(namespaces) if isinstance(namespaces, list) else None
+        where = (
+            f"cluster {server} (context {context!r})"
+            if server
+            else f"context {context!r} of kubeconfig {kubeconfig or paths}"
+        )
+        return Endpoint("kubernetes", where, frozenset(keys), scoped)
+    return None
+
+
+@dataclass(frozen=True)
+class DuplicateEndpoint:
+    """Two nodes whose sources list the same things: scanning both would count them twice."""
+
+    node_id: str
+    source: str
+    other_node_id: str
+    other_source: str
+    where: str
+    # The regions or namespaces both list (None: every namespace).
+    overlap: frozenset[str] | None
+
+    def describe(self) -> str:
+        if self.overlap is None:
+            return self.where
+        what = "region" if self.where.startswith("endpoint") else "namespace"
+        plural = "s" if len(self.overlap) > 1 else ""
+        return f"{self.where}, {what}{plural} {', '.join(sorted(self.overlap))}"
+
+
+NodeSources = tuple[str, Sequence[Mapping[str, Any]]]
+
+
+def duplicate_endpoints(
+    nodes: Sequence[NodeSources], against: Sequence[NodeSources] = ()
+) -> list[DuplicateEndpoint]:
+    """Pairs of sources on different nodes that list the same endpoint (aws: the same
+    endpoint_url with a region in common; kubernetes: the same cluster with a namespace in
+    common): among `nodes`, and between `nodes` and `against` (nodes kept in the ledger)."""
+    servers: dict[tuple[str | None, str], str | None] = {}
+
+    def endpoints(group: Sequence[NodeSources]) -> list[tuple[str, str, Endpoint]]:
+        found = []
+        for node_id, sources in group:
+            for source in sources:
+                endpoint = source_endpoint(source, servers)
+                if endpoint is not None:
+                    found.append((node_id, source_key(source) or str(source.get("kind")), endpoint))
+        return found
+
+    mine, theirs = endpoints(nodes), endpoints(against)
+    pairs = [(a, b) for i, a in enumerate(mine) for b in mine[i + 1 :]]
+    pairs += [(a, b) for a in mine for b in theirs]
+    duplicates = []
+    seen: set[tuple[str, str]] = set()
+    for (node_id, source, endpoint), (other_id, other_source, other) in pairs:
+        if node_id == other_id or not endpoint.same_as(other) or (node_id, other_id) in seen:
+            continue
+        seen.add((node_id, other_id))
+        duplicates.append(
+            DuplicateEndpoint(
+                node_id, source, other_id, other_source, endpoint.where, endpoint.overlap(other)
+            )
+        )
+    return duplicates
 
 
 def _no_blank(value: str, what: str) -> str:
@@ -123,19 +347,39 @@ def _no_blank(value: str, what: str) -> str:
     return value.strip()
 
 
-# What every source shares; `name` keys its rows in Resource.source and ScopeResult.source.
+# What every source shares; its id keys its rows in Resource.source and ScopeResult.source.
 class SourceBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Empty until NodeSpec names it (see default_source_names); never empty afterwards.
+    # The node file's `id:`, or `name:` (its older spelling, kept: the file is a public
+    # contract). Empty until validation settles the id (given, else derived); from then on
+    # both hold it. Stored under `name`, where the scan reads it.
+    id: str = ""
     name: str = ""
 
-    @field_validator("name")
+    @field_validator("id", "name")
     @classmethod
     def _slug_name(cls, value: str) -> str:
         if not _SLUG.fullmatch(value):
-            raise ValueError("must be a lowercase slug: a-z, 0-9 and '-' (e.g. core-s3)")
+            raise ValueError(
+                "must be a lowercase slug of at most 63 characters: a-z, 0-9 and '-' (e.g. core-s3)"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _settle_id(self) -> SourceBase:
+        if self.id and self.name and self.id != self.name:
+            raise ValueError(
+                f"`id: {self.id}` and `name: {self.name}` disagree: both are the source's id "
+                "(`name:` is its older spelling); keep one"
+            )
+        key = self.id or self.name or derived_source_id(self.model_dump()) or ""
+        self.id = self.name = key
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The source as Node.sources keeps it: its id under `name`, where the scan reads it."""
+        return self.model_dump(mode="json", exclude={"id"})
 
 
 # Any AWS-compatible API (EC2, EBS, S3, RDS) behind a private endpoint.
@@ -161,6 +405,10 @@ class AwsSource(SourceBase):
             )
         if parts.username is not None:
             raise ValueError("must not carry a user name: credentials come from the AWS chain")
+        try:
+            parts.port  # noqa: B018  (urlsplit checks the port only when asked for it)
+        except ValueError:
+            raise ValueError("has a port that is not a number from 0 to 65535") from None
         return value.strip()
 
     @field_validator("regions")
@@ -347,17 +595,21 @@ class NodeSpec(BaseModel):
 
     @field_validator("sources")
     @classmethod
-    def _named_sources(cls, value: list[SourceBase]) -> list[SourceBase]:
-        kinds: list[str | None] = [getattr(source, "kind", None) for source in value]
-        names = default_source_names(kinds, [source.name for source in value])
-        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
-        if repeated:
-            raise ValueError(
-                f"source name {', '.join(map(repr, repeated))} is used twice on this node: "
-                "give the sources distinct `name:`s"
+    def _distinct_ids(cls, value: list[SourceBase]) -> list[SourceBase]:
+        first: dict[str, int] = {}
+        for index, source in enumerate(value):
+            if source.id not in first:
+                first[source.id] = index
+                continue
+            other = value[first[source.id]]
+            derived = all(
+                derived_source_id(each.model_dump()) == each.id for each in (source, other)
             )
-        for source, name in zip(value, names, strict=True):
-            source.name = name
+            why = " (both derive it from their endpoint)" if derived else ""
+            raise ValueError(
+                f"source id {source.id!r} is used twice on this node, by sources "
+                f"#{first[source.id] + 1} and #{index + 1}{why}: give each its own `id:`"
+            )
         return value
 
     @model_validator(mode="after")
@@ -594,18 +846,19 @@ def _redact_secrets(value: Any, path: KeyPath, found: list[tuple[KeyPath, str]])
 
 
 def _source_context(raw_node: Any, index: int) -> tuple[str | None, str | None]:
-    """(name, kind) of a raw source, its name defaulted the way NodeSpec will default it."""
+    """(id, kind) of a raw source, its id given or derived the way validation will settle it."""
     sources = raw_node.get("sources") if isinstance(raw_node, dict) else None
     if not isinstance(sources, list) or index >= len(sources):
         return None, None
-    raws = [source if isinstance(source, dict) else {} for source in sources]
-    kinds = [raw.get("kind") if raw.get("kind") in SOURCE_KINDS else None for raw in raws]
-    given = [raw.get("name") if isinstance(raw.get("name"), str) else None for raw in raws]
-    if given[index] is not None and not _SLUG.fullmatch(str(given[index])):
-        return None, kinds[index]  # an invalid name is reported on its own; never echo it here
-    if kinds[index] is None and given[index] is None:
-        return None, None
-    return default_source_names(kinds, given)[index], kinds[index]
+    raw = sources[index] if isinstance(sources[index], dict) else {}
+    kind = raw.get("kind") if raw.get("kind") in SOURCE_KINDS else None
+    given = [raw[key] for key in ("id", "name") if isinstance(raw.get(key), str)]
+    if given:
+        # An invalid id is reported on its own; never echo it here.
+        return (given[0] if all(_SLUG.fullmatch(name) for name in given) else None), kind
+    if any(_secret_reason(None, raw.get(key)) for key in ("endpoint_url", "context")):
+        return None, kind  # derived from the refused value: it would echo part of it
+    return derived_source_id(raw), kind
 
 
 def _report_secrets(document: _Document, found: list[tuple[KeyPath, str]]) -> set[KeyPath]:
@@ -739,7 +992,19 @@ def _check(document: _Document) -> list[NodeSpec]:
             first_at.setdefault(raw_id, index)
         if spec is not None:
             specs.append(spec)
+    _report_duplicate_endpoints(document, specs, first_at)
     return specs
+
+
+def _report_duplicate_endpoints(
+    document: _Document, specs: Sequence[NodeSpec], first_at: dict[str, int]
+) -> None:
+    """Two nodes of the file that list the same endpoint: reported at the second one's source."""
+    sources = {spec.id: [source.stored() for source in spec.sources] for spec in specs}
+    for duplicate in duplicate_endpoints(list(sources.items())):
+        at = [source["name"] for source in sources[duplicate.node_id]].index(duplicate.source)
+        problem = _duplicate_problem(duplicate, in_ledger=False)
+        document.report(("nodes", first_at[duplicate.node_id], "sources", at), problem.message)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
@@ -782,7 +1047,7 @@ def node_columns(spec: NodeSpec) -> dict[str, Any]:
         "capacity_storage_gib": capacity.storage_gib,
         "frozen_since": spec.frozen_since,
         "system_tag": spec.system_tag,
-        "sources": [source.model_dump(mode="json") for source in spec.sources],
+        "sources": [source.stored() for source in spec.sources],
     }
 
 
@@ -795,25 +1060,161 @@ class ApplyReport:
     # node id -> the columns whose value changed
     updated: dict[str, list[str]] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
-    # Nodes in the ledger that the file does not mention: kept, since resources point at them.
+    # Live nodes in the ledger that the file does not mention: kept, and still scanned, until
+    # someone retires them (`yiyun nodes retire`, or `nodes apply --prune`).
     not_in_file: list[str] = field(default_factory=list)
+    # Retired nodes the file lists again: back in scans from now on.
+    revived: list[str] = field(default_factory=list)
+    # Nodes retired by --prune because the file no longer lists them.
+    retired: list[str] = field(default_factory=list)
+    # Retired nodes the file still lists, left retired (a scan's --config never revives).
+    kept_retired: list[str] = field(default_factory=list)
+    # node id -> (old id, new id) of each source whose rows moved to the id the file gives it.
+    renamed_sources: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.updated)
+        return bool(self.created or self.updated or self.revived or self.retired)
+
+
+class NodeError(ValueError):
+    """A node action that was refused; nothing was changed."""
+
+
+class UnknownNode(NodeError):
+    """No node with this id in the ledger."""
+
+    def __init__(self, node_id: str, known: Sequence[str]) -> None:
+        close = difflib.get_close_matches(node_id, known, n=1, cutoff=0.6)
+        self.node_id = node_id
+        self.close = close[0] if close else None
+        hint = f" (did you mean {self.close!r}?)" if self.close else ""
+        super().__init__(f"no node {node_id!r} in the ledger{hint}")
+
+
+class NodeBusy(NodeError):
+    """The node is being scanned right now; retiring it would race the scan."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        super().__init__(f"node {node_id!r} is being scanned right now; try again when it ends")
+
+
+def _duplicate_problem(duplicate: DuplicateEndpoint, *, in_ledger: bool) -> Problem:
+    new, old = duplicate.node_id, duplicate.other_node_id
+    where = duplicate.describe()
+    if in_ledger:
+        message = (
+            f"lists the same cloud as node {old!r}, which the ledger keeps and still scans "
+            f"(source {duplicate.source!r} and {old!r}'s source {duplicate.other_source!r}: "
+            f"{where}); scanning both would count everything there twice. If {new!r} is "
+            f"{old!r} renamed, retire the old id first: `yiyun nodes retire {old} --by WHO "
+            f"--reason TEXT` (or apply with `--prune --by WHO`); otherwise point the two "
+            "nodes at different endpoints or regions"
+        )
+    else:
+        message = (
+            f"lists the same cloud as node {old!r} in this file (source {duplicate.source!r} "
+            f"and {old!r}'s source {duplicate.other_source!r}: {where}); scanning both would "
+            f"count everything there twice: keep one node for it (if one is the other renamed, "
+            f"keep the new id and retire the old: `yiyun nodes retire OLD --by WHO --reason "
+            f"TEXT`)"
+        )
+    return Problem(f"duplicate node: {message}", node_id=new)
+
+
+def carried_sources(
+    stored: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """(old id, new id) for each stored source that the node file now lists under another id
+    but at the same endpoint (someone wrote an `id:` for it, or its derivation changed): its
+    rows follow it. A pairing that is not one-to-one is left alone."""
+    servers: dict[tuple[str | None, str], str | None] = {}
+    old = {source_key(source): source_endpoint(source, servers) for source in stored}
+    new = {source_key(source): source_endpoint(source, servers) for source in wanted}
+    gone = {key: end for key, end in old.items() if key and key not in new and end}
+    added = {key: end for key, end in new.items() if key and key not in old and end}
+
+    def same(a: Endpoint, b: Endpoint) -> bool:
+        return a.kind == b.kind and bool(a.keys & b.keys)
+
+    pairs = []
+    for new_key, endpoint in added.items():
+        matches = [key for key, end in gone.items() if same(end, endpoint)]
+        if len(matches) != 1:
+            continue
+        rivals = [key for key, end in added.items() if same(gone[matches[0]], end)]
+        if rivals == [new_key]:
+            pairs.append((matches[0], new_key))
+    return pairs
+
+
+def _engine_of(session: Session) -> sa.Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, sa.Engine) else bind.engine
+
+
+def _retire(*, session: Session, node: Node, actor: str, note: str) -> int:
+    """Tombstone the node's rows and mark it retired, holding its scan lock meanwhile."""
+    now = utcnow()
+    try:
+        with locks.node_lock(_engine_of(session), node.id):
+            tombstoned = retire_node_rows(
+                session=session, node_id=node.id, actor=actor, note=note, now=now
+            )
+            node.retired_at, node.retired_by, node.retired_reason = now, actor, note
+            session.add(node)
+            session.flush()
+    except locks.NodeBusy:
+        raise NodeBusy(node.id) from None
+    return tombstoned
+
+
+def _required(value: str | None, what: str) -> str:
+    if value is None or not value.strip():
+        raise NodeError(f"{what} must be given")
+    return value.strip()
 
 
 def apply_nodes(
-    *, session: Session, specs: Sequence[NodeSpec], dry_run: bool = False
+    *,
+    session: Session,
+    specs: Sequence[NodeSpec],
+    dry_run: bool = False,
+    prune: bool = False,
+    actor: str | None = None,
+    note: str | None = None,
+    revive: bool = True,
 ) -> ApplyReport:
-    """Upsert node definitions by id in the caller's transaction; rows not in `specs` are kept.
+    """Upsert node definitions by id in the caller's transaction.
 
+    Live nodes not in `specs` are kept and listed in the report, or with `prune` retired (by
+    `actor`, with `note`) in the same transaction. A retired node listed again is revived. A
+    source listed under a new id at the same endpoint keeps its rows. Raises NodeFileError,
+    with nothing applied, when two nodes would list the same endpoint (within `specs`, or
+    against a live node kept in the ledger) or a new source id already has rows of its own.
     A node whose definition is unchanged is not touched, so its updated_at stays as it was.
+    With `revive` off (a scan applying its --config), a retired node the file still lists
+    stays retired and is reported in `kept_retired`: only `nodes apply` brings one back.
     """
     ids = [spec.id for spec in specs]
     if len(set(ids)) != len(ids):
         raise ValueError("node ids must be unique; validate with load_node_file first")
+    if prune:
+        actor = _required(actor, "who prunes the nodes (--by)")
     existing = {node.id: node for node in session.exec(select(Node)).all()}
+    missing = sorted(
+        node_id
+        for node_id, node in existing.items()
+        if node_id not in ids and node.retired_at is None
+    )
+    wanted = {spec.id: [source.stored() for source in spec.sources] for spec in specs}
+    problems = _refusals(
+        session=session, existing=existing, wanted=wanted, missing=missing, prune=prune
+    )
+    if problems:
+        raise NodeFileError("the node file against the ledger", problems)
+
     report = ApplyReport(dry_run=dry_run)
     now = utcnow()
     for spec in specs:
@@ -824,19 +1225,115 @@ def apply_nodes(
             if not dry_run:
                 session.add(Node(id=spec.id, updated_at=now, **columns))
             continue
+        if node.retired_at is not None and not revive:
+            report.kept_retired.append(spec.id)
+            continue
+        renames = carried_sources(node.sources or [], wanted[spec.id])
+        if renames:
+            report.renamed_sources[spec.id] = renames
         changed = [name for name, value in columns.items() if getattr(node, name) != value]
-        if not changed:
+        if node.retired_at is not None:
+            report.revived.append(spec.id)
+        elif not changed:
             report.unchanged.append(spec.id)
             continue
-        report.updated[spec.id] = changed
+        if changed:
+            report.updated[spec.id] = changed
+        if dry_run:
+            continue
+        for old, new in renames:
+            rename_source_rows(session=session, node_id=spec.id, old=old, new=new)
+        for name in changed:
+            setattr(node, name, columns[name])
+        node.retired_at = node.retired_by = node.retired_reason = None
+        node.updated_at = now
+    if prune:
+        report.retired = missing
         if not dry_run:
-            for name in changed:
-                setattr(node, name, columns[name])
-            node.updated_at = now
-    report.not_in_file = sorted(set(existing) - set(ids))
+            session.flush()
+            for node_id in missing:
+                _retire(
+                    session=session,
+                    node=existing[node_id],
+                    actor=str(actor),
+                    note=note or "left the node file",
+                )
+    else:
+        report.not_in_file = missing
     if not dry_run:
         session.flush()
     return report
+
+
+def _refusals(
+    *,
+    session: Session,
+    existing: dict[str, Node],
+    wanted: dict[str, list[dict[str, Any]]],
+    missing: Sequence[str],
+    prune: bool,
+) -> list[Problem]:
+    """Why the node definitions in `wanted` cannot be applied to the ledger, if they cannot."""
+    kept = [] if prune else [(node_id, existing[node_id].sources or []) for node_id in missing]
+    problems = [
+        _duplicate_problem(duplicate, in_ledger=duplicate.other_node_id not in wanted)
+        for duplicate in duplicate_endpoints(list(wanted.items()), kept)
+    ]
+    for node_id, sources in wanted.items():
+        node = existing.get(node_id)
+        if node is None:
+            continue
+        for old, new in carried_sources(node.sources or [], sources):
+            if source_has_rows(session=session, node_id=node_id, source=new):
+                problems.append(
+                    Problem(
+                        f"source {old!r} is now given the id {new!r}, but the ledger already "
+                        f"keeps other rows under {new!r} on this node (from an earlier "
+                        f"source): give it another id, so the two histories are not mixed",
+                        node_id=node_id,
+                    )
+                )
+    return problems
+
+
+@dataclass(frozen=True)
+class RetireResult:
+    """What `retire_node` did: how many live rows it tombstoned, or that it was already done."""
+
+    node_id: str
+    retired_at: datetime
+    retired_by: str | None
+    retired_reason: str | None
+    tombstoned: int
+    already: bool
+
+
+def retire_node(*, session: Session, actor: str, node_id: str, reason: str) -> RetireResult:
+    """Retire a node that left the estate (or was renamed): every live row of it tombstoned
+    with a `deleted` event saying who and why, its history kept, and the node out of scans,
+    the KPI and freshness from now on. Retiring a retired node changes nothing.
+
+    Raises UnknownNode (with the closest id), NodeBusy while a scan holds the node, and
+    NodeError when `actor` or `reason` is blank.
+    """
+    actor = _required(actor, "who retires the node (--by)")
+    reason = _required(reason, "why the node is retired (--reason)")
+    node = session.get(Node, node_id)
+    if node is None:
+        raise UnknownNode(node_id, session.exec(select(Node.id)).all())
+    if node.retired_at is not None:
+        return RetireResult(
+            node_id, node.retired_at, node.retired_by, node.retired_reason, 0, already=True
+        )
+    tombstoned = _retire(session=session, node=node, actor=actor, note=reason)
+    assert node.retired_at is not None
+    return RetireResult(node_id, node.retired_at, actor, reason, tombstoned, already=False)
+
+
+def active_nodes(*, session: Session) -> list[Node]:
+    """The nodes a scan lists: every node not retired, by id."""
+    statement = select(Node).where(col(Node.retired_at).is_(None)).order_by(col(Node.id))
+    return list(session.exec(statement).all())
 
 
 def node_spec_from_row(node: Node) -> NodeSpec:
@@ -894,7 +1391,8 @@ def node_specs_from_db(*, session: Session, ids: Sequence[str] | None = None) ->
 
 
 def list_nodes(*, session: Session) -> list[dict[str, Any]]:
-    """One row per stored node for `yiyun nodes list`: sources as names and kinds, nothing more."""
+    """One row per stored node for `yiyun nodes list`, retired ones too (with when, who and
+    why): sources as their ids (also under `name`, as before) and kinds, nothing more."""
     rows = []
     for node in session.exec(select(Node).order_by(col(Node.id))).all():
         rows.append(
@@ -914,10 +1412,17 @@ def list_nodes(*, session: Session) -> list[dict[str, Any]]:
                 "capacity_storage_gib": node.capacity_storage_gib,
                 "system_tag": node.system_tag,
                 "sources": [
-                    {"name": source.get("name"), "kind": source.get("kind")}
+                    {
+                        "id": source.get("name"),
+                        "name": source.get("name"),
+                        "kind": source.get("kind"),
+                    }
                     for source in node.sources or []
                 ],
                 "updated_at": node.updated_at,
+                "retired_at": node.retired_at,
+                "retired_by": node.retired_by,
+                "retired_reason": node.retired_reason,
             }
         )
     return rows

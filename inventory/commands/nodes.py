@@ -1,9 +1,9 @@
-"""`yiyun nodes`: load cloud node definitions from the node file and list them."""
+"""`yiyun nodes`: load cloud node definitions from the node file, list them, retire them."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,10 +16,20 @@ from inventory.commands.common import (
     fail,
     open_ledger,
     report_error,
+    warn,
 )
 from inventory.commands.lang import cli_lang
 from inventory.db import mask_url, session_scope
-from inventory.nodes import ApplyReport, NodeFileError, apply_nodes, list_nodes, load_node_file
+from inventory.nodes import (
+    ApplyReport,
+    NodeBusy,
+    NodeFileError,
+    UnknownNode,
+    apply_nodes,
+    list_nodes,
+    load_node_file,
+    retire_node,
+)
 from inventory.output import Format, render_rows
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
@@ -43,6 +53,9 @@ LIST_COLUMNS = [
     "system_tag",
     "sources",
     "updated_at",
+    "retired_at",
+    "retired_by",
+    "retired_reason",
 ]
 CAPACITY_COLUMNS = ("capacity_vcpu", "capacity_memory_gib", "capacity_storage_gib")
 # A terminal is too narrow for every column: the table keeps what people scan for, under short
@@ -50,6 +63,7 @@ CAPACITY_COLUMNS = ("capacity_vcpu", "capacity_memory_gib", "capacity_storage_gi
 TABLE_COLUMNS = {
     "id": "node",
     "name": "node_name",
+    "state": "node_state",
     "level": "node_level",
     "one_cloud": "one_cloud",
     "city": "city",
@@ -77,6 +91,14 @@ def _for_people(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _state(row: dict[str, Any], lang: str) -> str:
+    """`active`, or `retired <date>` for a node that `nodes retire` took out of scans."""
+    retired_at = row["retired_at"]
+    if retired_at is None:
+        return text("node_live", lang)
+    return text("node_retired_on", lang, date=retired_at.date().isoformat())
+
+
 def _print_table(rows: list[dict[str, Any]], lang: str) -> None:
     table = Table(title=text("cloud_nodes", lang))
     for column, heading in TABLE_COLUMNS.items():
@@ -84,7 +106,8 @@ def _print_table(rows: list[dict[str, Any]], lang: str) -> None:
         # folds rather than ends in "…", so nothing is hidden on a narrow terminal.
         table.add_column(text(heading, lang), no_wrap=column == "id", overflow="fold")
     for row in rows:
-        table.add_row(*[_cell(row.get(column), lang) for column in TABLE_COLUMNS])
+        cells = {**row, "state": _state(row, lang)}
+        table.add_row(*[_cell(cells.get(column), lang) for column in TABLE_COLUMNS])
     Console().print(table)
 
 
@@ -102,16 +125,40 @@ def _print_report(report: ApplyReport, file: Path, database: str, lang: str) -> 
         "updated": len(report.updated),
         "unchanged": len(report.unchanged),
     }
-    heading = "nodes_dry_run" if report.dry_run else "nodes_applied"
+    dry = report.dry_run
+    heading = "nodes_dry_run" if dry else "nodes_applied"
     typer.echo(text(heading, lang, file=file, database=database, **counts))
     if report.created:
-        created = "nodes_to_create" if report.dry_run else "nodes_created"
+        created = "nodes_to_create" if dry else "nodes_created"
         typer.echo(text(created, lang, nodes=", ".join(report.created)))
     for node_id, columns in report.updated.items():
-        updated = "nodes_to_update" if report.dry_run else "nodes_updated"
+        updated = "nodes_to_update" if dry else "nodes_updated"
         typer.echo(text(updated, lang, node=node_id, columns=", ".join(columns)))
+    for node_id, renames in report.renamed_sources.items():
+        for old, new in renames:
+            renamed = "source_to_rename" if dry else "source_renamed"
+            typer.echo(text(renamed, lang, node=node_id, old=old, new=new))
+    if report.revived:
+        revived = "nodes_to_revive" if dry else "nodes_revived"
+        typer.echo(text(revived, lang, nodes=", ".join(report.revived)))
+    if report.retired:
+        retired = "nodes_to_retire" if dry else "nodes_pruned"
+        typer.echo(text(retired, lang, nodes=", ".join(report.retired)))
     if report.not_in_file:
         typer.echo(text("nodes_not_in_file", lang, nodes=", ".join(report.not_in_file)))
+        warn(text("nodes_missing_from_file", lang, nodes=", ".join(report.not_in_file)), lang)
+
+
+def _refuse_file(error: NodeFileError, path: Path, lang: str) -> NoReturn:
+    """Print every problem of a refused node file and leave with exit 1."""
+    count = len(error.problems)
+    summary = text(
+        "node_file_problem" if count == 1 else "node_file_problems", lang, path=path, count=count
+    )
+    report_error(escape(summary), lang)
+    for problem in error.problems:
+        typer.echo(f"  {problem}", err=True)
+    raise typer.Exit(EXIT_PROBLEM)
 
 
 @app.command("apply")
@@ -125,40 +172,94 @@ def apply_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and show what would change; write nothing.")
     ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Retire the ledger's nodes that the file no longer lists (needs --by).",
+        ),
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who prunes: recorded on each retired node.")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why, recorded with --prune (default: left the node file)."),
+    ] = None,
 ) -> None:
-    """Create or update nodes from a node file; a file with any problem applies nothing."""
+    """Create or update nodes from a node file; a file with any problem applies nothing.
+
+    Nodes in the ledger but not in the file are kept (and still scanned) until retired:
+    `yiyun nodes retire ID`, or --prune here.
+    """
     lang = cli_lang()
     settings = get_settings()
     path = file or (Path(settings.config) if settings.config else None)
     if path is None:
         fail(text("node_file_needed", lang), lang=lang)
+    if prune and (by is None or not by.strip()):
+        fail(text("prune_needs_by", lang), lang=lang)
     if not path.is_file():
         fail(text("node_file_missing", lang, path=path), lang=lang)
     try:
         specs = load_node_file(path)
     except NodeFileError as error:
-        count = len(error.problems)
-        summary = text(
-            "node_file_problem" if count == 1 else "node_file_problems",
-            lang,
-            path=path,
-            count=count,
-        )
-        report_error(escape(summary), lang)
-        for problem in error.problems:
-            typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(EXIT_PROBLEM) from None
+        _refuse_file(error, path, lang)
     engine = open_ledger(lang)
-    with session_scope(engine) as session:
-        report = apply_nodes(session=session, specs=specs, dry_run=dry_run)
+    try:
+        with session_scope(engine) as session:
+            report = apply_nodes(
+                session=session, specs=specs, dry_run=dry_run, prune=prune, actor=by, note=reason
+            )
+    except NodeFileError as error:
+        _refuse_file(error, path, lang)
+    except NodeBusy as error:
+        fail(text("node_busy_retire", lang, node=error.node_id), EXIT_PROBLEM, lang=lang)
     _print_report(report, path, mask_url(settings.database_url), lang)
+
+
+@app.command("retire")
+def retire_command(
+    node_id: Annotated[str, typer.Argument(metavar="ID", help="The node to retire.")],
+    by: Annotated[str, typer.Option("--by", help="Who retires it (recorded).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded with every row).")],
+) -> None:
+    """Retire a node that left the estate or was renamed: its live rows are tombstoned with
+    their history kept, and it is no longer scanned. A node file listing it again brings it
+    back."""
+    lang = cli_lang()
+    if not by.strip() or not reason.strip():
+        fail(text("retire_needs_by_reason", lang), lang=lang)
+    engine = open_ledger(lang)
+    try:
+        with session_scope(engine) as session:
+            result = retire_node(session=session, actor=by, node_id=node_id, reason=reason)
+    except UnknownNode as error:
+        hint = text("did_you_mean", lang, names=repr(error.close)) if error.close else ""
+        fail(text("unknown_node", lang, node=node_id) + hint, lang=lang)
+    except NodeBusy:
+        fail(text("node_busy_retire", lang, node=node_id), EXIT_PROBLEM, lang=lang)
+    if result.already:
+        at = result.retired_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        message = text(
+            "node_already_retired",
+            lang,
+            node=node_id,
+            at=at,
+            by=result.retired_by,
+            reason=result.retired_reason,
+        )
+    else:
+        message = text("node_retired", lang, node=node_id, count=result.tombstoned)
+    typer.echo(message)
 
 
 @app.command("list")
 def list_command(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
 ) -> None:
-    """List the ledger's cloud nodes with their sources (names and kinds, never credentials)."""
+    """List the ledger's cloud nodes with their sources (ids and kinds, never credentials);
+    retired nodes are listed too, marked as retired."""
     lang = cli_lang()
     engine = open_ledger(lang)
     with session_scope(engine) as session:

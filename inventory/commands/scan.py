@@ -67,15 +67,27 @@ def _describe(outcome: ScopeOutcome, lang: str) -> str:
 
 
 def _apply_config(path: str, lang: str) -> None:
+    """Apply the --config node file before scanning; a refused file stops the scan (exit 2).
+
+    A retired node the file still lists stays retired: `yiyun nodes apply FILE` brings one
+    back on purpose, a routine scan never does.
+    """
     from inventory.nodes import NodeFileError, apply_nodes, load_node_file
 
     try:
         specs = load_node_file(path)
+        with Session(open_ledger(lang)) as session:
+            report = apply_nodes(session=session, specs=specs, revive=False)
+            session.commit()
     except NodeFileError as error:
         fail(text("node_file_invalid", lang, path=path, error=error), lang=lang)
-    with Session(open_ledger(lang)) as session:
-        apply_nodes(session=session, specs=specs)
-        session.commit()
+    for node_id in report.kept_retired:
+        err.print(text("config_lists_retired", lang, node=node_id, path=path), markup=False)
+    if report.not_in_file:
+        err.print(
+            text("config_missing_nodes", lang, nodes=", ".join(report.not_in_file), path=path),
+            markup=False,
+        )
 
 
 def execute_scan(

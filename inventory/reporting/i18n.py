@@ -302,6 +302,18 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{where}: stopped, the scan was interrupted ({items} items listed were kept; nothing "
         "was deleted)",
     ),
+    "config_lists_retired": (
+        "节点 {node} 已退役，虽仍在 {path} 中，本次扫描不会恢复它。若确需恢复，请运行 "
+        "`yiyun nodes apply {path}`；否则请从文件中删除该节点。",
+        "node {node} is retired; {path} still lists it, but a scan does not bring it back. "
+        "To bring it back, run `yiyun nodes apply {path}`; otherwise remove it from the file.",
+    ),
+    "config_missing_nodes": (
+        "账本中的节点 {nodes} 不在 {path} 中，仍会被扫描。若已下线，请运行 "
+        "`yiyun nodes retire 节点 --by 姓名 --reason 原因`。",
+        "nodes {nodes} are in the ledger but not in {path}, and are still scanned. If they are "
+        "gone, run `yiyun nodes retire ID --by WHO --reason TEXT`.",
+    ),
     "run_id": ("批次", "Run"),
     "run_status": ("批次状态", "Run status"),
     "deleted": ("删除", "Deleted"),

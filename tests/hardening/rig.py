@@ -153,6 +153,8 @@ class Rig:
                 "mlps_level": 3,
                 "sources": [
                     {
+                        # Written ids: the proxies' random ports would otherwise be in them.
+                        "id": AWS_SOURCE,
                         "kind": "aws",
                         "endpoint_url": self.aws_proxy.url,
                         "regions": list(REGIONS),
@@ -168,6 +170,7 @@ class Rig:
                 "owner_department": "JS-EDU",
                 "sources": [
                     {
+                        "id": K8S_SOURCE,
                         "kind": "kubernetes",
                         "kubeconfig": str(kubeconfig),
                         "context": "edu-k8s",

@@ -500,3 +500,21 @@ def test_a_crash_inside_the_orchestrator_ends_the_run_crashed(
     run = newest_run(rig.engine())
     assert run is not None and run.error_message is not None
     assert rig.live_by_scope() == before
+
+
+def test_a_retired_node_stays_retired_when_the_scan_config_still_lists_it(rig: Rig) -> None:
+    assert rig.scan()[0] == 0
+    assert kpi(rig)["JS-EDU-1"] == "off_cloud"
+    code, _, err = rig.cli(
+        "--db", rig.db_url, "nodes", "retire", K8S_NODE, "--by", "张三", "--reason", "已迁移"
+    )
+    assert code == 0, err
+
+    code, _, err = rig.scan()
+
+    assert code == 0, err
+    assert f"node {K8S_NODE} is retired" in err and "nodes apply" in err
+    assert not [key for key in rig.live_by_scope() if key[0] == K8S_NODE]
+    _, results = rig.last_run()
+    assert {r.node_id for r in results} == {AWS_NODE}
+    assert kpi(rig)["JS-EDU-1"] == "no_evidence"

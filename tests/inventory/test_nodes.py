@@ -27,6 +27,7 @@ from inventory.nodes import (
     load_node_file,
     node_specs_from_db,
     parse_node_file,
+    source_endpoint,
 )
 from inventory.settings import Settings
 
@@ -157,22 +158,71 @@ def test_example_file_is_jiangsu_1_plus_13() -> None:
     assert any(spec.frozen_since for spec in specs)
 
 
+AWS_ID, KUBERNETES_ID = "aws-10-1-2-3-9000", "kubernetes-edu-dc-admin"
+S3 = "https://s3.edu.example"
+
+
 @pytest.mark.parametrize(
-    ("sources", "names"),
+    ("sources", "ids"),
     [
-        ([aws()], ["aws"]),
-        ([kubernetes()], ["kubernetes"]),
-        ([aws(), kubernetes()], ["aws", "kubernetes"]),
-        ([aws(), aws(), kubernetes()], ["aws-1", "aws-2", "kubernetes"]),
-        ([kubernetes(), aws(), kubernetes()], ["kubernetes-1", "aws", "kubernetes-2"]),
-        ([aws(name="core-s3"), aws()], ["core-s3", "aws-2"]),
-        ([aws(name="core-s3"), kubernetes(name="core-k8s")], ["core-s3", "core-k8s"]),
+        ([aws()], [AWS_ID]),
+        ([kubernetes()], [KUBERNETES_ID]),
+        ([aws(), kubernetes()], [AWS_ID, KUBERNETES_ID]),
+        (
+            [aws(), aws(endpoint_url=S3), kubernetes()],
+            [AWS_ID, "aws-s3-edu-example", KUBERNETES_ID],
+        ),
+        ([aws(endpoint_url="https://s3.edu.example:443/")], ["aws-s3-edu-example"]),
+        (
+            [aws(endpoint_url="http://S3.Edu.Example:8080/api/v1")],
+            ["aws-s3-edu-example-8080-api-v1"],
+        ),
+        ([aws(name="core-s3"), aws()], ["core-s3", AWS_ID]),
+        ([aws(id="core-s3"), kubernetes(name="core-k8s")], ["core-s3", "core-k8s"]),
+        ([aws(id="core-s3", name="core-s3")], ["core-s3"]),
+        (
+            [kubernetes(context="kubernetes-admin@kubernetes")],
+            ["kubernetes-kubernetes-admin-kubernetes"],
+        ),
     ],
 )
-def test_sources_get_stable_default_names(sources: list[dict[str, Any]], names: list[str]) -> None:
+def test_sources_get_stable_ids(sources: list[dict[str, Any]], ids: list[str]) -> None:
     (spec,) = parse_node_file(document(node(sources=sources)))
 
-    assert [source.name for source in spec.sources] == names
+    assert [source.id for source in spec.sources] == ids
+    # `name` is the older spelling of the id and is what Node.sources stores.
+    assert [source.stored()["name"] for source in spec.sources] == ids
+    assert all("id" not in source.stored() for source in spec.sources)
+
+
+def ids_by_endpoint(sources: list[dict[str, Any]]) -> dict[str, str]:
+    (spec,) = parse_node_file(document(node(sources=sources)))
+    found = {}
+    for source in spec.sources:
+        endpoint = source_endpoint(source.stored())
+        assert endpoint is not None
+        found[endpoint.where] = source.id
+    return found
+
+
+def test_source_ids_never_depend_on_position() -> None:
+    alone = ids_by_endpoint([aws()])
+    added = ids_by_endpoint([aws(endpoint_url=S3), aws(), kubernetes()])
+    reordered = ids_by_endpoint([kubernetes(), aws(), aws(endpoint_url=S3)])
+
+    assert alone.items() <= added.items()
+    assert reordered == added
+    assert sorted(added.values()) == sorted([AWS_ID, "aws-s3-edu-example", KUBERNETES_ID])
+
+
+def test_long_derived_id_is_cut_with_a_hash() -> None:
+    host = "a" * 40 + ".b" * 20 + ".example"
+    (spec,) = parse_node_file(document(node(sources=[aws(endpoint_url=f"https://{host}")])))
+    (other,) = parse_node_file(document(node(sources=[aws(endpoint_url=f"https://{host}x")])))
+
+    source_id = spec.sources[0].id
+    assert len(source_id) == 63 and source_id.startswith("aws-aaaa")
+    assert source_id != other.sources[0].id
 
 
 @pytest.mark.parametrize(
@@ -358,10 +408,34 @@ INVALID_NODES = [
         id="duplicate-source-names",
     ),
     pytest.param(
-        [node(sources=[aws(), aws(name="aws-1")])],
+        [node(sources=[aws(), aws(name="aws-10-1-2-3-9000", endpoint_url="http://other:1")])],
         "sources",
-        ["'aws-1' is used twice"],
-        id="given-name-clashes-with-default",
+        ["'aws-10-1-2-3-9000' is used twice", "sources #1 and #2"],
+        id="given-id-clashes-with-derived",
+    ),
+    pytest.param(
+        [node(sources=[aws(), aws(regions=["edu-2"])])],
+        "sources",
+        ["'aws-10-1-2-3-9000' is used twice", "both derive it from their endpoint", "`id:`"],
+        id="two-sources-derive-the-same-id",
+    ),
+    pytest.param(
+        [node(sources=[aws(id="core-s3", name="core-oss")])],
+        "sources[0]",
+        ["`id: core-s3` and `name: core-oss` disagree"],
+        id="source-id-and-name-disagree",
+    ),
+    pytest.param(
+        [node(sources=[aws(id="Core_S3")])],
+        "sources[0].id",
+        ["lowercase slug"],
+        id="source-id-not-a-slug",
+    ),
+    pytest.param(
+        [node(sources=[aws(endpoint_url="http://10.1.2.3:port")])],
+        "sources[0].endpoint_url",
+        ["port that is not a number"],
+        id="endpoint-port-not-a-number",
     ),
     pytest.param(
         [node(sources=[aws(name="Core S3")])],
@@ -548,7 +622,7 @@ def test_credential_key_in_an_aws_source_is_refused(key: str) -> None:
     (problem,) = problems_of(text)
 
     assert (problem.node_id, problem.path) == ("edu-dc", f"sources[1].{key}")
-    assert f"key {key!r} of source 'aws'" in problem.message
+    assert f"key {key!r} of source {AWS_ID!r}" in problem.message
     assert "standard AWS chain" in problem.message and "profile" in problem.message
     assert SECRET not in str(problem)
 
@@ -644,8 +718,8 @@ def test_design_example_applies(settings: Settings, engine: sa.Engine) -> None:
         2000000,
     )
     assert [(s["name"], s["kind"]) for s in core.sources or []] == [
-        ("aws", "aws"),
-        ("kubernetes", "kubernetes"),
+        ("aws-ecs-core-example-8443", "aws"),
+        ("kubernetes-js-core-k8s", "kubernetes"),
     ]
     assert (edu.one_cloud, edu.owner_department, edu.frozen_since) == (
         False,
@@ -654,7 +728,7 @@ def test_design_example_applies(settings: Settings, engine: sa.Engine) -> None:
     )
     assert edu.sources == [
         {
-            "name": "aws",
+            "name": AWS_ID,
             "kind": "aws",
             "endpoint_url": "http://10.1.2.3:9000",
             "regions": ["edu-1"],
@@ -897,8 +971,8 @@ def test_list_json_shows_nodes_and_source_names_only(settings: Settings) -> None
         20000,
     )
     assert core["sources"] == [
-        {"name": "aws", "kind": "aws"},
-        {"name": "kubernetes", "kind": "kubernetes"},
+        {"id": "aws-ecs-core-example-8443", "name": "aws-ecs-core-example-8443", "kind": "aws"},
+        {"id": "kubernetes-js-core-k8s", "name": "kubernetes-js-core-k8s", "kind": "kubernetes"},
     ]
     assert (edu["one_cloud"], edu["frozen_since"], edu["owner_department"]) == (
         False,
@@ -924,7 +998,7 @@ def test_list_for_people(settings: Settings, fmt: str) -> None:
     assert "js-core" in result.stdout and "edu-dc" in result.stdout
     assert "ecs.core.example" not in result.stdout
     if fmt != "table":
-        assert "kubernetes (kubernetes)" in result.stdout
+        assert "kubernetes-js-core-k8s (kubernetes)" in result.stdout
         assert "2000000" in result.stdout  # capacities written out in full, never 2e+06
 
 
