@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import html
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -14,6 +15,7 @@ from typing import Any, NamedTuple
 
 import jmespath
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from inventory.collectors.base import (
     DENIED,
@@ -72,6 +74,9 @@ UNSUPPORTED_CODES = frozenset(
 )
 # GetBucketTagging on a bucket without tags; Ceph RGW spells it with an "Error" suffix.
 NO_TAGS_CODES = frozenset({"NoSuchTagSet", "NoSuchTagSetError"})
+# The error code of a scope whose answer was not shaped like the operation's result: an error
+# document or an empty body under HTTP 200, a page without its result key.
+MALFORMED = "malformed_response"
 
 VM_TERMINAL_STATES = frozenset({"shutting-down", "terminated"})
 # DESIGN names EC2 and RDS only; a volume being deleted or deleted holds nothing any more,
@@ -150,6 +155,7 @@ class Listing:
     kind: str
     client: str  # botocore service name
     operation: str  # paginator name (the operation in snake_case)
+    result_key: str  # the key every page of the answer carries, even when it lists nothing
     items: str  # JMESPath from one page to its items
     id_field: str  # the item field that becomes native_id
     normalize: Normalize
@@ -390,7 +396,7 @@ def _describe_instance_types(ec2: Any, instance_types: list[str]) -> dict[str, I
         chunk = instance_types[start : start + 100]
         paginator = ec2.get_paginator("describe_instance_types")
         for page in paginator.paginate(InstanceTypes=chunk):
-            for described in page["InstanceTypes"]:
+            for described in result(page, "InstanceTypes", "DescribeInstanceTypes"):
                 sizes[described["InstanceType"]] = InstanceSize(
                     float(described["VCpuInfo"]["DefaultVCpus"]),
                     described["MemoryInfo"]["SizeInMiB"] / 1024,
@@ -406,7 +412,8 @@ def _bucket_tags(s3: Any, buckets: list[dict[str, Any]], ctx: ListingContext) ->
     """
     for bucket in buckets:
         try:
-            bucket["TagSet"] = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+            tagging = s3.get_bucket_tagging(Bucket=bucket["Name"])
+            bucket["TagSet"] = result(tagging, "TagSet", "GetBucketTagging")
         except ClientError as error:
             if _error_code(error) not in NO_TAGS_CODES:
                 raise
@@ -420,6 +427,7 @@ LISTINGS: dict[str, Listing] = {
         kind="vm",
         client="ec2",
         operation="describe_instances",
+        result_key="Reservations",
         items="Reservations[].Instances[]",
         id_field="InstanceId",
         normalize=normalize_instance,
@@ -429,6 +437,7 @@ LISTINGS: dict[str, Listing] = {
         kind="volume",
         client="ec2",
         operation="describe_volumes",
+        result_key="Volumes",
         items="Volumes",
         id_field="VolumeId",
         normalize=normalize_volume,
@@ -437,6 +446,7 @@ LISTINGS: dict[str, Listing] = {
         kind="bucket",
         client="s3",
         operation="list_buckets",
+        result_key="Buckets",
         items="Buckets",
         id_field="Name",
         normalize=normalize_bucket,
@@ -448,6 +458,7 @@ LISTINGS: dict[str, Listing] = {
         kind="db_instance",
         client="rds",
         operation="describe_db_instances",
+        result_key="DBInstances",
         items="DBInstances",
         id_field="DBInstanceArn",
         normalize=normalize_db_instance,
@@ -572,15 +583,19 @@ def list_items(
     """Pages of raw, enriched items of one kind in one region; failures become ScopeFailed.
 
     botocore retries each call (standard mode, `max_attempts`); `stats` counts pages, API
-    calls (enrichment included) and the retries botocore made.
+    calls (enrichment included) and the retries botocore made. A page is trusted only when
+    it carries its result key and the 2xx answer behind it was no error document and not
+    empty; anything else fails the scope as `malformed_response`, never as an empty page.
     """
     listing = LISTINGS[service]
     handed_out = False
     try:
         client = make_client(source, listing.client, region, stats)
         config = {"PageSize": source.page_size} if source.page_size and listing.sized_pages else {}
+        operation = client.meta.method_to_api_mapping[listing.operation]
         seen: set[str] = set()
         for page in client.get_paginator(listing.operation).paginate(PaginationConfig=config):
+            result(page, listing.result_key, operation)
             items = []
             for item in _ITEM_PATHS[service].search(page) or []:
                 # Offset-style pagination over a changing estate can repeat an item; one row
@@ -593,7 +608,7 @@ def list_items(
             stats.pages += 1
             handed_out = True
             yield items
-    except (ClientError, BotoCoreError) as error:
+    except (ClientError, BotoCoreError, ResponseParserError) as error:
         raise scope_failure(error, after_pages=handed_out) from error
 
 
@@ -629,6 +644,7 @@ def make_client(source: AwsSourceConfig, service: str, region: str, stats: Scope
         ),
     )
     _count_calls(client, stats)
+    client.meta.events.register("before-parse", _refuse_disguised_failure)
     return client
 
 
@@ -667,13 +683,101 @@ def _count_calls(client: Any, stats: ScopeStats) -> None:
 # --- failures -------------------------------------------------------------------------------
 
 
+class MalformedResponse(BotoCoreError):
+    """A 2xx answer that is not the operation's result, which must not be read as "nothing"."""
+
+    fmt = "{operation}: {problem}"
+
+
+# The root element of an XML body, past a BOM, the declaration and comments.
+_XML_ROOT = re.compile(
+    rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*<(?:[\w.-]+:)?([\w.-]+)", re.S
+)
+# Error documents: EC2 (<Response><Errors>), the query protocol (RDS), S3 (rest-xml).
+_ERROR_ROOTS = frozenset({b"Response", b"ErrorResponse", b"Error"})
+
+
+def _element(body: bytes, name: str) -> str:
+    found = re.search(rb"<" + name.encode() + rb">([^<]*)</" + name.encode() + rb">", body)
+    return html.unescape(found.group(1).decode("utf-8", "replace")).strip() if found else ""
+
+
+def disguised_failure(status: int, body: bytes, result_wrapper: str | None = None) -> str | None:
+    """Why the body of a 2xx answer cannot be the operation's result; None when it may be.
+
+    Left alone, botocore reads an EC2 error document under 200 as a result with nothing in
+    it, an empty body as an empty result for S3, and fails with a KeyError on a query
+    document without its result element. Any of them would pass for an empty listing.
+    """
+    if not body.strip():
+        return f"HTTP {status} with an empty body"
+    root = _XML_ROOT.match(body)
+    if root is None:
+        return None  # not XML at all: botocore's parser says so (ResponseParserError)
+    if root.group(1) in _ERROR_ROOTS:
+        code, message = _element(body, "Code"), _element(body, "Message")
+        return f"HTTP {status} with an error document: {code or '?'}: {message or '?'}"
+    wrapper = (result_wrapper or "").encode()
+    if wrapper and not re.search(rb"<(?:[\w.-]+:)?" + re.escape(wrapper) + rb"[\s/>]", body):
+        return f"HTTP {status} without its {result_wrapper} element"
+    return None
+
+
+def _refuse_disguised_failure(
+    operation_model: Any, response_dict: dict[str, Any], **kwargs: Any
+) -> None:
+    """botocore's before-parse hook: a disguised failure leaves as MalformedResponse.
+
+    S3 never gets here with an error document: botocore's own hook turns one into a 500
+    first, which is retried and then fails with the document's code.
+    """
+    status = response_dict["status_code"]
+    output = operation_model.output_shape
+    if not 200 <= status < 300 or output is None or operation_model.has_streaming_output:
+        return
+    problem = disguised_failure(
+        status, response_dict["body"], output.serialization.get("resultWrapper")
+    )
+    if problem is not None:
+        raise MalformedResponse(operation=operation_model.name, problem=problem)
+
+
+def result(answer: dict[str, Any], key: str, operation: str) -> Any:
+    """The answer's `key` (Reservations, Buckets…), which an answer that lists nothing still
+    carries (as an empty list); an answer without it, or with an Error, is no result."""
+    if "Error" in answer:
+        error = answer["Error"]
+        detail = (
+            f"{error.get('Code') or '?'}: {error.get('Message') or '?'}"
+            if isinstance(error, dict)
+            else str(error)
+        )
+        raise MalformedResponse(
+            operation=operation, problem=f"an answer carrying an error: {detail}"
+        )
+    if key not in answer or answer[key] is None:
+        found = ", ".join(sorted(k for k in answer if k != "ResponseMetadata")) or "nothing"
+        raise MalformedResponse(
+            operation=operation, problem=f"an answer without {key} (it holds {found})"
+        )
+    return answer[key]
+
+
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code") or "")
 
 
-def scope_failure(error: ClientError | BotoCoreError, *, after_pages: bool) -> ScopeFailed:
+def scope_failure(
+    error: ClientError | BotoCoreError | ResponseParserError, *, after_pages: bool
+) -> ScopeFailed:
     """The ScopeFailed a botocore error means, with the real code and a credential-free message."""
     broken = PARTIAL if after_pages else ERROR
+    if isinstance(error, MalformedResponse | ResponseParserError):
+        # A 2xx answer that is not a result: not retried, and never read as an empty listing.
+        # The parser's message goes on with the whole body: its first line says enough.
+        detail = str(error).partition("\n")[0]
+        after = " (after a complete page)" if after_pages else ""
+        return ScopeFailed(broken, MALFORMED, redact(f"{detail}{after}"))
     if isinstance(error, ClientError):
         http_status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = _error_code(error) or str(http_status or type(error).__name__)

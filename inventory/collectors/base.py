@@ -15,7 +15,10 @@ REPLICATED_KINDS = frozenset({"deployment", "statefulset"})
 
 # ScopeResult statuses. Only `ok` lets the orchestrator tombstone rows of the scope.
 OK, PARTIAL, DENIED, THROTTLED, ERROR = "ok", "partial", "denied", "throttled", "error"
-SCOPE_STATUSES = (OK, PARTIAL, DENIED, THROTTLED, ERROR)
+# Set by the orchestrator, not a collector: a complete listing whose deletions the sweep guard
+# held back, and a scope the node file no longer plans (its rows were tombstoned).
+HELD, RETIRED = "held", "retired"
+SCOPE_STATUSES = (OK, PARTIAL, DENIED, THROTTLED, ERROR, HELD, RETIRED)
 
 
 @dataclass

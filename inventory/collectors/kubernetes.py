@@ -28,6 +28,12 @@ from inventory.collectors.base import (
 
 DEFAULT_SYSTEM_TAG = "yiyun.io/system"
 GIB = Decimal(2**30)
+# The error code of a scope whose answer was not shaped like what was asked for: a Status
+# document or an empty object under HTTP 200, a page without `items`, not JSON at all.
+MALFORMED = "malformed_response"
+# Server errors worth another try: the API server or a load balancer in front of it failing
+# for the moment (etcd leader election, a restarting replica). Others are not retried.
+RETRIED_SERVER_ERRORS = frozenset({500, 502, 503, 504})
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 Raw = dict[str, Any]
@@ -45,9 +51,11 @@ class ListPolicy:
     read_timeout: float = 60.0
     # A 410 on a continue token restarts the listing from the start, at most this often.
     max_restarts: int = 3
-    # Per request: 429s honoured (Retry-After) and dropped connections retried.
+    # Per request: 429s honoured (Retry-After), dropped connections and 5xx retried.
     max_throttle_retries: int = 5
     max_connection_retries: int = 2
+    # As botocore's standard mode does for AWS: exponential backoff with jitter.
+    max_server_error_retries: int = 3
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     sleep: Callable[[float], None] = time.sleep
@@ -346,6 +354,7 @@ class KindSpec:
     """Which client call lists a kind, and how its items become rows."""
 
     kind: str
+    list_kind: str  # the `kind` a page of its listing carries (DeploymentList)
     api: str  # class in kubernetes.client
     list_all: str  # cluster-wide (or cluster-scoped) list method
     list_namespaced: str | None  # None for cluster-scoped kinds
@@ -356,22 +365,28 @@ class KindSpec:
 KINDS: dict[str, KindSpec] = {
     spec.kind: spec
     for spec in (
-        KindSpec("k8s_node", "CoreV1Api", "list_node", None, normalize_node),
-        KindSpec("namespace", "CoreV1Api", "list_namespace", None, normalize_namespace),
-        KindSpec("deployment", "AppsV1Api", "list_deployment_for_all_namespaces",
-                 "list_namespaced_deployment", normalize_deployment),
-        KindSpec("statefulset", "AppsV1Api", "list_stateful_set_for_all_namespaces",
-                 "list_namespaced_stateful_set", normalize_statefulset),
-        KindSpec("daemonset", "AppsV1Api", "list_daemon_set_for_all_namespaces",
-                 "list_namespaced_daemon_set", normalize_daemonset),
-        KindSpec("cronjob", "BatchV1Api", "list_cron_job_for_all_namespaces",
+        KindSpec("k8s_node", "NodeList", "CoreV1Api", "list_node", None, normalize_node),
+        KindSpec("namespace", "NamespaceList", "CoreV1Api", "list_namespace", None,
+                 normalize_namespace),
+        KindSpec("deployment", "DeploymentList", "AppsV1Api",
+                 "list_deployment_for_all_namespaces", "list_namespaced_deployment",
+                 normalize_deployment),
+        KindSpec("statefulset", "StatefulSetList", "AppsV1Api",
+                 "list_stateful_set_for_all_namespaces", "list_namespaced_stateful_set",
+                 normalize_statefulset),
+        KindSpec("daemonset", "DaemonSetList", "AppsV1Api",
+                 "list_daemon_set_for_all_namespaces", "list_namespaced_daemon_set",
+                 normalize_daemonset),
+        KindSpec("cronjob", "CronJobList", "BatchV1Api", "list_cron_job_for_all_namespaces",
                  "list_namespaced_cron_job", normalize_cronjob),
-        KindSpec("pvc", "CoreV1Api", "list_persistent_volume_claim_for_all_namespaces",
+        KindSpec("pvc", "PersistentVolumeClaimList", "CoreV1Api",
+                 "list_persistent_volume_claim_for_all_namespaces",
                  "list_namespaced_persistent_volume_claim", normalize_pvc),
-        KindSpec("service", "CoreV1Api", "list_service_for_all_namespaces",
+        KindSpec("service", "ServiceList", "CoreV1Api", "list_service_for_all_namespaces",
                  "list_namespaced_service", normalize_service, keep=exposes_service),
-        KindSpec("resource_quota", "CoreV1Api", "list_resource_quota_for_all_namespaces",
-                 "list_namespaced_resource_quota", normalize_resource_quota),
+        KindSpec("resource_quota", "ResourceQuotaList", "CoreV1Api",
+                 "list_resource_quota_for_all_namespaces", "list_namespaced_resource_quota",
+                 normalize_resource_quota),
     )
 }  # fmt: skip
 
@@ -433,11 +448,11 @@ def request_json(
     yielded: bool = False,
     **params: Any,
 ) -> Raw:
-    """One API call, raw JSON back; 429s and dropped connections retried within bounds."""
+    """One API call, raw JSON back; 429s, dropped connections and 5xx retried within bounds."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    throttled = dropped = 0
+    throttled = dropped = failed = 0
     while True:
         stats.api_calls += 1
         try:
@@ -468,6 +483,11 @@ def request_json(
                 throttled += 1
                 stats.retries += 1
                 continue
+            if error.status in RETRIED_SERVER_ERRORS and failed < policy.max_server_error_retries:
+                policy.sleep(policy.backoff(failed))
+                failed += 1
+                stats.retries += 1
+                continue
             raise
         except (HTTPError, OSError) as error:
             if dropped < policy.max_connection_retries:
@@ -480,10 +500,12 @@ def request_json(
             body = json.loads(payload)
         except ValueError as error:
             raise ScopeFailed(
-                PARTIAL if yielded else ERROR, "InvalidResponse", f"not JSON: {error}"
+                PARTIAL if yielded else ERROR, MALFORMED, f"the answer is not JSON: {error}"
             ) from error
         if not isinstance(body, dict):
-            raise ScopeFailed(PARTIAL if yielded else ERROR, "InvalidResponse", "not an object")
+            raise ScopeFailed(
+                PARTIAL if yielded else ERROR, MALFORMED, "the answer is not a JSON object"
+            )
         if b"\\u0000" in payload:
             # An annotation may hold a NUL, which PostgreSQL cannot store: one such object
             # would fail the write of its whole batch, scan after scan.
@@ -502,15 +524,66 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+def _status_text(body: Raw) -> str:
+    """What a Status document says it is: code, reason and message."""
+    parts = [str(body.get(key)) for key in ("code", "reason", "message") if body.get(key)]
+    return " ".join(parts)[:400] or "no reason given"
+
+
+def listing_problem(body: Raw, list_kind: str | None) -> str | None:
+    """Why an answer is not a page of the listing asked for; None when it is one.
+
+    A page is trusted only with the List kind the API server sets (`DeploymentList`; any
+    `…List` when `list_kind` is None) and an `items` key. An empty list is `"items": []`;
+    API servers 1.5.0–1.5.2, and 1.18–1.19 with the RemoveSelfLink gate, wrote `null` for it
+    (kubernetes#39822, #98022), so null is taken as empty under the right kind. A Status
+    document, an empty object or a page without `items` is not a listing: trusted as an
+    empty page, it would tombstone the whole scope.
+    """
+    kind = body.get("kind")
+    wanted = list_kind or "…List"
+    if kind == "Status":
+        return f"HTTP 200 with a Status document instead of a {wanted}: {_status_text(body)}"
+    if list_kind is not None:
+        shaped = kind == list_kind
+    else:
+        shaped = isinstance(kind, str) and kind.endswith("List")
+    if not shaped:
+        return f"expected a {wanted}, got kind {kind!r} (keys: {', '.join(sorted(body))[:200]})"
+    if "items" not in body:
+        return f"a {kind} page without items"
+    if body["items"] is not None and not isinstance(body["items"], list):
+        return f"a {kind} page whose items are a {type(body['items']).__name__}, not a list"
+    return None
+
+
+def object_problem(body: Raw, kind: str | None) -> str | None:
+    """Why an answer is not the object read; None when it is. `kind` None: an unversioned
+    document such as /version, which carries no kind (only a Status is refused)."""
+    found = body.get("kind")
+    wanted = kind or "the document"
+    if found == "Status":
+        return f"HTTP 200 with a Status document instead of {wanted}: {_status_text(body)}"
+    if kind is not None and found != kind:
+        return f"expected a {kind}, got kind {found!r} (keys: {', '.join(sorted(body))[:200]})"
+    return None
+
+
 def list_objects(
-    call: Callable[..., Any], *, stats: ScopeStats, policy: ListPolicy, **params: Any
+    call: Callable[..., Any],
+    *,
+    stats: ScopeStats,
+    policy: ListPolicy,
+    list_kind: str | None = None,
+    **params: Any,
 ) -> Iterator[list[Raw]]:
     """Yield the raw items of a listing page by page (`limit` + `continue`).
 
     An expired continue token (410) restarts the listing from the start; items already
     yielded before the restart are not yielded again, so every object comes out once.
-    Failures leave as ScopeFailed: `partial` when pages were already yielded, except
-    denied and throttled, which say why whatever the progress.
+    Every page must be a `list_kind` with `items` (see `listing_problem`). Failures leave
+    as ScopeFailed: `partial` when pages were already yielded, except denied and
+    throttled, which say why whatever the progress.
     """
     from kubernetes.client.exceptions import ApiException
 
@@ -531,8 +604,12 @@ def list_objects(
                 token = None
                 continue
             raise _http_failure(error, yielded=yielded) from error
+        problem = listing_problem(body, list_kind)
+        if problem is not None:
+            after = f" after {stats.pages} complete page(s)" if yielded else ""
+            raise ScopeFailed(PARTIAL if yielded else ERROR, MALFORMED, problem + after)
         stats.pages += 1
-        items: list[Raw] = body.get("items") or []
+        items: list[Raw] = body["items"] or []
         if restarts:
             items = [item for item in items if item["metadata"]["uid"] not in seen]
         seen.update(item["metadata"]["uid"] for item in items)
@@ -544,17 +621,26 @@ def list_objects(
 
 
 def get_object(
-    call: Callable[..., Any], *, stats: ScopeStats, policy: ListPolicy, **params: Any
+    call: Callable[..., Any],
+    *,
+    stats: ScopeStats,
+    policy: ListPolicy,
+    kind: str | None,
+    **params: Any,
 ) -> Raw | None:
-    """Read one object as raw JSON; None when it does not exist (404)."""
+    """Read one object of `kind` as raw JSON; None when it does not exist (404)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
-        return request_json(call, stats=stats, policy=policy, **params)
+        body = request_json(call, stats=stats, policy=policy, **params)
     except ApiException as error:
         if error.status == 404:
             return None
         raise _http_failure(error, yielded=False) from error
+    problem = object_problem(body, kind)
+    if problem is not None:
+        raise ScopeFailed(ERROR, MALFORMED, problem)
+    return body
 
 
 # --- one source: a lazily built client and what every scope of it shares ------------------
@@ -645,7 +731,9 @@ class _Source:
         listing = ScopeStats()  # its pages are not this scope's pages; its calls are
         systems: dict[str, str] = {}
         try:
-            for items in list_objects(core.list_namespace, stats=listing, policy=self.policy):
+            for items in list_objects(
+                core.list_namespace, stats=listing, policy=self.policy, list_kind="NamespaceList"
+            ):
                 for raw in items:
                     system = namespace_system(raw, self.system_tag)
                     if system:
@@ -662,7 +750,10 @@ class _Source:
 
     def _read_namespace_system(self, core: Any, stats: ScopeStats, namespace: str) -> str | None:
         try:
-            raw = get_object(core.read_namespace, stats=stats, policy=self.policy, name=namespace)
+            raw = get_object(
+                core.read_namespace, stats=stats, policy=self.policy, kind="Namespace",
+                name=namespace,
+            )  # fmt: skip
         except ScopeFailed as failure:
             raise ScopeFailed(
                 failure.status, failure.code,
@@ -689,7 +780,10 @@ def _kind_pages(
         assert spec.list_namespaced is not None
         call, params = getattr(api, spec.list_namespaced), {"namespace": namespace}
     scope = namespace or "*"
-    for items in list_objects(call, stats=stats, policy=shared.policy, **params):
+    listing = list_objects(
+        call, stats=stats, policy=shared.policy, list_kind=spec.list_kind, **params
+    )
+    for items in listing:
         yield [
             spec.normalize(raw, scope=scope, attribution=attribution)
             for raw in items
@@ -702,7 +796,9 @@ def _one_namespace_pages(
 ) -> Iterator[list[ResourceRow]]:
     """A namespace-restricted source reads its namespace rather than listing them all."""
     core = shared.api("CoreV1Api")
-    raw = get_object(core.read_namespace, stats=stats, policy=shared.policy, name=namespace)
+    raw = get_object(
+        core.read_namespace, stats=stats, policy=shared.policy, kind="Namespace", name=namespace
+    )
     stats.pages += 1
     attribution = Attribution(shared.system_tag)
     yield (
@@ -713,11 +809,14 @@ def _one_namespace_pages(
 def _cluster_pages(shared: _Source, name: str, stats: ScopeStats) -> Iterator[list[ResourceRow]]:
     core = shared.api("CoreV1Api")
     kube_system = get_object(
-        core.read_namespace, stats=stats, policy=shared.policy, name="kube-system"
-    )
+        core.read_namespace, stats=stats, policy=shared.policy, kind="Namespace",
+        name="kube-system",
+    )  # fmt: skip
     if kube_system is None:
         raise ScopeFailed(ERROR, "HTTP404", "namespace kube-system not found: not a cluster?")
-    version = get_object(shared.api("VersionApi").get_code, stats=stats, policy=shared.policy)
+    version = get_object(
+        shared.api("VersionApi").get_code, stats=stats, policy=shared.policy, kind=None
+    )
     stats.pages += 1
     yield [normalize_cluster(kube_system, version or {}, name=name)]
 

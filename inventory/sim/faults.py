@@ -125,6 +125,36 @@ def aws_error(protocol: str, code: str, message: str) -> bytes:
     raise ValueError(f"unknown AWS protocol {protocol!r}: use ec2, query or rest-xml")
 
 
+# S3 names the root of a result after the result, not after the operation.
+_REST_XML_ROOTS = {"ListBuckets": "ListAllMyBucketsResult"}
+
+
+def aws_empty_result(protocol: str, operation: str) -> bytes:
+    """A well-formed success envelope for `operation` with nothing inside, not even the empty
+    list a real endpoint sends when it has nothing to list (`<reservationSet/>`, `<Buckets/>`).
+
+    `protocol` as for `aws_error`; `operation` is the API name (DescribeInstances, ListBuckets).
+    """
+    if protocol == "ec2":
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?><{operation}Response'
+            f' xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>fault-0</requestId>'
+            f"</{operation}Response>"
+        ).encode()
+    if protocol == "query":
+        return (
+            f"<{operation}Response><{operation}Result></{operation}Result><ResponseMetadata>"
+            f"<RequestId>fault-0</RequestId></ResponseMetadata></{operation}Response>"
+        ).encode()
+    if protocol == "rest-xml":
+        root = _REST_XML_ROOTS.get(operation, f"{operation}Result")
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?>'
+            f'<{root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></{root}>'
+        ).encode()
+    raise ValueError(f"unknown AWS protocol {protocol!r}: use ec2, query or rest-xml")
+
+
 class FaultProxy:
     """An HTTP/1.1 proxy on a free loopback port in front of one upstream http:// endpoint.
 
@@ -207,6 +237,18 @@ class FaultProxy:
         headers: dict[str, str] | None = None,
     ) -> Fault:
         return self.add(Fault(when, status=status, body=body, headers=headers or {}, times=times))
+
+    def respond_ok(
+        self,
+        when: Predicate,
+        body: bytes = b"",
+        *,
+        times: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Fault:
+        """A failure disguised as success: HTTP 200 with `body` (an error document, nothing,
+        `{}`, a Status document) instead of the upstream's answer, as broken gateways send."""
+        return self.respond(when, 200, body, times=times, headers=headers)
 
     def reset(self, when: Predicate, *, times: int | None = None) -> Fault:
         return self.add(Fault(when, reset=True, times=times))

@@ -522,6 +522,27 @@ class _Table:
 
 
 @dataclass
+class _PageFault:
+    """A fault armed for page `page` of listings (None: every request, reads included) of
+    `kind` (None: any), `left` more times (None: until reset)."""
+
+    page: int | None
+    kind: str | None
+    left: int | None
+
+    def take(self, name: str, page: int | None) -> bool:
+        """Whether the request meets this fault, using up one of its times if so."""
+        if self.kind not in (None, name) or self.page not in (None, page):
+            return False
+        if self.left is None:
+            return True
+        if self.left > 0:
+            self.left -= 1
+            return True
+        return False
+
+
+@dataclass
 class _Faults:
     """Armed faults. Counters are keyed by kind, None meaning any kind; None left = forever."""
 
@@ -533,6 +554,10 @@ class _Faults:
     # page number (1 = the first request, without continue) -> (kind or None, drops left)
     drops: dict[int, tuple[str | None, int]] = field(default_factory=dict)
     delays: dict[str | None, float] = field(default_factory=dict)
+    # Failures that answer 200: a Status document in place of the answer, a page without
+    # its `items`.
+    disguised: list[_PageFault] = field(default_factory=list)
+    itemless: list[_PageFault] = field(default_factory=list)
 
     def consume(self, counters: dict[str | None, Any], name: str) -> bool:
         for key in (name, None):
@@ -548,7 +573,11 @@ class _Faults:
 
 @dataclass(frozen=True)
 class _Fault:
-    """What a request meets: a delay, then either a dropped connection or an error Status."""
+    """What a request meets: a delay, then either a dropped connection or an error Status.
+
+    `disguised` sends the error Status with HTTP 200; `itemless` serves the page without its
+    `items` key.
+    """
 
     delay: float = 0.0
     drop: bool = False
@@ -556,6 +585,8 @@ class _Fault:
     reason: str = ""
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    disguised: bool = False
+    itemless: bool = False
 
 
 @dataclass(frozen=True)
@@ -826,6 +857,28 @@ class KubernetesSimulator:
         with self._lock:
             self._faults.delays[resource_type(kind) if kind else None] = seconds
 
+    def fail_with_200(
+        self, *, page: int | None = 1, times: int | None = None, kind: str | None = None
+    ) -> None:
+        """Answer page `page` (1-based) of listings of `kind` with HTTP 200 and a `kind: Status,
+        status: Failure` document, as some gateways and aggregated API servers do. `page=None`
+        answers every request of the kind that way, reads of one object included;
+        `times=None` keeps it up until reset."""
+        with self._lock:
+            self._faults.disguised.append(
+                _PageFault(page, resource_type(kind) if kind else None, times)
+            )
+
+    def omit_items(
+        self, *, page: int = 1, times: int | None = None, kind: str | None = None
+    ) -> None:
+        """Serve page `page` of listings of `kind` with its kind and metadata but no `items`
+        key, as a truncating proxy might. `times=None` keeps it up until reset."""
+        with self._lock:
+            self._faults.itemless.append(
+                _PageFault(page, resource_type(kind) if kind else None, times)
+            )
+
     def reset_faults(self) -> None:
         with self._lock:
             self._faults = _Faults()
@@ -871,6 +924,13 @@ class KubernetesSimulator:
                     "consistent list result. You can start a new list without the continue "
                     "parameter.",
                 )  # fmt: skip
+            if any(fault.take(name, page) for fault in faults.disguised):
+                return _Fault(
+                    delay, code=500, reason="InternalError", disguised=True,
+                    message="Internal error occurred: etcdserver: request timed out",
+                )  # fmt: skip
+            if page is not None and any(fault.take(name, page) for fault in faults.itemless):
+                return _Fault(delay, itemless=True)
             return _Fault(delay) if delay else None
 
     # --- serving ---
@@ -1192,12 +1252,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.code == 429:
                     details["retryAfterSeconds"] = int(fault.headers["Retry-After"])
                 body = _status(fault.code, fault.reason, fault.message, details)
-                self._send(fault.code, body, fault.headers)
+                self._send(200 if fault.disguised else fault.code, body, fault.headers)
                 return
         if object_name is not None:
             self._get_one(name, namespace, object_name)
         else:
-            self._list(name, namespace, token, query)
+            self._list(name, namespace, token, query, items=not (fault and fault.itemless))
 
     def _get_one(self, name: str, namespace: str | None, object_name: str) -> None:
         rtype = RESOURCE_TYPES[name]
@@ -1216,7 +1276,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, head + b"," + entry.encoded()[1:])
 
     def _list(
-        self, name: str, namespace: str | None, token: dict[str, Any] | None, query: dict[str, str]
+        self,
+        name: str,
+        namespace: str | None,
+        token: dict[str, Any] | None,
+        query: dict[str, str],
+        *,
+        items: bool = True,
     ) -> None:
         rtype = RESOURCE_TYPES[name]
         try:
@@ -1238,6 +1304,9 @@ class _Handler(BaseHTTPRequestHandler):
         head = json.dumps(
             {"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version, "metadata": metadata}
         )
+        if not items:
+            self._send(200, head.encode())
+            return
         # Join the per-object encodings cached in the store: a page costs O(limit), not O(n).
         body = b"".join(
             (head[:-1].encode(), b',"items":[', b",".join(e.encoded() for e in page.entries), b"]}")

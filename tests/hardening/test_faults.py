@@ -188,9 +188,13 @@ FAULTS = {
         ),
         # --- Kubernetes node: the simulator's own faults, and the proxy in front of it
         Fault(
+            # Retried with backoff and jitter, like botocore's standard mode, then given up.
             "k8s-5xx",
             lambda rig: rig.sim.fail(None, kind="statefulset"),
-            on_all(k8s("statefulset"), Expect("error", "HTTP500", 0, 0)),
+            on_all(
+                k8s("statefulset"),
+                Expect("error", "HTTP500", K8S_DEFAULTS.max_server_error_retries, 0),
+            ),
         ),
         Fault(
             "k8s-throttled",

@@ -18,12 +18,15 @@ from inventory.collectors.aws import (
     LISTINGS,
     InstanceSize,
     ListingContext,
+    MalformedResponse,
+    disguised_failure,
     fallback_size,
     normalize_bucket,
     normalize_db_instance,
     normalize_instance,
     normalize_volume,
     plan_scopes,
+    result,
 )
 from inventory.collectors.base import ResourceRow, Scope, ScopeFailed
 from inventory.sim.aws import (
@@ -36,7 +39,14 @@ from inventory.sim.aws import (
     stop_instances,
     terminate_instances,
 )
-from inventory.sim.faults import FaultProxy, action_is, aws_error, has_param, s3_call
+from inventory.sim.faults import (
+    FaultProxy,
+    action_is,
+    aws_empty_result,
+    aws_error,
+    has_param,
+    s3_call,
+)
 
 DATA = Path(__file__).parents[2] / "data" / "aws"
 REGION, OTHER_REGION = "us-east-1", "eu-west-1"
@@ -572,6 +582,149 @@ def test_server_errors_are_error_or_partial(
     assert vm.stats.retries == 1  # botocore retried the 500 once
 
 
+# --- failures disguised as success: HTTP 200 with no result ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "wrapper", "problem"),
+    [
+        (aws_error("ec2", "InternalError", "boom"), None, "error document: InternalError: boom"),
+        (aws_error("query", "Throttling", "a &amp; b"), None, "error document: Throttling: a & b"),
+        (aws_error("rest-xml", "SlowDown", "later"), None, "error document: SlowDown: later"),
+        (b"", None, "empty body"),
+        (b"  \n", None, "empty body"),
+        (
+            b"<DescribeDBInstancesResponse><ResponseMetadata/></DescribeDBInstancesResponse>",
+            "DescribeDBInstancesResult",
+            "without its DescribeDBInstancesResult element",
+        ),
+        (aws_empty_result("query", "DescribeDBInstances"), "DescribeDBInstancesResult", None),
+        (aws_empty_result("ec2", "DescribeInstances"), None, None),
+        (
+            b"<?xml version='1.0'?><ListAllMyBucketsResult><Buckets/></ListAllMyBucketsResult>",
+            None,
+            None,
+        ),
+        (b"{}", None, None),  # not XML: botocore's parser refuses it itself
+    ],
+)
+def test_a_disguised_failure_is_told_from_a_result(
+    body: bytes, wrapper: str | None, problem: str | None
+) -> None:
+    found = disguised_failure(200, body, wrapper)
+
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_a_result_must_carry_its_key_even_when_it_lists_nothing() -> None:
+    assert result({"Reservations": [], "ResponseMetadata": {}}, "Reservations", "Op") == []
+    with pytest.raises(MalformedResponse, match="without Reservations"):
+        result({"ResponseMetadata": {}}, "Reservations", "DescribeInstances")
+    with pytest.raises(MalformedResponse, match="carrying an error: Oops: no"):
+        result({"Error": {"Code": "Oops", "Message": "no"}, "Volumes": []}, "Volumes", "Op")
+
+
+def test_every_listing_declares_the_result_key_of_its_operation() -> None:
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    for listing in LISTINGS.values():
+        names = session.get_service_model(listing.client).operation_names
+        operation = {xform_name(name): name for name in names}[listing.operation]
+        paginator = session.get_paginator_model(listing.client).get_paginator(operation)
+        assert paginator["result_key"] == listing.result_key
+        assert listing.items.startswith(listing.result_key)
+
+
+def test_an_endpoint_with_nothing_lists_every_kind_completely(aws_faults: FaultProxy) -> None:
+    scopes = plan(aws_faults.url)
+
+    assert all(listed(scope) == [] for scope in scopes)  # empty lists are results
+
+
+@pytest.mark.parametrize(
+    ("service", "kind", "scope", "when", "body", "problem"),
+    [
+        ("ec2", "vm", REGION, action_is("DescribeInstances"),
+         aws_error("ec2", "InternalError", "An internal error has occurred"), "error document"),
+        ("ec2", "vm", REGION, action_is("DescribeInstances"),
+         aws_empty_result("ec2", "DescribeInstances"), "without Reservations"),
+        ("ebs", "volume", REGION, action_is("DescribeVolumes"), b"", "empty body"),
+        ("ebs", "volume", REGION, action_is("DescribeVolumes"), b"{}", "Unable to parse"),
+        ("rds", "db_instance", REGION, action_is("DescribeDBInstances"),
+         aws_error("query", "InternalFailure", "oops"), "error document: InternalFailure"),
+        ("rds", "db_instance", REGION, action_is("DescribeDBInstances"),
+         aws_empty_result("query", "DescribeDBInstances"), "without DBInstances"),
+        ("s3", "bucket", GLOBAL_SCOPE, s3_call("GET", bucket=False), b"", "empty body"),
+        ("s3", "bucket", GLOBAL_SCOPE, s3_call("GET", bucket=False),
+         aws_empty_result("rest-xml", "ListBuckets"), "without Buckets"),
+        ("ec2", "vm", REGION, action_is("DescribeInstanceTypes"),
+         aws_error("ec2", "InternalError", "oops"), "DescribeInstanceTypes: HTTP 200"),
+    ],
+)  # fmt: skip
+def test_a_200_without_a_result_fails_the_scope_as_malformed(
+    aws_faults: FaultProxy,
+    service: str,
+    kind: str,
+    scope: str,
+    when: Any,
+    body: bytes,
+    problem: str,
+) -> None:
+    seed_instances(aws_faults.url, REGION, count=2)
+    seed_volumes(aws_faults.url, REGION, count=1)
+    seed_db_instances(aws_faults.url, REGION, ["db1"])
+    seed_buckets(aws_faults.url, REGION, ["listed-bucket"])
+    aws_faults.respond_ok(when, body)
+    listing = scope_for(plan(aws_faults.url, services=[service], max_attempts=3), kind, scope)
+
+    malformed = failure(listing)
+
+    assert (malformed.status, malformed.code) == ("error", "malformed_response")
+    assert problem in malformed.message
+    assert (listing.stats.pages, listing.stats.retries) == (0, 0)  # not a page; not retried
+
+
+def test_a_200_error_document_after_next_token_is_partial(aws_faults: FaultProxy) -> None:
+    seed_instances(aws_faults.url, REGION, count=12, per_reservation=1)
+    aws_faults.respond_ok(
+        every_of(action_is("DescribeInstances"), has_param("NextToken")),
+        aws_error("ec2", "InternalError", "An internal error has occurred"),
+    )
+    vm = scope_for(plan(aws_faults.url, services=["ec2"], page_size=5), "vm")
+    received: list[ResourceRow] = []
+
+    with pytest.raises(ScopeFailed) as caught:
+        for page in vm.pages(vm.stats):
+            received.extend(page)
+
+    assert (caught.value.status, caught.value.code) == ("partial", "malformed_response")
+    assert (len(received), vm.stats.pages) == (5, 1)
+
+
+def test_an_s3_error_document_under_200_is_retried_by_botocore_then_fails(
+    aws_faults: FaultProxy,
+) -> None:
+    """botocore itself reads an S3 error document under 200 as a 500 (S3 does send them)."""
+    seed_buckets(aws_faults.url, REGION, ["listed-bucket"])
+    aws_faults.respond_ok(
+        s3_call("GET", bucket=False), aws_error("rest-xml", "InternalError", "try again")
+    )
+    buckets = scope_for(plan(aws_faults.url, services=["s3"], max_attempts=3), "bucket", "*")
+
+    failed = failure(buckets)
+
+    assert (failed.status, failed.code, buckets.stats.retries) == ("error", "InternalError", 2)
+
+
+def every_of(*predicates: Any) -> Any:
+    return lambda request: all(predicate(request) for predicate in predicates)
+
+
 def test_read_timeout_is_error(aws_faults: FaultProxy) -> None:
     aws_faults.delay(action_is("DescribeVolumes"), 30)  # released when the proxy stops
     volumes = scope_for(
@@ -671,7 +824,14 @@ def test_two_runs_tombstone_what_is_gone_or_terminal(engine: Any, aws_endpoint: 
     assert live(engine, "bucket") == {("kept-bucket", "JS-A")}
 
 
-@pytest.mark.parametrize("breakage", ["denied", "throttled", "reset_second_page", "server_error"])
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "denied", "throttled", "reset_second_page", "server_error",
+        "error_document_with_200", "error_document_with_200_on_the_second_page",
+        "empty_body_with_200",
+    ],
+)  # fmt: skip
 def test_a_failed_scope_keeps_every_row_it_had(
     engine: Any, aws_faults: FaultProxy, breakage: str
 ) -> None:
@@ -692,6 +852,13 @@ def test_a_failed_scope_keeps_every_row_it_had(
         "server_error": lambda: aws_faults.respond(
             has_param("NextToken"), 503, aws_error("ec2", "Unavailable", "try later")
         ),
+        "error_document_with_200": lambda: aws_faults.respond_ok(
+            describe, aws_error("ec2", "InternalError", "oops")
+        ),
+        "error_document_with_200_on_the_second_page": lambda: aws_faults.respond_ok(
+            has_param("NextToken"), aws_error("ec2", "InternalError", "oops")
+        ),
+        "empty_body_with_200": lambda: aws_faults.respond_ok(describe, b""),
     }[breakage]()
 
     statuses = scan(engine, node, url, services=["ec2"], page_size=5, max_attempts=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import socket
+import urllib.request
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from inventory.collectors.kubernetes import (
     Attribution,
     ListPolicy,
     exposes_service,
+    listing_problem,
     normalize_cluster,
     normalize_cronjob,
     normalize_daemonset,
@@ -28,10 +30,12 @@ from inventory.collectors.kubernetes import (
     normalize_resource_quota,
     normalize_service,
     normalize_statefulset,
+    object_problem,
     parse_quantity,
     plan_scopes,
     pod_requests,
 )
+from inventory.sim.faults import FaultProxy
 from inventory.sim.k8s import (
     SIM_TOKEN,
     KubernetesSimulator,
@@ -604,17 +608,36 @@ def test_throttled_after_some_pages_is_still_throttled(
     assert caught.value.status == "throttled"
 
 
-def test_server_error_before_any_page_is_error(
+def test_server_error_before_any_page_is_error_after_its_retries(
     sim: KubernetesSimulator, kubeconfig: str, sleeps: Sleeps
 ) -> None:
     add_workloads(sim, 3)
     sim.fail(None, kind="deployment")
-    scope = scopes_of(kubeconfig, fast(sleeps))[("deployment", "*")]
+    scope = scopes_of(kubeconfig, fast(sleeps, max_server_error_retries=3))[("deployment", "*")]
 
     rows, failure = drain(scope)
 
     assert (rows, failure.status, failure.code) == ([], "error", "HTTP500")
     assert "InternalError" in failure.message
+    listing = [r for r in sim.requests if r.path == "/apis/apps/v1/deployments"]
+    assert (scope.stats.retries, len(listing), len(sleeps)) == (3, 4, 3)
+
+
+def test_a_passing_server_error_is_retried_with_backoff_and_counted(
+    sim: KubernetesSimulator, kubeconfig: str, sleeps: Sleeps
+) -> None:
+    add_workloads(sim, 7)
+    sim.fail(2, kind="deployment")
+    policy = fast(sleeps, backoff_base=0.5, backoff_cap=30.0, max_server_error_retries=3)
+    scope = scopes_of(kubeconfig, policy)[("deployment", "*")]
+
+    rows = complete(scope)
+
+    assert len(rows) == 7
+    assert scope.stats.retries == 2
+    # Exponential with jitter: the n-th wait lies in [base·2ⁿ/2, base·2ⁿ].
+    first, second = sleeps
+    assert 0.25 <= first <= 0.5 and 0.5 <= second <= 1.0
 
 
 def test_server_error_after_some_pages_is_partial(
@@ -631,6 +654,161 @@ def test_server_error_after_some_pages_is_partial(
 
     assert len(first) == 5
     assert (caught.value.status, caught.value.code) == ("partial", "HTTP500")
+
+
+# --- answers that are not what was asked for ---------------------------------------------
+
+STATUS_FAILURE = {
+    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+    "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "trusted"),
+    [
+        ({"kind": "DeploymentList", "metadata": {}, "items": []}, True),
+        ({"kind": "DeploymentList", "metadata": {"continue": "x"}, "items": [{}]}, True),
+        # Empty lists as API servers 1.5.0-1.5.2 and 1.18-1.19 (RemoveSelfLink) wrote them.
+        ({"kind": "DeploymentList", "metadata": {}, "items": None}, True),
+        (STATUS_FAILURE, False),
+        ({}, False),
+        ({"kind": "DeploymentList", "metadata": {}}, False),
+        ({"kind": "DeploymentList", "metadata": {}, "items": {}}, False),
+        ({"kind": "StatefulSetList", "metadata": {}, "items": []}, False),
+        ({"metadata": {}, "items": []}, False),
+    ],
+)
+def test_only_a_page_of_the_listing_asked_for_is_trusted(
+    body: dict[str, Any], trusted: bool
+) -> None:
+    assert (listing_problem(body, "DeploymentList") is None) == trusted
+
+
+def test_any_list_kind_is_a_page_when_none_is_named() -> None:
+    assert listing_problem({"kind": "DeploymentList", "items": []}, None) is None
+    assert listing_problem(STATUS_FAILURE, None) is not None
+    assert listing_problem({"items": []}, None) is not None
+
+
+def test_a_read_must_return_the_object_asked_for() -> None:
+    assert object_problem({"kind": "Namespace", "metadata": {}}, "Namespace") is None
+    assert object_problem({"major": "1", "gitVersion": "v1.30.0"}, None) is None  # /version
+    problem = object_problem(STATUS_FAILURE, "Namespace")
+    assert problem is not None and "etcdserver: request timed out" in problem
+    assert object_problem(STATUS_FAILURE, None) is not None
+    assert object_problem({}, "Namespace") is not None
+
+
+def test_the_simulator_and_the_api_send_an_empty_list_as_empty_items(
+    sim: KubernetesSimulator,
+) -> None:
+    with urllib.request.urlopen(f"{sim.url}/apis/apps/v1/deployments?limit=5") as response:
+        body = json.loads(response.read())
+
+    assert (body["kind"], body["items"]) == ("DeploymentList", [])
+    assert listing_problem(body, "DeploymentList") is None
+
+
+def test_the_simulator_can_fail_with_200(sim: KubernetesSimulator) -> None:
+    sim.fail_with_200(page=1, times=1, kind="deployment")
+    sim.omit_items(page=1, times=1, kind="deployment")
+    url = f"{sim.url}/apis/apps/v1/deployments?limit=5"
+
+    answers = []
+    for _ in range(3):
+        with urllib.request.urlopen(url) as response:
+            answers.append((response.status, json.loads(response.read())))
+
+    (status, disguised), (_, itemless), (_, healthy) = answers
+    assert (status, disguised["kind"], disguised["status"]) == (200, "Status", "Failure")
+    assert (itemless["kind"], "items" in itemless) == ("DeploymentList", False)
+    assert healthy["items"] == []
+
+
+@pytest.mark.parametrize("fault", ["status_200", "no_items"])
+def test_a_disguised_failure_on_the_first_page_is_error(
+    sim: KubernetesSimulator, kubeconfig: str, sleeps: Sleeps, fault: str
+) -> None:
+    add_workloads(sim, 7)
+    if fault == "status_200":
+        sim.fail_with_200(page=1, kind="deployment")
+    else:
+        sim.omit_items(page=1, kind="deployment")
+    scope = scopes_of(kubeconfig, fast(sleeps))[("deployment", "*")]
+
+    rows, failure = drain(scope)
+
+    assert (rows, failure.status, failure.code) == ([], "error", "malformed_response")
+    assert (scope.stats.pages, scope.stats.retries) == (0, 0)
+    expected = "Status document" if fault == "status_200" else "DeploymentList page without items"
+    assert expected in failure.message
+
+
+def test_a_disguised_failure_after_a_continue_token_is_partial(
+    sim: KubernetesSimulator, kubeconfig: str, sleeps: Sleeps
+) -> None:
+    add_workloads(sim, 12)
+    sim.fail_with_200(page=2, kind="deployment")
+    scope = scopes_of(kubeconfig, fast(sleeps))[("deployment", "*")]
+
+    rows, failure = drain(scope)
+
+    assert (len(rows), failure.status, failure.code) == (5, "partial", "malformed_response")
+    assert "after 1 complete page(s)" in failure.message
+    listing = [r for r in sim.requests if r.path == "/apis/apps/v1/deployments"]
+    assert ["continue" in r.query for r in listing] == [False, True]
+
+
+def test_a_status_200_for_one_kind_fails_only_that_kind(
+    sim: KubernetesSimulator, kubeconfig: str, sleeps: Sleeps
+) -> None:
+    add_workloads(sim, 3)
+    sim.add("statefulset", make_statefulset("edu", "pg"))
+    sim.fail_with_200(page=1, kind="statefulset")
+    scopes = scopes_of(kubeconfig, fast(sleeps))
+
+    assert len(complete(scopes[("deployment", "*")])) == 3
+    assert drain(scopes[("statefulset", "*")])[1].code == "malformed_response"
+
+
+def test_a_read_answered_with_a_status_200_fails_the_scope(
+    sim: KubernetesSimulator, kubeconfig: str, sleeps: Sleeps
+) -> None:
+    sim.add("namespace", make_namespace("edu", system="JS-EDU-0001"))
+    add_workloads(sim, 2, "edu")
+    sim.fail_with_200(page=None, kind="namespace")  # reads of one namespace included
+    scopes = scopes_of(kubeconfig, fast(sleeps), namespaces=["edu"])
+
+    namespace_rows, namespace_failure = drain(scopes[("namespace", "edu")])
+    workload_rows, workload_failure = drain(scopes[("deployment", "edu")])
+
+    assert (namespace_rows, namespace_failure.status) == ([], "error")
+    assert namespace_failure.code == workload_failure.code == "malformed_response"
+    assert workload_rows == []
+    assert workload_failure.message.startswith("reading namespace 'edu' for attribution")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"", "application/json"), (b"{}", "application/json"), (b"<html>ok</html>", "text/html")],
+)
+def test_a_gateway_answering_200_for_the_api_server_is_malformed(
+    sim: KubernetesSimulator, tmp_path: Path, sleeps: Sleeps, body: bytes, content_type: str
+) -> None:
+    add_workloads(sim, 3)
+    with FaultProxy(sim.url) as proxy:
+        kubeconfig = write_kubeconfig(tmp_path / "proxied", server=proxy.url, context="js-core-k8s")
+        proxy.respond_ok(
+            lambda request: "/deployments" in request.path,
+            body,
+            headers={"Content-Type": content_type},
+        )
+        scope = scopes_of(str(kubeconfig), fast(sleeps))[("deployment", "*")]
+
+        rows, failure = drain(scope)
+
+    assert (rows, failure.status, failure.code) == ([], "error", "malformed_response")
 
 
 def test_dropped_connection_once_is_retried_and_counted(
@@ -839,8 +1017,11 @@ def test_two_runs_tombstone_a_workload_gone_from_a_complete_listing(
 
 @pytest.mark.parametrize(
     "breakage",
-    ["forbid", "expire_every_continue", "drop_second_page", "forbid_namespaces"],
-)
+    [
+        "forbid", "expire_every_continue", "drop_second_page", "forbid_namespaces",
+        "status_200_on_the_second_page", "second_page_without_items", "status_200_for_namespaces",
+    ],
+)  # fmt: skip
 def test_a_failed_scope_keeps_every_row_it_had(
     engine: Any, sim: KubernetesSimulator, kubeconfig: str, sleeps: Sleeps, breakage: str
 ) -> None:
@@ -856,6 +1037,9 @@ def test_a_failed_scope_keeps_every_row_it_had(
         "expire_every_continue": lambda: sim.expire_continue(100, kind="deployment"),
         "drop_second_page": lambda: sim.drop_connection(page=2, times=100, kind="deployment"),
         "forbid_namespaces": lambda: sim.forbid(kind="namespace"),
+        "status_200_on_the_second_page": lambda: sim.fail_with_200(page=2, kind="deployment"),
+        "second_page_without_items": lambda: sim.omit_items(page=2, kind="deployment"),
+        "status_200_for_namespaces": lambda: sim.fail_with_200(page=None, kind="namespace"),
     }[breakage]()
 
     statuses = scan(engine, kubeconfig, policy)
