@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -414,3 +415,26 @@ def install_knobs(monkeypatch: pytest.MonkeyPatch, waits: list[float]) -> None:
 
     monkeypatch.setattr(aws_collector, "parse_source", small_aws)
     monkeypatch.setattr(k8s_collector.ListPolicy, "from_source", classmethod(small_k8s))
+
+
+@contextmanager
+def running_rig(
+    moto_url: str,
+    db_url: str,
+    cli: Callable[..., tuple[int, str, str]],
+    directory: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Rig]:
+    """The seeded estate behind its proxies, the node file written and the ledger upgraded;
+    everything stops when the block ends."""
+    with (
+        RestartableProxy(moto_url) as aws_proxy,
+        sim_k8s.KubernetesSimulator() as sim,
+        RestartableProxy(sim.url) as k8s_proxy,
+    ):
+        rig = Rig(moto_url, aws_proxy, sim, k8s_proxy, directory, db_url, cli)
+        install_knobs(monkeypatch, rig.waits)
+        rig.write_node_file()
+        rig.seed()
+        assert cli("--db", db_url, "db", "upgrade")[0] == 0
+        yield rig

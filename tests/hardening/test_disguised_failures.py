@@ -17,20 +17,18 @@ from inventory.collectors import kubernetes as k8s_collector
 from inventory.collectors.kubernetes import ListPolicy
 from inventory.models import ScopeResult
 from inventory.sim.faults import action_is, aws_empty_result, aws_error, has_param, s3_call
-from inventory.sim.k8s import KubernetesSimulator
 from tests.hardening.conftest import Cli
 from tests.hardening.rig import (
     AWS_NODE,
     K8S_NODE,
     NAMESPACES,
     REGIONS,
-    RestartableProxy,
     Rig,
     ScopeKey,
     every,
     in_region,
-    install_knobs,
     k8s_status,
+    running_rig,
 )
 
 US, EU = REGIONS
@@ -214,22 +212,15 @@ CASES = [
 def rig(
     moto: str, db_url: str, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Rig]:
-    with (
-        RestartableProxy(moto) as aws_proxy,
-        KubernetesSimulator() as sim,
-        RestartableProxy(sim.url) as k8s_proxy,
-    ):
-        rig = Rig(moto, aws_proxy, sim, k8s_proxy, tmp_path, db_url, cli)
-        install_knobs(monkeypatch, rig.waits)
-        small_pages = k8s_collector.ListPolicy.from_source.__func__  # type: ignore[attr-defined]
+    with running_rig(moto, db_url, cli, tmp_path, monkeypatch) as rig:
+        # After install_knobs: keep its small pages and recorded waits, with a patient read
+        # timeout so exact retry counts hold on a loaded machine.
+        knobs = k8s_collector.ListPolicy.from_source.__func__  # type: ignore[attr-defined]
 
         def patient(cls: type, source: Any) -> ListPolicy:
-            return replace(small_pages(cls, source), read_timeout=PATIENT_READ_TIMEOUT)
+            return replace(knobs(cls, source), read_timeout=PATIENT_READ_TIMEOUT)
 
         monkeypatch.setattr(k8s_collector.ListPolicy, "from_source", classmethod(patient))
-        rig.write_node_file()
-        rig.seed()
-        assert cli("--db", db_url, "db", "upgrade")[0] == 0
         yield rig
 
 

@@ -23,16 +23,15 @@ import yaml
 from sqlmodel import Session, col, select
 
 from inventory.models import AdoptionSnapshot, Resource, ResourceEvent, ScanRun, ScopeResult
-from inventory.sim.k8s import KubernetesSimulator, make_deployment
+from inventory.sim.k8s import make_deployment
 from tests.hardening.conftest import YIYUN, Cli, isolated_env
 from tests.hardening.rig import (
     AWS_NODE,
     K8S_NODE,
     NAMESPACES,
     REGIONS,
-    RestartableProxy,
     Rig,
-    install_knobs,
+    running_rig,
 )
 
 EDU_A, EDU_B = NAMESPACES
@@ -53,23 +52,11 @@ REGISTER = (
 def rig(
     moto: str, db_url: str, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Rig]:
-    with (
-        RestartableProxy(moto) as aws_proxy,
-        KubernetesSimulator() as sim,
-        RestartableProxy(sim.url) as k8s_proxy,
-    ):
-        rig = Rig(moto, aws_proxy, sim, k8s_proxy, tmp_path, db_url, cli)
-        install_knobs(monkeypatch, rig.waits)
-        rig.write_node_file()
-        rig.seed()
+    with running_rig(moto, db_url, cli, tmp_path, monkeypatch) as rig:
         for name in GUARDED:
-            sim.add(
-                "deployment",
-                make_deployment(EDU_A, name, system=GUARDED_SYSTEM),
-            )
+            rig.sim.add("deployment", make_deployment(EDU_A, name, system=GUARDED_SYSTEM))
         register = tmp_path / "register.csv"
         register.write_text(REGISTER, encoding="utf-8")
-        assert cli("--db", db_url, "db", "upgrade")[0] == 0
         assert cli("--db", db_url, "registry", "import", str(register))[0] == 0
         yield rig
 
@@ -379,27 +366,36 @@ def newest_run(engine: sa.Engine) -> ScanRun | None:
         return session.exec(select(ScanRun).order_by(col(ScanRun.id).desc())).first()
 
 
-def test_ctrl_c_ends_the_run_interrupted_with_exit_130_and_sweeps_nothing(
-    rig: Rig, tmp_path: Path
-) -> None:
-    assert rig.scan()[0] == 0
-    first = newest_run(rig.engine())
-    assert first is not None
-    before = rig.live_by_scope()
-    for name in GUARDED[:2]:  # deleted: a completed listing of edu-a would sweep them
-        rig.sim.delete("deployment", EDU_A, name)
-    rig.sim.delay(0.3)
-    process = start_scan(rig, tmp_path)
+def scan_in_flight(
+    rig: Rig, tmp_path: Path, *, delay: float, listed: int = 0
+) -> tuple[subprocess.Popen[bytes], sa.Engine]:
+    """A second `yiyun scan` in a process of its own, every Kubernetes answer held back by
+    `delay`, returned once its run has planned and recorded `listed` scope results."""
     engine = rig.engine()
+    first = newest_run(engine)
+    assert first is not None
+    rig.sim.delay(delay)
+    process = start_scan(rig, tmp_path)
     wait_for(
         lambda: (
             (run := newest_run(engine)) is not None
             and run.id != first.id
             and run.planned is not None
-            and results_of_run(engine, run.id) >= 1
+            and results_of_run(engine, run.id) >= listed
         ),
-        what="the scan to list its first scope",
+        what="the scan to get under way",
     )
+    return process, engine
+
+
+def test_ctrl_c_ends_the_run_interrupted_with_exit_130_and_sweeps_nothing(
+    rig: Rig, tmp_path: Path
+) -> None:
+    assert rig.scan()[0] == 0
+    before = rig.live_by_scope()
+    for name in GUARDED[:2]:  # deleted: a completed listing of edu-a would sweep them
+        rig.sim.delete("deployment", EDU_A, name)
+    process, engine = scan_in_flight(rig, tmp_path, delay=0.3, listed=1)
 
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
@@ -426,24 +422,18 @@ def test_ctrl_c_ends_the_run_interrupted_with_exit_130_and_sweeps_nothing(
 
 def test_a_killed_run_is_closed_as_abandoned_by_the_next_report(rig: Rig, tmp_path: Path) -> None:
     assert rig.scan()[0] == 0
-    first = newest_run(rig.engine())
-    assert first is not None
-    rig.sim.delay(0.3)
-    process = start_scan(rig, tmp_path)
-    engine = rig.engine()
-    wait_for(
-        lambda: (
-            (run := newest_run(engine)) is not None
-            and run.id != first.id
-            and run.planned is not None
-        ),
-        what="the scan to plan",
-    )
+    process, engine = scan_in_flight(rig, tmp_path, delay=0.3)
     os.kill(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
     killed = newest_run(engine)
     assert killed is not None and killed.status == "running"
 
+    # PostgreSQL frees a dead client's advisory locks once its backend notices the closed
+    # socket: the report that finds them free closes the run (one right away may not yet).
+    wait_for(
+        lambda: {row["run_status"] for row in scans_report(rig)} != {"running"},
+        what="the dead scan's locks to be released",
+    )
     rows = scans_report(rig)
 
     assert {row["run_status"] for row in rows} == {"abandoned"}
@@ -456,19 +446,7 @@ def test_a_killed_run_is_closed_as_abandoned_by_the_next_report(rig: Rig, tmp_pa
 
 def test_a_live_scan_is_never_taken_for_abandoned(rig: Rig, tmp_path: Path) -> None:
     assert rig.scan()[0] == 0
-    first = newest_run(rig.engine())
-    assert first is not None
-    rig.sim.delay(0.2)
-    process = start_scan(rig, tmp_path)
-    engine = rig.engine()
-    wait_for(
-        lambda: (
-            (run := newest_run(engine)) is not None
-            and run.id != first.id
-            and run.planned is not None
-        ),
-        what="the scan to plan",
-    )
+    process, engine = scan_in_flight(rig, tmp_path, delay=0.2)
 
     rows = scans_report(rig)
 

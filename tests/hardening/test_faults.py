@@ -28,14 +28,13 @@ from tests.hardening.rig import (
     MAX_ATTEMPTS,
     NAMESPACES,
     REGIONS,
-    RestartableProxy,
     Rig,
     ScopeKey,
     every,
     in_region,
-    install_knobs,
     k8s_continued,
     k8s_status,
+    running_rig,
 )
 
 US, EU = REGIONS
@@ -303,16 +302,7 @@ def rig(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Rig]:
-    with (
-        RestartableProxy(moto) as aws_proxy,
-        KubernetesSimulator() as sim,
-        RestartableProxy(sim.url) as k8s_proxy,
-    ):
-        rig = Rig(moto, aws_proxy, sim, k8s_proxy, tmp_path, db_url, cli)
-        install_knobs(monkeypatch, rig.waits)
-        rig.write_node_file()
-        rig.seed()
-        assert cli("--db", db_url, "db", "upgrade")[0] == 0
+    with running_rig(moto, db_url, cli, tmp_path, monkeypatch) as rig:
         yield rig
 
 
