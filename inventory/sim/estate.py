@@ -414,6 +414,9 @@ def node_file(estate: Estate, endpoints: dict[str, str], kubeconfig: Path) -> di
             sources.append(
                 {
                     "kind": "aws",
+                    # Written, as a real node file would: the simulator's port changes every
+                    # run, and a derived id would change with it.
+                    "id": "cloud-api",
                     "endpoint_url": endpoints[n.id],
                     "regions": [SIM_AWS_REGION],
                     "profile": "yiyun-demo",
