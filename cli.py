@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,7 +16,24 @@ from inventory.commands.nodes import app as nodes_app
 from inventory.commands.registry import app as registry_app
 from inventory.commands.report import app as report_app
 from inventory.commands.scan import scan
+from inventory.reporting.content import use_migration_view
 from migrate.commands import app as migrate_app
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from inventory.reporting.content import MigrationLedger
+
+
+def _migration_ledger(session: Session) -> MigrationLedger:
+    """The manager reports' view of migrate/'s tables, imported only when a report is built."""
+    from migrate.report_view import migration_ledger
+
+    return migration_ledger(session)
+
+
+# The layers meet here: inventory's reports read the migration ledger without importing it.
+use_migration_view(_migration_ledger)
 
 app = typer.Typer(
     name="yiyun",

@@ -207,6 +207,7 @@ def main() -> None:
     from inventory.reporting.html import render_html
     from inventory.reporting.xlsx import build_workbook
     from inventory.reports import adoption_report, switches_from
+    from migrate.report_view import migration_ledger
 
     with tempfile.TemporaryDirectory() as scratch:
         url = args.db or f"sqlite:///{scratch}/bench.db"
@@ -222,7 +223,12 @@ def main() -> None:
                 return adoption_report(session=session, settings=settings, switches=switches)
 
             def gather() -> object:
-                return gather_report(session=session, settings=settings, switches=switches)
+                return gather_report(
+                    session=session,
+                    settings=settings,
+                    switches=switches,
+                    migration_view=migration_ledger,
+                )
 
             _, base, report = timed(baseline, args.repeat)
             _, gathered, content = timed(gather, args.repeat)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -30,8 +31,6 @@ from inventory.violations import freeze_violations, unattributed_counts
 PENDING_STATUSES = (PARTIAL, OFF_CLOUD, NO_EVIDENCE, EXEMPT)
 PRIVATE_NETWORK = "private_network"
 UNKNOWN_ZONE = "unknown"  # the exporter's word for a zone the register left empty
-# Assessment outcomes that stand between a system and the cloud (migrate/rules.py).
-BLOCKING_OUTCOMES = ("blocked", "needs_work")
 
 
 @dataclass(frozen=True)
@@ -218,62 +217,23 @@ def _contract(
     return result, as_contract(result, as_of=now, by=by, stale=stale, expired=expired)
 
 
-def _has_tables(session: Session, *names: str) -> bool:
-    inspector = sa.inspect(session.connection())
-    return all(inspector.has_table(name) for name in names)
+# What the migration ledger (migrate/, a layer above) tells the reports: whether it exists,
+# placements by system, progress by wave, and (readiness, blockers) by system.
+MigrationLedger = tuple[
+    bool, dict[str, Placement], list[WaveProgress], dict[str, tuple[str, tuple[str, ...]]]
+]
+MigrationView = Callable[[Session], MigrationLedger]
+NO_MIGRATION_LEDGER: MigrationLedger = (False, {}, [], {})
+_migration_view: MigrationView | None = None
 
 
-def _migration_ledger(
-    session: Session,
-) -> tuple[bool, dict[str, Placement], list[WaveProgress], dict[str, tuple[str, tuple[str, ...]]]]:
-    """Placements, wave progress and assessments, read-only; (False, …) without the tables."""
-    try:
-        from migrate.models import Assessment, Plan, SystemMigration, Wave
-    except ImportError:
-        return False, {}, [], {}
-    tables = (str(Plan.__tablename__), str(Wave.__tablename__), str(SystemMigration.__tablename__))
-    if not _has_tables(session, *tables):
-        return False, {}, [], {}
-    waves: dict[tuple[int | None, int | None], tuple[date | None, date | None]] = {
-        (w.plan_id, w.number): (w.start, w.end) for w in session.exec(select(Wave))
-    }
-    query = (
-        sa.select(
-            col(Plan.id),
-            col(Plan.name),
-            col(SystemMigration.system_code),
-            col(SystemMigration.wave),
-            col(SystemMigration.state),
-        )
-        .join(SystemMigration, col(SystemMigration.plan_id) == col(Plan.id))
-        .order_by(col(Plan.id), col(SystemMigration.system_code))
-    )
-    placements: dict[str, Placement] = {}
-    progress: dict[tuple[str, int | None], Counter[str]] = defaultdict(Counter)
-    wave_dates: dict[tuple[str, int | None], tuple[date | None, date | None]] = {}
-    for plan_id, plan_name, code, wave, state in session.connection().execute(query):
-        start, end = waves.get((plan_id, wave), (None, None))
-        # Plans come in id order, so a system in several plans ends up with its latest one.
-        placements[code] = Placement(plan_name, wave, start, end, state)
-        progress[(plan_name, wave)][state] += 1
-        wave_dates[(plan_name, wave)] = (start, end)
-    wave_rows = [
-        WaveProgress(plan, wave, *wave_dates[(plan, wave)], states=dict(counts))
-        for (plan, wave), counts in sorted(
-            progress.items(), key=lambda item: (item[0][0], item[0][1] is None, item[0][1] or 0)
-        )
-    ]
-    assessments: dict[str, tuple[str, tuple[str, ...]]] = {}
-    if _has_tables(session, str(Assessment.__tablename__)):
-        current = select(Assessment).where(col(Assessment.superseded_at).is_(None))
-        for row in session.exec(current):
-            blockers = tuple(
-                f"{rule['id']}: {rule['reason']}"
-                for rule in row.rules or []
-                if rule.get("outcome") in BLOCKING_OUTCOMES
-            )
-            assessments[row.system_code] = (row.override_readiness or row.readiness, blockers)
-    return True, placements, wave_rows, assessments
+def use_migration_view(view: MigrationView | None) -> None:
+    """Install the reader of the migration ledger (migrate.report_view.migration_ledger).
+
+    inventory/ never imports migrate/: whoever composes the layers (cli.py) hands it in.
+    """
+    global _migration_view
+    _migration_view = view
 
 
 def _trend(
@@ -368,9 +328,11 @@ def gather_report(
     switches: PolicySwitches,
     now: datetime | None = None,
     policy: str | None = None,
+    migration_view: MigrationView | None = None,
 ) -> ReportContent:
     """Read the ledger once for every report: KPI, breakdowns, lists, freshness, trend; under
-    `policy`, else the settings' (YIYUN_KPI_POLICY)."""
+    `policy`, else the settings' (YIYUN_KPI_POLICY). Migration placements come from
+    `migration_view`, else the one installed by use_migration_view, else none."""
     now = now or datetime.now(tz=UTC)
     evidence = gather_evidence(
         session=session, settings=settings, policy=policy_from(settings, policy), now=now
@@ -393,7 +355,8 @@ def gather_report(
     _, city_report = _contract(facts, by="city", **common)
     _, department_report = _contract(facts, by="department", **common)
 
-    ledger, placements, waves, assessments = _migration_ledger(session)
+    view = migration_view or _migration_view
+    ledger, placements, waves, assessments = view(session) if view else NO_MIGRATION_LEDGER
     systems: list[SystemLine] = []
     classified: set[str] = set()
     for s in session.exec(select(System).order_by(col(System.code))):

@@ -18,6 +18,7 @@ from inventory.reporting.content import gather_report
 from inventory.reporting.html import render_html
 from inventory.reports import switches_from
 from inventory.settings import Settings, set_settings
+from migrate.report_view import migration_ledger
 from tests.inventory.kpi_estate import seed_kpi_estate
 from tests.reporting.estate import MARKUP_NAME, SECRET_NAME, SECRET_RESOURCE
 
@@ -158,7 +159,10 @@ def test_missing_migration_tables_show_a_dash(tmp_path: Path) -> None:
     with Session(engine) as session:
         seed_kpi_estate(session, settings.today())
         content = gather_report(
-            session=session, settings=settings, switches=switches_from(settings)
+            session=session,
+            settings=settings,
+            switches=switches_from(settings),
+            migration_view=migration_ledger,
         )
     engine.dispose()
 
