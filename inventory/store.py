@@ -633,22 +633,15 @@ def ledger_scopes(*, session: Session, node_id: str) -> set[tuple[str, str, str]
     return {(source, kind, scope) for source, kind, scope in every}
 
 
-def has_live_rows(*, session: Session, node_id: str, key: tuple[str, str, str]) -> bool:
-    source, kind, scope = key
-    return (
-        session.execute(
-            sa.select(RESOURCE.c.id)
-            .where(
-                RESOURCE.c.node_id == node_id,
-                RESOURCE.c.source == source,
-                RESOURCE.c.kind == kind,
-                RESOURCE.c.scope == scope,
-                RESOURCE.c.deleted_at.is_(None),
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
+def has_live_rows(
+    *, session: Session, node_id: str, key: tuple[str, str, str] | None = None
+) -> bool:
+    """Whether the node holds a live row: in the scope `key` (source, kind, scope), or any."""
+    where = [RESOURCE.c.node_id == node_id, RESOURCE.c.deleted_at.is_(None)]
+    if key is not None:
+        source, kind, scope = key
+        where += [RESOURCE.c.source == source, RESOURCE.c.kind == kind, RESOURCE.c.scope == scope]
+    return session.execute(sa.select(RESOURCE.c.id).where(*where).limit(1)).first() is not None
 
 
 def purge_tombstones(*, session: Session, older_than: datetime) -> int:

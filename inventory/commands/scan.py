@@ -259,13 +259,10 @@ def scan(
 
 
 def _has_live_rows(engine: sa.Engine, node_id: str) -> bool:
-    from inventory.models import Resource
+    from inventory.store import has_live_rows
 
     with Session(engine) as session:
-        query = select(Resource.id).where(
-            Resource.node_id == node_id, col(Resource.deleted_at).is_(None)
-        )
-        return session.exec(query.limit(1)).first() is not None
+        return has_live_rows(session=session, node_id=node_id)
 
 
 def _login_name() -> str:
