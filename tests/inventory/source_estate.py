@@ -8,10 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 import yaml
-from botocore.retries.standard import ExponentialBackoff
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
@@ -19,48 +17,12 @@ from cli import app
 from inventory.models import Resource, ResourceEvent
 from inventory.settings import set_settings
 
-# Settings that would let the developer's own AWS setup leak into a test.
-AWS_ENV_LEAKS = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_CA_BUNDLE",
-    "AWS_MAX_ATTEMPTS",
-    "AWS_RETRY_MODE",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "MOTO_ACCOUNT_ID",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "YIYUN_CONFIG",
-)
-
 REGISTER = (
     "system_code,name,department_code,department,city,classified,mlps_level\n"
     "JS-A,省级核心业务系统,JS-GOV,江苏省政府办公厅,省级,否,3\n"
     "JS-B,教育综合管理系统,JS-EDU,江苏省教育厅,省级,否,2\n"
 )
 SYSTEM_TAG = "yiyun.io/system"
-
-
-def isolate_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy credentials through the standard chain only, and botocore's backoff made tiny."""
-    for name in AWS_ENV_LEAKS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    scales = ExponentialBackoff._DEFAULT_BACKOFF_CONFIG
-    monkeypatch.setitem(scales, "throttling_base_scale", 0.001)
-    monkeypatch.setitem(scales, "non_throttling_base_scale", 0.001)
 
 
 def aws_source(endpoint_url: str, **extra: Any) -> dict[str, Any]:

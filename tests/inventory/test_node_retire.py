@@ -17,6 +17,7 @@ from inventory.locks import node_lock
 from inventory.models import Node, Resource, ResourceEvent
 from inventory.nodes import active_nodes, load_node_file, node_columns
 from inventory.sim.aws import reset_moto, seed_instances, start_moto_server
+from tests.inventory.collectors.conftest import isolate_aws
 from tests.inventory.source_estate import (
     SYSTEM_TAG,
     Yiyun,
@@ -24,7 +25,6 @@ from tests.inventory.source_estate import (
     aws_source,
     copies,
     event_types,
-    isolate_aws,
     live_rows,
     node,
     write_nodes,

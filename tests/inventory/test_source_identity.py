@@ -20,13 +20,13 @@ from inventory.models import Node, Resource, ScanRun, ScopeResult
 from inventory.nodes import NodeFileError, load_node_file, node_columns, parse_node_file
 from inventory.sim.aws import reset_moto, seed_instances, start_moto_server
 from inventory.sim.k8s import write_kubeconfig
+from tests.inventory.collectors.conftest import isolate_aws
 from tests.inventory.source_estate import (
     SYSTEM_TAG,
     Yiyun,
     aws_source,
     copies,
     event_types,
-    isolate_aws,
     live_rows,
     node,
     write_nodes,

@@ -15,7 +15,7 @@ from inventory.sim.k8s import KubernetesSimulator
 # --- AWS-compatible nodes: moto's HTTP server, one per simulated node -----------------------
 
 # Settings that would let the developer's own AWS setup leak into a test.
-_AWS_ENV_LEAKS = (
+AWS_ENV_LEAKS = (
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
     "AWS_SESSION_TOKEN",
@@ -38,14 +38,13 @@ _AWS_ENV_LEAKS = (
 )
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def isolate_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Dummy credentials through the standard chain only, and botocore's backoff made tiny.
 
     Tests still see every retry botocore makes (the count is what they assert); they just do
     not wait up to seconds between them.
     """
-    for name in _AWS_ENV_LEAKS:
+    for name in AWS_ENV_LEAKS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -55,6 +54,11 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     scales = ExponentialBackoff._DEFAULT_BACKOFF_CONFIG
     monkeypatch.setitem(scales, "throttling_base_scale", 0.001)
     monkeypatch.setitem(scales, "non_throttling_base_scale", 0.001)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_aws(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")
