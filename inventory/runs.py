@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 
 RUNNING, OK, FAILED = "running", "ok", "failed"
 INTERRUPTED, CRASHED, ABANDONED = "interrupted", "crashed", "abandoned"
-RUN_STATUSES = (RUNNING, OK, FAILED, INTERRUPTED, CRASHED, ABANDONED)
 # Runs that listed every scope they planned (some may have failed): only these can be a
 # node's complete scan.
 COMPLETED_RUNS = (OK, FAILED)

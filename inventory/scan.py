@@ -105,10 +105,6 @@ class ScanSummary:
         return [o for o in self.outcomes if o.status == HELD]
 
     @property
-    def retired(self) -> list[ScopeOutcome]:
-        return [o for o in self.outcomes if o.status == RETIRED]
-
-    @property
     def ok(self) -> bool:
         return not self.failed and not self.busy_nodes and not self.not_run
 
