@@ -806,6 +806,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "gates: planned needs a wave; accepted needs on_cloud evidence and, at MLPS level 3+, a "
         "密评 record; decommissioned needs no live resources left on the plan's sources",
     ),
+    # -- leaks: URLs with credentials --
+    # -- leaks: confidentiality --
+    # -- leaks: data as text --
+    # -- leaks: exporter --
+    # -- leaks: scale --
+    # -- leaks: stored secrets --
 }
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {
