@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/yiyun demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,11 +1,13 @@
-"""Time the exporter on a province-sized ledger against generate_latest over a static registry."""
+"""Time the exporter on a province-sized ledger: refreshes, scrapes, and 100 scrapers at once."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import gzip
 import json
+import os
 import random
 import shutil
 import signal
@@ -353,6 +355,152 @@ def serve_static(path: str, port: int) -> None:
     server.shutdown()
 
 
+# --- many scrapers at once ------------------------------------------------------------------
+
+
+async def _scrape_raw(port: int) -> tuple[float, bool]:
+    """One scrape as Prometheus makes it (gzip accepted), timed from connect to the last byte;
+    (seconds, whether it came back 200 with its whole body)."""
+    started = time.perf_counter()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
+        writer.write(
+            b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        response = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+    except (OSError, TimeoutError):
+        return time.perf_counter() - started, False
+    elapsed = time.perf_counter() - started
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(
+        (
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        ),
+        -1,
+    )
+    return elapsed, lines[0].split(" ")[1:2] == ["200"] and len(body) == length
+
+
+def burst_scrapes(port: int, scrapers: int, rounds: int) -> tuple[list[float], int]:
+    """`rounds` bursts of `scrapers` scrapes started at the same instant, one connection each:
+    the worst case. (An asyncio client in one thread, so the client's own cost stays small and
+    even; it still shares the machine's cores with the server.)"""
+
+    async def bursts() -> tuple[list[float], int]:
+        times: list[float] = []
+        errors = 0
+        for _ in range(rounds):
+            for elapsed, whole in await asyncio.gather(
+                *(_scrape_raw(port) for _ in range(scrapers))
+            ):
+                times.append(elapsed)
+                errors += not whole
+            await asyncio.sleep(0.2)
+        return times, errors
+
+    return asyncio.run(bursts())
+
+
+def paced_scrapes(port: int, scrapers: int, seconds: float) -> tuple[list[float], int]:
+    """`scrapers` scrapers each scraping once a second for `seconds`, started at random
+    phases, as that many Prometheus servers would (at 15 to 30 times their usual rate)."""
+
+    async def scraper(rng: random.Random, until: float) -> list[tuple[float, bool]]:
+        await asyncio.sleep(rng.random())
+        found = []
+        while time.perf_counter() < until:
+            elapsed, whole = await _scrape_raw(port)
+            found.append((elapsed, whole))
+            await asyncio.sleep(max(0.0, 1.0 - elapsed))
+        return found
+
+    async def crowd() -> tuple[list[float], int]:
+        rng = random.Random(14)
+        until = time.perf_counter() + seconds
+        done = await asyncio.gather(*(scraper(rng, until) for _ in range(scrapers)))
+        results = [result for one in done for result in one]
+        return [elapsed for elapsed, _ in results], sum(not whole for _, whole in results)
+
+    return asyncio.run(crowd())
+
+
+def serve_bytes(path: str, port: int) -> None:
+    """Child-process mode, the floor: the exposition's bytes (gzipped once) handed out by the
+    standard library's ThreadingHTTPServer with the same listen backlog as yiyun."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from exporters.server import LISTEN_BACKLOG
+
+    text = Path(path).read_bytes()
+    zipped = gzip.compress(text)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            body = zipped if "gzip" in self.headers.get("Accept-Encoding", "") else text
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            if body is zipped:
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = LISTEN_BACKLOG
+
+    _serve_until_sigterm(Server(("127.0.0.1", port), Handler))
+
+
+def serve_old_backlog(url: str, port: int) -> None:
+    """Child-process mode, before issue 14: `yiyun exporter serve` as it was, the same app and
+    threads but socketserver's default listen backlog of 5."""
+    import exporters.server
+    from exporters.ledger_file import ledger_engine
+    from inventory.settings import Settings
+
+    exporters.server.LISTEN_BACKLOG = 5
+    exporter = exporters.server.Exporter(
+        engine=ledger_engine(url), settings=Settings(database_url=url), interval=3600
+    )
+    exporter.refresh()
+    endpoint = exporters.server.serve_http(exporter.collector, host="127.0.0.1", port=port)
+    _serve_until_sigterm(None)
+    endpoint.close()
+
+
+def _serve_until_sigterm(server: object | None) -> None:
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    if server is not None:
+        threading.Thread(target=server.serve_forever, daemon=True).start()  # type: ignore[attr-defined]
+    while not stopping.wait(1.0):
+        pass
+    if server is not None:
+        server.shutdown()  # type: ignore[attr-defined]
+
+
+def _commit() -> str | None:
+    """The commit measured ("-dirty": with uncommitted changes), to compare runs over time."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+            check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", help="database URL (default: a new SQLite file in a temp dir)")
@@ -361,11 +509,24 @@ def main() -> None:
     parser.add_argument("--resources", type=int, default=1_000_000)
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="use --db as it is, build nothing")
+    parser.add_argument("--scrapers", type=int, default=100, help="scrapers at once")
+    parser.add_argument("--rounds", type=int, default=10, help="bursts of --scrapers scrapes")
+    parser.add_argument("--paced-seconds", type=float, default=10.0,
+                        help="how long --scrapers scrapers scrape once a second each")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve-static", nargs=2, metavar=("EXPOSITION", "PORT"),
                         help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--serve-bytes", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-old-backlog", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_static:
         serve_static(args.serve_static[0], int(args.serve_static[1]))
+        return
+    if args.serve_bytes:
+        serve_bytes(args.serve_bytes[0], int(args.serve_bytes[1]))
+        return
+    if args.serve_old_backlog:
+        serve_old_backlog(args.serve_old_backlog[0], int(args.serve_old_backlog[1]))
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="yiyun-bench-exporter-"))
@@ -445,6 +606,26 @@ def main() -> None:
     )
     rss_busy = rss_mib(busy.pid)
     stop(busy)
+
+    # 4. Many scrapers at once, two ways (bursts of --scrapers simultaneous scrapes; and
+    # --scrapers scrapers each once a second), against the real `yiyun exporter serve`, the
+    # same with the listen backlog it had before issue 14 (5), and the floor: the same bytes
+    # from the standard library's threaded server. The old backlog gets at most 3 bursts: its
+    # dropped connections wait out 30 s timeouts.
+    crowd: dict[str, dict[str, tuple[list[float], int]]] = {}
+    for name, command in (
+        ("yiyun", [*cli, "exporter", "serve", "--refresh", "3600", "--port"]),
+        ("backlog 5 (before)", [sys.executable, __file__, "--serve-old-backlog", url]),
+        ("static bytes (floor)", [sys.executable, __file__, "--serve-bytes", str(static_file)]),
+    ):
+        port = free_port()
+        server = start([*command, str(port)], port, lambda body: b"yiyun_exporter_up 1.0" in body)
+        rounds = min(args.rounds, 3) if "before" in name else args.rounds
+        crowd[name] = {
+            "burst": burst_scrapes(port, args.scrapers, rounds),
+            "paced": paced_scrapes(port, args.scrapers, args.paced_seconds),
+        }
+        stop(server)
     port = free_port()
     static = start([sys.executable, __file__, "--serve-static", str(static_file), str(port)],
                    port, lambda body: b"yiyun_exporter_up" in body)  # fmt: skip
@@ -491,6 +672,58 @@ def main() -> None:
     print("   prometheus_client's own HTTP server in a process of its own)")
     print()
     print("  aim (issue 4): HTTP scrape p99 < 50 ms, RSS < 250 MiB")
+    print()
+    concurrency: dict[str, dict[str, dict[str, float]]] = {"burst": {}, "paced": {}}
+    for load, title in (
+        ("burst", f"{args.scrapers} scrapes at the same instant ({args.rounds} bursts)"),
+        ("paced", f"{args.scrapers} scrapers, each once a second for {args.paced_seconds:g} s"),
+    ):
+        print()
+        print(f"  {title}; gzip, a connection each:")
+        print(f"  {'server':<24} {'scrapes':>8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "
+              f"{'errors':>7}")  # fmt: skip
+        for name, loads in crowd.items():
+            times, errors = loads[load]
+            figures = {
+                "scrapes": len(times),
+                "p50_ms": percentile(times, 0.5) * ms,
+                "p99_ms": percentile(times, 0.99) * ms,
+                "max_ms": max(times) * ms,
+                "errors": errors,
+            }
+            concurrency[load][name] = figures
+            print(
+                f"  {name:<24} {len(times):>8} {figures['p50_ms']:>9.1f} "
+                f"{figures['p99_ms']:>9.1f} {figures['max_ms']:>9.1f} {errors:>7}"
+            )
+        now, before, floor = (concurrency[load][k] for k in crowd)
+        print(
+            f"  yiyun ÷ before: p99 {now['p99_ms'] / before['p99_ms']:.3f}x, max "
+            f"{now['max_ms'] / before['max_ms']:.3f}x; yiyun ÷ floor: p50 "
+            f"{now['p50_ms'] / floor['p50_ms']:.2f}x, p99 {now['p99_ms'] / floor['p99_ms']:.2f}x"
+        )
+    print(f"  aim (issue 14): p99 < 50 ms with {args.scrapers} scrapers, no errors")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+                    "commit": _commit(),
+                    "machine": os.uname().nodename,
+                    "cpus": os.cpu_count(),
+                    "database": url.split(":", 1)[0],
+                    "size": {"systems": args.systems, "departments": args.departments,
+                             "resources": args.resources, "series": series},
+                    "sequential_ms_and_mib": {name: [mine, theirs] for name, mine, theirs in rows},
+                    "concurrent": {"scrapers": args.scrapers, "rounds": args.rounds,
+                                   "paced_seconds": args.paced_seconds, **concurrency},
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n",
+            encoding="utf-8",
+        )  # fmt: skip
     engine.dispose()
     # The scratch directory (and the ledger in it, unless --db named one elsewhere).
     shutil.rmtree(workdir, ignore_errors=True)

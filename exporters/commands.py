@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from inventory.commands.common import err_console, fail
+from inventory.output import message_text
 
 app = typer.Typer(
     help="Prometheus exporter for the KPI, scan health and violations.", no_args_is_help=True
@@ -33,9 +34,10 @@ def serve(
     """Serve /metrics until SIGTERM or Ctrl-C; a database outage shows as yiyun_exporter_up 0."""
     import sqlalchemy as sa
 
+    from exporters.ledger_file import ledger_engine
     from exporters.server import Exporter, serve_http
     from inventory.commands.lang import cli_lang
-    from inventory.db import get_engine, mask_url
+    from inventory.db import mask_url
     from inventory.reporting.i18n import text
     from inventory.reports import UnknownPolicy, policy_from
     from inventory.settings import get_settings
@@ -49,9 +51,10 @@ def serve(
         fail(text("unknown_policy", lang, policy=error.policy), lang=lang)
     try:
         # Building an engine does not connect: an unreachable database is the refresher's
-        # business (yiyun_exporter_up 0), only a malformed URL stops us here.
-        engine = get_engine(settings.database_url)
-    except sa.exc.ArgumentError:
+        # business (yiyun_exporter_up 0), only a malformed URL stops us here. A SQLite ledger
+        # that is not there is never created by the exporter.
+        engine = ledger_engine(settings.database_url)
+    except (sa.exc.ArgumentError, ValueError):  # SQLAlchemy's parser: a bad port is a ValueError
         fail(text("not_a_db_url", lang, url=mask_url(settings.database_url)), lang=lang)
     # The seam to `migrate` (exporters.snapshot.MigrationCounts): systems per plan, wave, state.
     exporter = Exporter(
@@ -73,14 +76,15 @@ def serve(
         signal.signal(signum, lambda *_: stopping.set())
     exporter.start()
     err_console.print(
-        text(
-            "exporter_serving",
-            lang,
-            url=endpoint.url,
-            db=mask_url(settings.database_url),
-            seconds=f"{refresh:g}",
-        ),
-        highlight=False,
+        message_text(
+            text(
+                "exporter_serving",
+                lang,
+                url=endpoint.url,
+                db=mask_url(settings.database_url),
+                seconds=f"{refresh:g}",
+            )
+        )
     )
     # A bounded wait, so the signal handler gets its turn even where a bare wait would block it.
     while not stopping.wait(1.0):

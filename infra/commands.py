@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from inventory.commands.common import err_console, fail
+from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
 
 app = typer.Typer(
     help="The unified cloud's Pulumi programs: import specs for 纳管, stack config checks.",
@@ -30,8 +31,13 @@ def import_spec(
         Path | None,
         typer.Option("--output", "-o", help="Write the import file here instead of stdout."),
     ] = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
-    """Write a `pulumi import --file` spec for the node's live resources not yet under Pulumi."""
+    """Write a `pulumi import --file` spec for the node's live resources not yet under Pulumi.
+
+    A classified (涉密) system's resources are left out (and counted) unless
+    --include-classified is given; even then their Pulumi names carry no system code.
+    """
     from sqlmodel import Session, col, select
 
     from infra.import_spec import UnknownKind, build_import_spec, check_kinds
@@ -60,7 +66,8 @@ def import_spec(
                 check_kinds(kinds, known_kinds)
             except UnknownKind as error:
                 fail(str(error), lang=lang)
-        spec = build_import_spec(session=session, node_id=node, kinds=kinds)
+        disclosure = disclosure_for(include_classified)
+        spec = build_import_spec(session=session, node_id=node, kinds=kinds, disclosure=disclosure)
         scanned = session.exec(
             select(Resource.id).where(col(Resource.node_id) == node).limit(1)
         ).first()
@@ -90,6 +97,7 @@ def import_spec(
             markup=False,
             highlight=False,
         )
+    note_withheld(disclosure, lang)
 
 
 @app.command("check")

@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from infra.naming import short_hash, slug
+from inventory.confidentiality import Disclosure
 from inventory.models import Resource, System
 
 MANAGED_MARKERS = (("yiyun.io/managed-by", "pulumi"), ("app.kubernetes.io/managed-by", "pulumi"))
@@ -73,6 +74,10 @@ NOT_ADOPTED: dict[str, str] = {
 }
 
 
+# Why a classified system's resource is not in the spec (inventory/confidentiality.py).
+CLASSIFIED_REASON = "of a classified (涉密) system: counted, never named (--include-classified)"
+
+
 class UnknownKind(ValueError):
     pass
 
@@ -121,8 +126,16 @@ def _cluster_owned(row: Resource) -> bool:
     return (row.namespace or "").startswith("kube-")
 
 
-def _base_name(resource: Resource, departments: dict[str, str]) -> str:
-    """`<department>-<system>-<kind>-<name>`: who owns it first, then what it is."""
+def _base_name(resource: Resource, departments: dict[str, str], *, classified: bool) -> str:
+    """`<department>-<system>-<kind>-<name>`: who owns it first, then what it is.
+
+    A classified system's resource (only ever here when the reader asked for it) is
+    `classified-<kind>-<hash>`: the name lives on in the Pulumi state and in the code `pulumi
+    import` generates, read by people who never asked, so it carries neither the system's
+    code nor the resource's own name; the import id alone identifies it, as it must.
+    """
+    if classified:
+        return f"classified-{resource.kind.replace('_', '-')}-{short_hash(resource.native_id)}"
     if resource.system_code:
         owner = [departments.get(resource.system_code, "unregistered"), resource.system_code]
     else:
@@ -137,9 +150,15 @@ def _base_name(resource: Resource, departments: dict[str, str]) -> str:
 
 
 def build_import_spec(
-    *, session: Session, node_id: str, kinds: Collection[str] | None = None
+    *,
+    session: Session,
+    node_id: str,
+    kinds: Collection[str] | None = None,
+    disclosure: Disclosure | None = None,
 ) -> ImportSpec:
-    """Every live, unmanaged resource of the node (of the chosen kinds) exactly once."""
+    """Every live, unmanaged resource of the node (of the chosen kinds) exactly once; a
+    classified system's only when the disclosure includes it, and then under a neutral name."""
+    disclosure = disclosure or Disclosure()
     query = select(Resource).where(
         col(Resource.node_id) == node_id, col(Resource.deleted_at).is_(None)
     )
@@ -165,12 +184,17 @@ def build_import_spec(
             spec.leave_out("being deleted at the source", row.kind)
         elif _cluster_owned(row):
             spec.leave_out("owned by the cluster (kube-* or default namespace)", row.kind)
+        elif not disclosure.shows_resource(session, row):
+            spec.leave_out(CLASSIFIED_REASON, row.kind)
         else:
             chosen.append((row, mapping))
 
     # Names must be unique in the file; a clash gets a hash of each resource's own identity,
     # so the same ledger always yields the same names whatever else is on the node.
-    bases = [_base_name(row, departments) for row, _ in chosen]
+    ledger = disclosure.classified(session)
+    bases = [
+        _base_name(row, departments, classified=ledger.owns_resource(row)) for row, _ in chosen
+    ]
     taken = Counter(bases)
     for (row, mapping), base in zip(chosen, bases, strict=True):
         name = f"{base}-{short_hash(row.native_id)}" if taken[base] > 1 else base

@@ -14,21 +14,20 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from inventory.settings import get_settings
+from inventory.urls import encode_password_at, mask_url
+
+# mask_url lives in inventory.urls (one masking for every URL yiyun shows) and stays
+# importable from here, where its callers have always found it.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[str, sa.Engine] = {}
 
 
-def mask_url(url: str) -> str:
-    """The URL as it may be printed: the password replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is printed as its scheme only
-        return url.split(":", 1)[0] + "://…"
-
-
 def normalize_url(url: str) -> str:
-    """Accept postgresql:// and postgres:// and use psycopg 3 for them."""
+    """Accept postgresql:// and postgres:// and use psycopg 3 for them; an "@" in the
+    password is percent-encoded, so SQLAlchemy, which splits at the first "@", reads the
+    password and host that every other URL parser reads (the host follows the last "@")."""
+    url = encode_password_at(url)
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
@@ -64,6 +63,12 @@ def json_dumps(value: Any) -> str:
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     url = normalize_url(url)
+    try:
+        make_url(url)
+    except ValueError:
+        # SQLAlchemy's parser lets a bad port through as a bare ValueError, whose text may
+        # quote the URL: callers know ArgumentError as "not a database URL".
+        raise sa.exc.ArgumentError(f"not a database URL: {mask_url(url)}") from None
     kwargs.setdefault("json_serializer", json_dumps)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **kwargs)

@@ -29,6 +29,9 @@ from inventory import locks
 from inventory.models import Node, utcnow
 from inventory.node_rows import rename_source_rows, retire_node_rows, source_has_rows
 from inventory.registry import CITIES, PROVINCIAL, parse_city
+from inventory.reporting.i18n import LANGS, text
+from inventory.secret_shape import AWS_ACCESS_KEY_ID, REDACTED, names_a_secret
+from inventory.urls import UrlCredentials, credentials_in_text, mask_url, mask_urls_in
 
 NodeLevel = Literal[
     "province_core", "city_backbone", "department_cloud", "server_room", "external_leased"
@@ -53,30 +56,11 @@ DEFAULT_SYSTEM_TAG = "yiyun.io/system"
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _NAMESPACE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
-# A key is refused when, lowercased with "_" and "-" removed, it contains one of these words.
-_SECRET_KEY_WORDS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "credential",
-    "bearer",
-    "accesskey",
-    "privatekey",
-    "apikey",
-)
-_AWS_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
-_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:[^\s/@]*@")
+# The reason given for a URL with a user, a password or a credential in its query; the message
+# itself, in each language, names which of them (_url_refusal).
+_URL_WITH_CREDENTIALS = "the value{where} is a URL carrying credentials"
 # What a refused value is replaced by before validation, so no later message can echo it.
-_REDACTED = "<redacted>"
-
-_CREDENTIALS_HINT = {
-    "aws": "AWS sources get credentials from the standard AWS chain: name a `profile:` "
-    "(~/.aws/credentials) or use AWS_* environment variables or an instance role",
-    "kubernetes": "Kubernetes sources get credentials from the kubeconfig "
-    "(`kubeconfig:` and `context:`)",
-    None: "Credentials come from the standard AWS chain (`profile:`) and from the kubeconfig",
-}
+_REDACTED = REDACTED
 
 
 def did_you_mean(word: str, choices: Sequence[str], synonyms: dict[str, str] | None = None) -> str:
@@ -261,7 +245,7 @@ def source_endpoint(
         regions = source.get("regions")
         listed = frozenset(r for r in regions if isinstance(r, str)) if regions else frozenset()
         key = ("aws", host, str(port), parts.path.rstrip("/"))
-        return Endpoint("aws", f"endpoint {url}", frozenset({key}), listed)
+        return Endpoint("aws", f"endpoint {mask_url(url)}", frozenset({key}), listed)
     if kind == "kubernetes" and isinstance(source.get("context"), str):
         kubeconfig = source.get("kubeconfig") if isinstance(source.get("kubeconfig"), str) else None
         context = source["context"].strip()
@@ -325,8 +309,14 @@ def duplicate_endpoints(
         return found
 
     mine, theirs = endpoints(nodes), endpoints(against)
-    pairs = [(a, b) for i, a in enumerate(mine) for b in mine[i + 1 :]]
-    pairs += [(a, b) for a in mine for b in theirs]
+    listed = [endpoint for _, _, endpoint in mine + theirs]
+    # Every pair of `mine` and every (mine, theirs) pair, in that order, but only those that
+    # could be the same: comparing all pairs of 20,000 nodes is 200 million comparisons.
+    order = sorted(
+        _candidate_pairs(listed, len(mine)), key=lambda pair: (pair[1] >= len(mine), pair)
+    )
+    everyone = mine + theirs
+    pairs = [(everyone[i], everyone[j]) for i, j in order]
     duplicates = []
     seen: set[tuple[str, str]] = set()
     for (node_id, source, endpoint), (other_id, other_source, other) in pairs:
@@ -339,6 +329,34 @@ def duplicate_endpoints(
             )
         )
     return duplicates
+
+
+def _candidate_pairs(endpoints: Sequence[Endpoint], mine: int) -> set[tuple[int, int]]:
+    """(i, j), i < j, i among the first `mine` endpoints: the pairs that share a key and a
+    region or namespace (or where one lists every namespace) and so may list the same things."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, endpoint in enumerate(endpoints):
+        for key in endpoint.keys:
+            groups.setdefault(key, []).append(index)
+    pairs: set[tuple[int, int]] = set()
+
+    def add(members: Sequence[int], others: Sequence[int]) -> None:
+        for i in members:
+            for j in others:
+                if i != j and min(i, j) < mine:
+                    pairs.add((min(i, j), max(i, j)))
+
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        by_part: dict[str, list[int]] = {}
+        for index in members:
+            for part in endpoints[index].parts or ():
+                by_part.setdefault(part, []).append(index)
+        for sharing in by_part.values():
+            add(sharing, sharing)
+        add([index for index in members if endpoints[index].parts is None], members)
+    return pairs
 
 
 def _no_blank(value: str, what: str) -> str:
@@ -405,6 +423,15 @@ class AwsSource(SourceBase):
             )
         if parts.username is not None:
             raise ValueError("must not carry a user name: credentials come from the AWS chain")
+        # The node file refuses these before validation; a row stored before it did is
+        # refused here, so a scan never sends (or logs) the credential.
+        carried = credentials_in_text(value).parameters
+        if carried:
+            names = [repr(n) if _PARAMETER_NAME.fullmatch(n) else "a parameter" for n in carried]
+            raise ValueError(
+                f"carries a credential in its query ({', '.join(names)}): "
+                "credentials come from the AWS chain"
+            )
         try:
             parts.port  # noqa: B018  (urlsplit checks the port only when asked for it)
         except ValueError:
@@ -640,8 +667,15 @@ class Problem:
     position: int | None = None  # 1-based place of the node in `nodes:`
     node_id: str | None = None
     line: int | None = None
+    # The message in each language, (lang, message) pairs, when it has more than English.
+    translations: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
+        return self.describe("en")
+
+    def describe(self, lang: str) -> str:
+        """Where and why, the why in `lang` when the message has that language."""
+        message = dict(self.translations).get(lang, self.message)
         parts = []
         if self.line is not None:
             parts.append(f"line {self.line}")
@@ -652,7 +686,7 @@ class Problem:
             parts.append(f"node {self.node_id}")
         if self.path:
             parts.append(self.path)
-        return ": ".join([*parts, self.message])
+        return ": ".join([*parts, message])
 
 
 class NodeFileError(ValueError):
@@ -661,8 +695,13 @@ class NodeFileError(ValueError):
     def __init__(self, origin: str, problems: list[Problem]) -> None:
         self.origin = origin
         self.problems = problems
-        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
-        super().__init__(f"{origin}: {count}\n" + "\n".join(f"  {p}" for p in problems))
+        super().__init__(self.describe("en"))
+
+    def describe(self, lang: str) -> str:
+        """The origin, how many problems, and each on its own line (in `lang` where it can)."""
+        count = f"{len(self.problems)} problem" + ("s" if len(self.problems) != 1 else "")
+        lines = [f"  {problem.describe(lang)}" for problem in self.problems]
+        return f"{self.origin}: {count}\n" + "\n".join(lines)
 
 
 KeyPath = tuple[str | int, ...]
@@ -695,7 +734,9 @@ class _Document:
         nodes = self.data.get("nodes") if isinstance(self.data, dict) else None
         return nodes if isinstance(nodes, list) else []
 
-    def report(self, path: KeyPath, message: str) -> None:
+    def report(
+        self, path: KeyPath, message: str, translations: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         """Record a problem at `path` (from the document root), naming the node it is in."""
         position = node_id = None
         inner = path
@@ -706,7 +747,7 @@ class _Document:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
             node_id = raw_id if isinstance(raw_id, str) and _SLUG.fullmatch(raw_id) else None
         self.problems.append(
-            Problem(message, _dotted(inner), position, node_id, self.line_of(path))
+            Problem(message, _dotted(inner), position, node_id, self.line_of(path), translations)
         )
 
 
@@ -737,9 +778,13 @@ def _index_yaml(node: yaml.Node, path: KeyPath, document: _Document, active: set
     active.discard(id(node))
 
 
-# A province's node file holds a few thousand values; aliases that expand one beyond this are an
-# alias bomb ("billion laughs") that would take hours to walk.
-MAX_EXPANDED_VALUES = 100_000
+# How many values aliases (*name) may add to a node file when expanded, beyond the values
+# written in it. Values written out cost what their text costs (20,000 nodes of a dozen keys
+# are ~1,000,000); an alias costs nothing to write but its whole value again to walk and
+# validate (1,000,000 expanded values: ~8 s). Sharing a block by alias (capacity: *standard on
+# every node of 20,000) adds 140,000; an alias bomb ("billion laughs", 9 aliases of 9 aliases
+# …) adds hundreds of millions and would take hours.
+MAX_ALIAS_EXPANSION = 1_000_000
 
 
 class _Unwalkable(Exception):
@@ -750,59 +795,77 @@ class _Unwalkable(Exception):
         self.line = line
 
 
-def _expanded_values(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
-    """How many values the document holds once every alias is expanded (counted once per node)."""
-    if id(node) in sizes:
-        return sizes[id(node)]
-    line = node.start_mark.line + 1
-    if id(node) in active:
-        raise _Unwalkable("an alias (*name) refers to a value that contains the alias", line)
-    active.add(id(node))
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    elif isinstance(node, yaml.SequenceNode):
-        children = list(node.value)
-    total = 1
-    for child in children:
-        total += _expanded_values(child, sizes, active)
-        if total > MAX_EXPANDED_VALUES:
-            raise _Unwalkable(
-                f"aliases (*name) expand the file to more than {MAX_EXPANDED_VALUES:,} values", line
-            )
-    active.discard(id(node))
-    sizes[id(node)] = total
-    return total
+class _AliasWalk:
+    """One walk of a composed YAML document, each value visited once, that counts what the
+    aliases in it expand to: an alias is the same node met again, so meeting a node already
+    walked adds its whole expanded size, values written once add nothing."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[int, int] = {}  # expanded size of every node walked
+        self.active: set[int] = set()  # the nodes on the path from the root to here
+        self.expansion = 0
+
+    def size(self, node: yaml.Node) -> int:
+        """How many values `node` stands for once every alias in it is expanded."""
+        line = node.start_mark.line + 1
+        if id(node) in self.active:
+            raise _Unwalkable("an alias (*name) refers to a value that contains the alias", line)
+        self.active.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        total = 1
+        for child in children:
+            known = self.sizes.get(id(child))
+            if known is None:
+                total += self.size(child)
+                continue
+            total += known
+            self.expansion += known
+            if self.expansion > MAX_ALIAS_EXPANSION:
+                raise _Unwalkable(
+                    f"aliases (*name) expand the file to more than {MAX_ALIAS_EXPANSION:,} "
+                    "values beyond those written in it (an alias bomb?)",
+                    line,
+                )
+        self.active.discard(id(node))
+        self.sizes[id(node)] = total
+        return total
+
+
+# libyaml's parser, where PyYAML was built with it: it composes a node file of 20,000 nodes
+# (9 MB) about five times faster than the pure-Python one (13 s against 69 s, measured on a
+# busy 2-core machine).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's own limit on nesting (1,000 levels), a ScannerError with this problem; Python's
+# recursion limit stops the pure-Python parser and the walks that follow it.
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
+_NESTED_TOO_DEEPLY = "not a node file: the YAML is nested too deeply"
 
 
 def _parse_yaml(text: str) -> _Document:
-    loader: yaml.SafeLoader | None = None
+    loader: yaml.SafeLoader | yaml.CSafeLoader | None = None
     try:
-        # The reader checks every character up front: a control character fails right here.
-        loader = yaml.SafeLoader(text)
+        # PyYAML's reader checks every character up front: a control character fails right
+        # here, its position counted in characters (libyaml's would be in bytes).
+        yaml.reader.Reader(text)
+        loader = _Loader(text)
         root = loader.get_single_node()
-        if root is not None:
-            _expanded_values(root, {}, set())
+        # An alias is written "*name": a text without "*" has none to count (and its walk
+        # takes seconds at 20,000 nodes).
+        if root is not None and "*" in text:
+            _AliasWalk().size(root)
         data = loader.construct_document(root) if root is not None else None
-    except (_Unwalkable, RecursionError) as error:
-        document = _Document(None, parsed=False)
-        if isinstance(error, _Unwalkable):
-            document.problems.append(Problem(f"not a node file: {error}", line=error.line))
-        else:
-            document.problems.append(Problem("not a node file: the YAML is nested too deeply"))
-        return document
+    except _Unwalkable as error:
+        return _unparsed(Problem(f"not a node file: {error}", line=error.line))
+    except RecursionError:
+        return _unparsed(Problem(_NESTED_TOO_DEEPLY))
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        # Only PyYAML's one-line reason: str(error) quotes the offending line, which may be a
-        # secret.
-        reason = getattr(error, "problem", None) or "the text cannot be parsed"
-        line = mark.line + 1 if mark else None
-        if isinstance(error, yaml.reader.ReaderError) and isinstance(error.character, int):
-            reason = f"character U+{error.character:04X} is not allowed (a control character)"
-            line = text.count("\n", 0, error.position) + 1
-        document = _Document(None, parsed=False)
-        document.problems.append(Problem(f"not valid YAML: {reason}", line=line))
-        return document
+        if getattr(error, "problem", None) == _LIBYAML_TOO_DEEP:
+            return _unparsed(Problem(_NESTED_TOO_DEEPLY))
+        return _unparsed(_yaml_problem(text, error))
     finally:
         if loader is not None:
             loader.dispose()
@@ -812,16 +875,32 @@ def _parse_yaml(text: str) -> _Document:
     return document
 
 
+def _unparsed(problem: Problem) -> _Document:
+    document = _Document(None, parsed=False)
+    document.problems.append(problem)
+    return document
+
+
+def _yaml_problem(text: str, error: yaml.YAMLError) -> Problem:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    # Only PyYAML's one-line reason: str(error) quotes the offending line, which may be a
+    # secret.
+    reason = getattr(error, "problem", None) or "the text cannot be parsed"
+    line = mark.line + 1 if mark else None
+    if isinstance(error, yaml.reader.ReaderError) and isinstance(error.character, int):
+        reason = f"character U+{error.character:04X} is not allowed (a control character)"
+        line = text.count("\n", 0, error.position) + 1
+    return Problem(f"not valid YAML: {reason}", line=line)
+
+
 def _secret_reason(key: Any, value: Any) -> str | None:
-    if isinstance(key, str):
-        squashed = key.lower().replace("_", "").replace("-", "")
-        if any(word in squashed for word in _SECRET_KEY_WORDS):
-            return f"key {key!r}{{where}} looks like a credential"
+    if isinstance(key, str) and names_a_secret(key):
+        return f"key {key!r}{{where}} looks like a credential"
     if isinstance(value, str):
-        if _AWS_ACCESS_KEY_ID.search(value):
+        if AWS_ACCESS_KEY_ID.search(value):
             return "the value{where} looks like an AWS access key id"
-        if _URL_WITH_PASSWORD.search(value):
-            return "the value{where} is a URL with a user:password@ in it"
+        if credentials_in_text(value):
+            return _URL_WITH_CREDENTIALS
     return None
 
 
@@ -856,24 +935,81 @@ def _source_context(raw_node: Any, index: int) -> tuple[str | None, str | None]:
     if given:
         # An invalid id is reported on its own; never echo it here.
         return (given[0] if all(_SLUG.fullmatch(name) for name in given) else None), kind
-    if any(_secret_reason(None, raw.get(key)) for key in ("endpoint_url", "context")):
-        return None, kind  # derived from the refused value: it would echo part of it
+    # An id derived from a refused value would echo part of it; the host, port and path of a
+    # URL refused for its user, password or query are no secret, and name the source.
+    refused = {
+        _secret_reason(None, _urls_masked(raw.get(key))) for key in ("endpoint_url", "context")
+    }
+    if refused - {None, _URL_WITH_CREDENTIALS}:
+        return None, kind
     return derived_source_id(raw), kind
+
+
+def _urls_masked(value: Any) -> Any:
+    return mask_urls_in(value) if isinstance(value, str) else value
+
+
+def _value_at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+# A parameter name is echoed only when it reads as one: a name is never the secret, but a
+# "name" of 200 random characters may be a value someone wrote without its "=".
+_PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,39}")
+
+
+def _url_refusal(credentials: UrlCredentials, source: str | None, kind: str | None) -> list[str]:
+    """Why a URL with credentials is refused, in every language (LANGS' order): which source,
+    which parts of the URL (never their values), and where credentials belong instead."""
+    messages = []
+    for lang in LANGS:
+        parts = []
+        if credentials.password:
+            parts.append(text("url_part_password", lang))
+        elif credentials.user:
+            parts.append(text("url_part_user", lang))
+        for name in dict.fromkeys(credentials.parameters):
+            if _PARAMETER_NAME.fullmatch(name):
+                parts.append(text("url_part_parameter", lang, name=repr(name)))
+            else:
+                parts.append(text("url_part_unnamed_parameter", lang))
+        what = (
+            text("url_of_source", lang, source=repr(source)) if source else text("url_value", lang)
+        )
+        messages.append(
+            text(
+                "url_credentials_refused",
+                lang,
+                what=what,
+                parts=text("url_parts_separator", lang).join(parts),
+                hint=text(f"credentials_hint_{kind or 'any'}", lang),
+            )
+        )
+    return messages
 
 
 def _report_secrets(document: _Document, found: list[tuple[KeyPath, str]]) -> set[KeyPath]:
     nodes = document.nodes()
     for path, reason in found:
-        kind = None
+        kind = name = None
         where = ""
         in_source = len(path) >= 4 and path[0] == "nodes" and path[2] == "sources"
         if in_source and isinstance(path[1], int) and isinstance(path[3], int):
             name, kind = _source_context(nodes[path[1]], path[3])
             where = f" of source {name!r}" if name else ""
+        if reason == _URL_WITH_CREDENTIALS:
+            credentials = credentials_in_text(_value_at(document.data, path))
+            messages = _url_refusal(credentials, name, kind)
+            english = messages[LANGS.index("en")]
+            document.report(path, english, tuple(zip(LANGS, messages, strict=True)))
+            continue
+        hint = text(f"credentials_hint_{kind or 'any'}", "en")
         document.report(
             path,
             f"{reason.replace('{where}', where)}: refused, the node file must never carry "
-            f"credentials. {_CREDENTIALS_HINT.get(kind, _CREDENTIALS_HINT[None])}",
+            f"credentials. {hint}",
         )
     return {path for path, _ in found}
 
@@ -1123,6 +1259,20 @@ def _duplicate_problem(duplicate: DuplicateEndpoint, *, in_ledger: bool) -> Prob
     return Problem(f"duplicate node: {message}", node_id=new)
 
 
+def _endpoints_by_id(
+    sources: Sequence[Mapping[str, Any]],
+    ids: Sequence[str | None],
+    elsewhere: set[str | None],
+    servers: dict[tuple[str | None, str], str | None],
+) -> dict[str, Endpoint]:
+    """id -> endpoint of the sources whose id is not `elsewhere` (the last of an id wins)."""
+    found: dict[str, Endpoint | None] = {}
+    for source, key in zip(sources, ids, strict=True):
+        if key and key not in elsewhere:
+            found[key] = source_endpoint(source, servers)
+    return {key: endpoint for key, endpoint in found.items() if endpoint}
+
+
 def carried_sources(
     stored: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]]
 ) -> list[tuple[str, str]]:
@@ -1130,10 +1280,12 @@ def carried_sources(
     but at the same endpoint (someone wrote an `id:` for it, or its derivation changed): its
     rows follow it. A pairing that is not one-to-one is left alone."""
     servers: dict[tuple[str | None, str], str | None] = {}
-    old = {source_key(source): source_endpoint(source, servers) for source in stored}
-    new = {source_key(source): source_endpoint(source, servers) for source in wanted}
-    gone = {key: end for key, end in old.items() if key and key not in new and end}
-    added = {key: end for key, end in new.items() if key and key not in old and end}
+    old = [source_key(source) for source in stored]
+    new = [source_key(source) for source in wanted]
+    # Only an id on one side alone can be a rename: the endpoints of those alone are worked
+    # out (a kubeconfig read each), not those of every source of every node on each apply.
+    gone = _endpoints_by_id(stored, old, set(new), servers)
+    added = _endpoints_by_id(wanted, new, set(old), servers)
 
     def same(a: Endpoint, b: Endpoint) -> bool:
         return a.kind == b.kind and bool(a.keys & b.keys)
@@ -1203,10 +1355,11 @@ def apply_nodes(
     if prune:
         actor = _required(actor, "who prunes the nodes (--by)")
     existing = {node.id: node for node in session.exec(select(Node)).all()}
+    listed = set(ids)
     missing = sorted(
         node_id
         for node_id, node in existing.items()
-        if node_id not in ids and node.retired_at is None
+        if node_id not in listed and node.retired_at is None
     )
     wanted = {spec.id: [source.stored() for source in spec.sources] for spec in specs}
     problems = _refusals(

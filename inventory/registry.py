@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from inventory.confidentiality import Disclosure
 from inventory.models import Department, Node, System, utcnow
 from inventory.output import escape_formula, unescape_formula
 
@@ -794,28 +795,34 @@ TABLE_COLUMNS = (
 
 
 def list_systems(
-    *, session: Session, include_classified: bool = False
+    *, session: Session, disclosure: Disclosure | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """Registered systems sorted by code, and how many classified ones were left out.
 
-    Classified systems are counted but never named unless `include_classified` is asked for.
+    Classified systems are counted but never named unless the disclosure includes them.
     """
+    disclosure = disclosure or Disclosure()
     systems = _SYSTEMS.c
     departments = _DEPARTMENTS.c
     query = sa.select(
         *(systems[name] for name in LIST_COLUMNS if name != "department"),
         departments.name.label("department"),
     ).select_from(_SYSTEMS.outerjoin(_DEPARTMENTS, departments.code == systems.department_code))
-    if not include_classified:
-        query = query.where(sa.not_(systems.classified))
-    connection = session.connection()
+    found = [dict(row._mapping) for row in session.connection().execute(query)]
+    shown = [
+        r for r in found if disclosure.shows_system(session, r["code"], classified=r["classified"])
+    ]
     # Sorted here, not in SQL: PostgreSQL's locale collation would order codes unlike SQLite's.
-    rows = sorted(
-        (dict(row._mapping) for row in connection.execute(query)), key=lambda r: r["code"]
-    )
-    hidden = 0
-    if not include_classified:
-        hidden = connection.execute(
-            sa.select(sa.func.count()).select_from(_SYSTEMS).where(systems.classified)
-        ).scalar_one()
-    return rows, hidden
+    return sorted(shown, key=lambda r: r["code"]), len(found) - len(shown)
+
+
+def find_system(
+    *, session: Session, code: str, disclosure: Disclosure | None = None
+) -> System | None:
+    """The registered system with this code, or None: also when the disclosure withholds it,
+    so a classified code is refused exactly as an unknown one and never confirmed."""
+    disclosure = disclosure or Disclosure()
+    system = session.exec(select(System).where(col(System.code) == code)).first()
+    if system is None or not disclosure.answers_about(session, code, classified=system.classified):
+        return None
+    return system

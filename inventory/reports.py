@@ -19,6 +19,7 @@ from inventory.adoption import (
     SystemFacts,
     compute_adoption,
 )
+from inventory.confidentiality import Disclosure
 from inventory.evidence import (
     ScopeKey,
     expired_scopes,
@@ -59,6 +60,11 @@ class Evidence:
     @property
     def expired_scopes(self) -> list[str]:
         return [scope_label(key) for key in self.expired]
+
+    def disclosed_scopes(self, session: Session, disclosure: Disclosure) -> list[str]:
+        """The expired scopes as a report may print them: a classified system's namespace
+        redacted unless the disclosure includes it."""
+        return [disclosure.scope_label(session, label) for label in self.expired_scopes]
 
 
 def gather_evidence(
@@ -147,7 +153,9 @@ def adoption_report(
     by: str | None = None,
     now: datetime | None = None,
     policy: str | None = None,
+    disclosure: Disclosure | None = None,
 ) -> dict[str, Any]:
+    disclosure = disclosure or Disclosure()
     now = now or datetime.now(tz=UTC)
     evidence = gather_evidence(
         session=session, settings=settings, policy=policy_from(settings, policy), now=now
@@ -158,7 +166,8 @@ def adoption_report(
     stale = stale_nodes(
         session=session, now=now, freshness=timedelta(hours=settings.freshness_hours)
     )
-    return as_contract(result, as_of=now, by=by, stale=stale, expired=evidence.expired_scopes)
+    expired = evidence.disclosed_scopes(session, disclosure)
+    return as_contract(result, as_of=now, by=by, stale=stale, expired=expired)
 
 
 def take_snapshot(

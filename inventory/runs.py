@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from inventory.locks import node_locks
+from inventory.confidentiality import REDACTED, Disclosure
+from inventory.locks import LocksUnavailable, node_locks
 from inventory.models import ScanRun, ScopeResult
 
 log = logging.getLogger(__name__)
@@ -36,33 +37,51 @@ def close_abandoned_runs(engine: sa.Engine, *, now: datetime | None = None) -> l
         ).all()
     closed: list[int] = []
     for run in running:
-        with node_locks(engine, list(run.nodes or [])) as busy:
-            if busy:
-                continue
-            with Session(engine) as session:
-                # Only if still running: the run may have closed itself meanwhile.
-                result = session.execute(
-                    sa.update(ScanRun)
-                    .where(col(ScanRun.id) == run.id, col(ScanRun.status) == RUNNING)
-                    .values(status=ABANDONED, finished_at=now or datetime.now(tz=UTC))
-                )
-                session.commit()
-            if getattr(result, "rowcount", 0):
-                assert run.id is not None
-                closed.append(run.id)
-                log.warning("scan run %s was left running by a process that died", run.id)
+        try:
+            abandoned = _close_if_abandoned(engine, run, now=now)
+        except LocksUnavailable as error:
+            # Without the locks no run can be told dead: leave them all to a later look (a
+            # scan needs the same locks and stops with this error itself).
+            log.warning("cannot tell whether scan runs were abandoned: %s", error)
+            break
+        if abandoned:
+            assert run.id is not None
+            closed.append(run.id)
+            log.warning("scan run %s was left running by a process that died", run.id)
     return closed
+
+
+def _close_if_abandoned(engine: sa.Engine, run: ScanRun, *, now: datetime | None) -> bool:
+    with node_locks(engine, list(run.nodes or [])) as busy:
+        if busy:
+            return False
+        with Session(engine) as session:
+            # Only if still running: the run may have closed itself meanwhile.
+            result = session.execute(
+                sa.update(ScanRun)
+                .where(col(ScanRun.id) == run.id, col(ScanRun.status) == RUNNING)
+                .values(status=ABANDONED, finished_at=now or datetime.now(tz=UTC))
+            )
+            session.commit()
+        return bool(getattr(result, "rowcount", 0))
 
 
 NOT_RUN = "not_run"
 
 
 def scan_run_rows(
-    *, engine: sa.Engine, run_id: int | None = None, failed_only: bool = False
+    *,
+    engine: sa.Engine,
+    run_id: int | None = None,
+    failed_only: bool = False,
+    disclosure: Disclosure | None = None,
 ) -> tuple[ScanRun, list[dict[str, Any]]] | None:
     """One run (default: the latest) and a row per scope: its ScopeResult, or `not_run` for a
     scope the run planned but never listed. Every row carries the run's id and status. Runs
-    left `running` by a dead process are closed as `abandoned` first. None: no run at all."""
+    left `running` by a dead process are closed as `abandoned` first. None: no run at all.
+    A namespace labelled with a classified system is redacted unless the disclosure includes
+    it (the row stays: its status counts)."""
+    disclosure = disclosure or Disclosure()
     close_abandoned_runs(engine)
     with Session(engine) as session:
         chosen = (
@@ -87,5 +106,20 @@ def scan_run_rows(
         row["run_id"], row["run_status"] = chosen.id, chosen.status
     if failed_only:
         rows = [row for row in rows if row["status"] not in ("ok", "retired")]
+    with Session(engine) as session:
+        for row in rows:
+            _disclose_scope(session, row, disclosure)
     rows.sort(key=lambda row: (row["node_id"], row["kind"], row["scope"], row["source"]))
     return chosen, rows
+
+
+def _disclose_scope(session: Session, row: dict[str, Any], disclosure: Disclosure) -> None:
+    scope = row["scope"]
+    shown = disclosure.scope(
+        session, node_id=row["node_id"], source=row["source"], kind=row["kind"], scope=scope
+    )
+    if shown != scope:
+        row["scope"] = shown
+        # A Kubernetes refusal names the namespace it was refused in.
+        if row.get("error_message"):
+            row["error_message"] = row["error_message"].replace(scope, REDACTED)

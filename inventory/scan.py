@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from inventory.collectors.base import ERROR, OK, PARTIAL, ResourceRow, Scope, ScopeFailed
 from inventory.collectors.registry import get_collector
-from inventory.locks import node_locks
+from inventory.locks import lock_holders, node_locks
 from inventory.logs import redact
 from inventory.models import Node, ScanRun, ScopeResult
 from inventory.runs import CRASHED, INTERRUPTED, close_abandoned_runs
@@ -126,6 +126,24 @@ class ScanCrashed(Exception):
         self.error = error
 
 
+def _display_only(
+    on_scope_done: Callable[[ScopeOutcome], None],
+) -> Callable[[ScopeOutcome], None]:
+    """The caller's progress display, which must never cost the scan: a failure to show one
+    scope (a renderer choking on what a source said, a closed terminal) loses that line, not
+    the listings still running or the run's closing."""
+
+    def show(outcome: ScopeOutcome) -> None:
+        try:
+            on_scope_done(outcome)
+        except Exception as error:
+            where = f"{outcome.node_id}/{outcome.source}/{outcome.kind}/{outcome.scope}"
+            log.warning("could not show the result of %s: %s", where, type(error).__name__)
+            log.debug("showing %s failed", where, exc_info=True)
+
+    return show
+
+
 class _Cancelled(Exception):
     """Raised inside a scope's listing when the run has been interrupted."""
 
@@ -207,7 +225,7 @@ class Scanner:
         self.planner = planner
         self.concurrency = max(1, concurrency)
         self.batch_size = batch_size
-        self.on_scope_done = on_scope_done or (lambda _o: None)
+        self.on_scope_done = _display_only(on_scope_done or (lambda _o: None))
         self.on_planned = on_planned or (lambda _n: None)
         self.writer = _Writer(engine)
         # The bulk write path by default; tests swap in inventory.store_simple to prove both
@@ -232,8 +250,14 @@ class Scanner:
             outcomes: list[ScopeOutcome] = []
             planned: list[Scope] = []
             try:
+                holders = lock_holders(self.engine, busy) if busy else {}
                 for node_id in busy:
-                    log.warning("node %s is being scanned by another process; skipped", node_id)
+                    pid = holders.get(node_id)
+                    log.warning(
+                        "node %s is being scanned by another process; skipped%s",
+                        node_id,
+                        f" (pid {pid} holds its lock)" if pid else "",
+                    )
                 by_node: dict[str, tuple[Node, list[Scope], list[ScopeOutcome]]] = {}
                 for node in nodes:
                     if node.id in busy:
@@ -248,9 +272,17 @@ class Scanner:
                 self._save_plan(run_id, planned)
                 self.on_planned(len(planned) + len(outcomes))
                 outcomes.extend(self._list_all(run_id, planned))
+                # Per node, gathered once: looking through every outcome for every node took
+                # minutes at 5,000 nodes.
+                incomplete: dict[str, set[tuple[str, str]]] = {}
+                for done in outcomes:
+                    if done.status != OK:
+                        incomplete.setdefault(done.node_id, set()).add((done.source, done.kind))
                 for node, scopes, failures in by_node.values():
                     outcomes.extend(
-                        self._retire_unplanned(run_id, node, scopes, failures, outcomes)
+                        self._retire_unplanned(
+                            run_id, node, scopes, failures, incomplete.get(node.id, set())
+                        )
                     )
             except KeyboardInterrupt:
                 self.cancelled.set()
@@ -333,7 +365,7 @@ class Scanner:
         node: Node,
         scopes: list[Scope],
         failures: list[ScopeOutcome],
-        outcomes: list[ScopeOutcome],
+        incomplete: set[tuple[str, str]],
     ) -> list[ScopeOutcome]:
         """Tombstone the rows of scopes the node file no longer plans (reason scope_retired).
 
@@ -347,9 +379,6 @@ class Scanner:
             return []
         planned = {(s.source, s.kind, s.scope) for s in scopes}
         unplanned_sources = {f.source for f in failures}
-        incomplete = {
-            (o.source, o.kind) for o in outcomes if o.node_id == node.id and o.status != OK
-        }
         retired: list[ScopeOutcome] = []
         with self.writer.session() as session:
             candidates = sorted(ledger_scopes(session=session, node_id=node.id) - planned)

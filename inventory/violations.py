@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from inventory.confidentiality import REDACTED, Disclosure
 from inventory.evidence import first_complete_scans
 from inventory.models import Node, Resource
 
@@ -39,6 +40,21 @@ class Violation:
     created: datetime | None  # the source's creation time, else when a scan first saw it
     basis: str  # "source creation time" or "first seen after the first complete scan"
     frozen_since: date | None
+    # A classified system's resource: still a violation, counted, but its id and name are
+    # REDACTED (inventory/confidentiality.py).
+    redacted: bool = False
+
+
+@dataclass(frozen=True)
+class UnattributedResource:
+    """A live resource no system claims, as `report violations --details` lists it."""
+
+    node_id: str
+    kind: str
+    native_id: str
+    name: str | None
+    created: datetime | None
+    redacted: bool = False
 
 
 def frozen_nodes(*, session: Session) -> list[Node]:
@@ -77,8 +93,12 @@ def freeze_clause(node: Node, baseline: datetime | None, tz: ZoneInfo) -> sa.Col
     )
 
 
-def freeze_violations(*, session: Session, tz: ZoneInfo) -> list[Violation]:
-    """Live resources on frozen non-one_cloud nodes created after the freeze date."""
+def freeze_violations(
+    *, session: Session, tz: ZoneInfo, disclosure: Disclosure | None = None
+) -> list[Violation]:
+    """Live resources on frozen non-one_cloud nodes created after the freeze date; those of a
+    classified system redacted unless the disclosure includes them."""
+    disclosure = disclosure or Disclosure()
     first_scan = first_complete_scans(session=session)
     found: list[Violation] = []
     for node in frozen_nodes(session=session):
@@ -93,18 +113,20 @@ def freeze_violations(*, session: Session, tz: ZoneInfo) -> list[Violation]:
         )
         for resource in session.exec(query):
             by_source = resource.created_at_source is not None
+            shown = disclosure.shows_resource(session, resource)
             found.append(
                 Violation(
                     rule=FREEZE,
                     node_id=node.id,
                     kind=resource.kind,
-                    native_id=resource.native_id,
-                    name=resource.name,
+                    native_id=resource.native_id if shown else REDACTED,
+                    name=resource.name if shown else REDACTED,
                     created=resource.created_at_source if by_source else resource.first_seen_at,
                     basis="source creation time"
                     if by_source
                     else "first seen after the first complete scan",
                     frozen_since=node.frozen_since,
+                    redacted=not shown,
                 )
             )
     return found
@@ -138,7 +160,12 @@ def unattributed_counts(*, session: Session) -> Counter[tuple[str, str]]:
     return Counter({(node, kind): count for node, kind, count in session.exec(query)})
 
 
-def unattributed_resources(*, session: Session, limit: int = 1000) -> list[Resource]:
+def unattributed_resources(
+    *, session: Session, limit: int = 1000, disclosure: Disclosure | None = None
+) -> list[UnattributedResource]:
+    """Live resources that run or hold something and carry no system label; one in a
+    classified system's namespace is redacted unless the disclosure includes it."""
+    disclosure = disclosure or Disclosure()
     query = (
         select(Resource)
         .where(
@@ -149,7 +176,20 @@ def unattributed_resources(*, session: Session, limit: int = 1000) -> list[Resou
         .order_by(col(Resource.node_id), col(Resource.kind), col(Resource.native_id))
         .limit(limit)
     )
-    return list(session.exec(query))
+    found = []
+    for resource in session.exec(query):
+        shown = disclosure.shows_resource(session, resource)
+        found.append(
+            UnattributedResource(
+                node_id=resource.node_id,
+                kind=resource.kind,
+                native_id=resource.native_id if shown else REDACTED,
+                name=resource.name if shown else REDACTED,
+                created=resource.created_at_source,
+                redacted=not shown,
+            )
+        )
+    return found
 
 
 def violation_counts(*, session: Session, tz: ZoneInfo) -> Counter[tuple[str, str]]:

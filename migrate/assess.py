@@ -9,8 +9,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from inventory.adoption import PolicySwitches, classify
+from inventory.confidentiality import Disclosure
 from inventory.evidence import one_cloud_nodes, system_facts
 from inventory.models import Node, Resource, System
+from inventory.registry import find_system
 from migrate.models import Assessment
 from migrate.rules import (
     READINESS,
@@ -129,7 +131,7 @@ class AssessmentRun:
     rows: list[tuple[System, Assessment]] = field(default_factory=list)
     written: int = 0
     unchanged: int = 0
-    classified: int = 0  # assessed, never named
+    classified: int = 0  # assessed, withheld from `rows` (inventory/confidentiality.py)
 
 
 def _outcome(verdict: Verdict, sizing: Sizing) -> dict[str, Any]:
@@ -145,7 +147,12 @@ def _outcome(verdict: Verdict, sizing: Sizing) -> dict[str, Any]:
 
 
 def run_assessment(
-    *, session: Session, now: datetime, today: date, node_id: str | None = None
+    *,
+    session: Session,
+    now: datetime,
+    today: date,
+    node_id: str | None = None,
+    disclosure: Disclosure | None = None,
 ) -> AssessmentRun:
     """Assess every registered system; store a new row only where the outcome changed.
 
@@ -153,6 +160,7 @@ def run_assessment(
     most favourable verdict. A standing override is carried over to the new row: it is a
     person's decision and only a person removes it.
     """
+    disclosure = disclosure or Disclosure()
     targets = target_profiles(session=session, node_id=node_id)
     profiles = system_profiles(session=session, today=today)
     cloud = one_cloud_nodes(session=session)
@@ -179,10 +187,10 @@ def run_assessment(
             session.add(new)
             row = new
             run.written += 1
-        if system.classified:
-            run.classified += 1
-        else:
+        if disclosure.shows_system(session, code, classified=system.classified):
             run.rows.append((system, row))
+        else:
+            run.classified += 1
     session.flush()
     return run
 
@@ -214,9 +222,9 @@ def override_assessment(
         raise AssessmentError(
             f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}"
         )
-    system = session.exec(select(System).where(col(System.code) == code)).first()
-    if system is None or system.classified:
-        # Classified systems are outside migration (R3) and never confirmed by name.
+    # Classified systems are outside migration (R3) and never confirmed by name
+    # (inventory/confidentiality.py).
+    if find_system(session=session, code=code) is None:
         raise AssessmentError(f"unknown system {code!r} (or outside migration)")
     row = current_assessments(session=session).get(code)
     if row is None:

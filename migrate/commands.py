@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -13,8 +11,18 @@ import typer
 from rich.console import Console
 
 from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger, warn
+from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
 from inventory.commands.lang import cli_lang
-from inventory.output import Format, dumps, escape_formula, render_rows
+from inventory.confidentiality import Disclosure
+from inventory.output import (
+    Format,
+    as_text,
+    csv_text,
+    dumps,
+    escape_formula,
+    message_text,
+    render_rows,
+)
 from inventory.reporting.i18n import readiness_label, state_label, text
 
 app = typer.Typer(
@@ -61,14 +69,15 @@ def _today() -> date:
 
 
 def _say(text: str) -> None:
-    # Codes, names and notes are people's own text: never read as rich markup.
-    console.print(text, markup=False)
+    # Codes, names and notes are people's own text: never read as rich markup or emoji codes,
+    # and a control character in one is shown, not obeyed.
+    console.print(message_text(text))
 
 
 def _problems(heading: str, problems: list[Any]) -> None:
-    err_console.print(heading, style="red", markup=False, highlight=False)
+    err_console.print(message_text(heading, "red"))
     for problem in problems:
-        err_console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(as_text(f"  {problem}"), soft_wrap=True)
 
 
 def _number(value: Any) -> Any:
@@ -78,9 +87,7 @@ def _number(value: Any) -> Any:
 
 
 def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    lines: list[list[str]] = [list(columns)]
     for row in rows:
         cells = []
         for column in columns:
@@ -91,8 +98,8 @@ def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
                 cells.append(value.isoformat())
             else:
                 cells.append(escape_formula(str(value)))
-        writer.writerow(cells)
-    return buffer.getvalue()
+        lines.append(cells)
+    return csv_text(lines)
 
 
 # ---------------------------------------------------------------- deps
@@ -164,31 +171,18 @@ def deps_infer() -> None:
 @deps_app.command("list")
 def deps_list(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Every dependency, declared and inferred."""
-    from sqlmodel import col, select
-
     from inventory.db import session_scope
-    from inventory.models import System
-    from migrate.deps import list_dependencies
+    from migrate.deps import dependency_rows
 
     lang = cli_lang()
     engine = open_ledger(lang)
+    disclosure = disclosure_for(include_classified)
     with session_scope(engine) as session:
-        hidden = set(session.exec(select(System.code).where(col(System.classified).is_(True))))
-        rows = [
-            {
-                "from": d.from_system,
-                "to": d.to_system,
-                "type": d.type,
-                "strength": d.strength,
-                "origin": d.origin,
-                "basis": d.basis,
-            }
-            for d in list_dependencies(session=session)
-            # Classified systems are never named, not even as an end of a dependency.
-            if d.from_system not in hidden and d.to_system not in hidden
-        ]
+        rows = dependency_rows(session=session, disclosure=disclosure)
+    note_withheld(disclosure, lang)
     render_rows(
         rows,
         ("from", "to", "type", "strength", "origin", "basis"),
@@ -236,6 +230,7 @@ def assess_command(
         ),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Assess every system: readiness from rules R1–R6 and X1–X3, strategy from T1–T9, sizing."""
     if ctx.invoked_subcommand is not None:
@@ -245,11 +240,15 @@ def assess_command(
 
     lang = cli_lang()
     engine = open_ledger(lang)
+    disclosure = disclosure_for(include_classified)
     try:
         with session_scope(engine) as session:
-            run = run_assessment(session=session, now=_now(), today=_today(), node_id=node)
+            run = run_assessment(
+                session=session, now=_now(), today=_today(), node_id=node, disclosure=disclosure
+            )
     except AssessmentError as error:
         fail(str(error), lang=lang)
+    note_withheld(disclosure, lang)
     rows: list[dict[str, Any]] = []
     for system, row in run.rows:
         readiness, strategy = effective(row)
@@ -366,19 +365,18 @@ def assess_override(
 def assess_show(
     system: Annotated[str, typer.Argument(help="System code.", show_default=False)],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """A system's rules and facts, and every assessment and override it has had."""
-    from sqlmodel import col, select
-
     from inventory.db import session_scope
-    from inventory.models import System
+    from inventory.registry import find_system
     from migrate.assess import assessment_history
 
     lang = cli_lang()
     engine = open_ledger(lang)
+    disclosure = disclosure_for(include_classified)
     with session_scope(engine) as session:
-        found = session.exec(select(System).where(col(System.code) == system)).first()
-        if found is None or found.classified:
+        if find_system(session=session, code=system, disclosure=disclosure) is None:
             fail(text("unknown_system", lang, system=system), lang=lang)
         rows = assessment_history(session=session, code=system)
     if not rows:
@@ -545,9 +543,11 @@ def plan_list(
     )
 
 
-def _load_plan(name: str, lang: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def _load_plan(
+    name: str, lang: str, disclosure: Disclosure
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     from inventory.db import session_scope
-    from migrate.plans import PlanError, get_plan, plan_document, plan_rows
+    from migrate.plans import PlanError, get_plan, plan_document, plan_review, plan_rows
 
     engine = open_ledger(lang)
     try:
@@ -559,15 +559,13 @@ def _load_plan(name: str, lang: str) -> tuple[dict[str, Any], list[dict[str, Any
                 "source_nodes": plan.source_nodes,
                 "status": plan.status,
                 "parameters": plan.parameters,
-                "review": plan.review,
+                "review": plan_review(session=session, plan=plan, disclosure=disclosure),
                 "created_by": plan.created_by,
                 "created_at": plan.created_at,
             }
-            return (
-                head,
-                plan_rows(session=session, plan=plan),
-                plan_document(session=session, plan=plan),
-            )
+            rows = plan_rows(session=session, plan=plan, disclosure=disclosure)
+            document = plan_document(session=session, plan=plan, disclosure=disclosure, rows=rows)
+            return head, rows, document
     except PlanError as error:
         fail(str(error), lang=lang)
 
@@ -576,12 +574,15 @@ def _load_plan(name: str, lang: str) -> tuple[dict[str, Any], list[dict[str, Any
 def plan_show(
     name: Annotated[str, typer.Argument(help="Plan name.", show_default=False)],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Waves, placements with their explanations, unmet constraints and cross-wave dependencies."""
     from migrate.plans import CSV_COLUMNS
 
     lang = cli_lang()
-    head, rows, _ = _load_plan(name, lang)
+    disclosure = disclosure_for(include_classified)
+    head, rows, _ = _load_plan(name, lang, disclosure)
+    note_withheld(disclosure, lang)
     review = head["review"] or {}
     if fmt is Format.json:
         print(dumps({**head, "systems": rows}))
@@ -647,12 +648,15 @@ def plan_export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Export the plan: CSV to edit in a spreadsheet, JSON for landing-zone provisioning."""
     from migrate.plans import CSV_COLUMNS
 
     lang = cli_lang()
-    _, rows, document = _load_plan(name, lang)
+    disclosure = disclosure_for(include_classified)
+    _, rows, document = _load_plan(name, lang, disclosure)
+    note_withheld(disclosure, lang)
     export = dumps(document) + "\n" if fmt is ExportFormat.json else _csv_text(rows, CSV_COLUMNS)
     if output is None:
         print(export, end="")
@@ -662,7 +666,7 @@ def plan_export(
         output.write_text(export, encoding="utf-8-sig" if fmt is ExportFormat.csv else "utf-8")
     except OSError as error:
         fail(text("cannot_write", lang, path=output, error=error.strerror or error), lang=lang)
-    err_console.print(text("written", lang, path=output), markup=False, highlight=False)
+    err_console.print(message_text(text("written", lang, path=output)))
 
 
 @plan_app.command("import")
@@ -769,6 +773,7 @@ def status_command(
     plan: Annotated[str | None, typer.Option("--plan", help="Only this plan.")] = None,
     by: Annotated[StatusBy, typer.Option("--by", help="Group progress by.")] = StatusBy.wave,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Progress per wave or department, and where claimed states and evidence disagree."""
     from inventory.db import session_scope
@@ -777,13 +782,21 @@ def status_command(
 
     lang = cli_lang()
     engine = open_ledger(lang)
+    disclosure = disclosure_for(include_classified)
     try:
         with session_scope(engine) as session:
             if plan is not None:
                 get_plan(session=session, name=plan)
-            report = migration_status(session=session, today=_today(), plan_name=plan, by=by.value)
+            report = migration_status(
+                session=session,
+                today=_today(),
+                plan_name=plan,
+                by=by.value,
+                disclosure=disclosure,
+            )
     except PlanError as error:
         fail(str(error), lang=lang)
+    note_withheld(disclosure, lang)
     if fmt is Format.json:
         print(dumps(report.as_dict()))
         return
@@ -822,28 +835,18 @@ def history_command(
     system: Annotated[str, typer.Argument(help="System code.", show_default=False)],
     plan: Annotated[str | None, typer.Option("--plan", help="Only this plan.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """A system's migration log (append-only): who moved it from what to what, and when."""
     from inventory.db import session_scope
-    from migrate.tracking import history
+    from migrate.tracking import history_rows
 
     lang = cli_lang()
     engine = open_ledger(lang)
+    disclosure = disclosure_for(include_classified)
     with session_scope(engine) as session:
-        events = history(session=session, code=system, plan_name=plan)
-        rows = [
-            {
-                "at": e.at,
-                "plan_id": e.plan_id,
-                "from_state": e.from_state,
-                "to_state": e.to_state,
-                "by": e.by,
-                "note": e.note,
-                "evidence": e.evidence,
-                "checks": e.checks,
-            }
-            for e in events
-        ]
+        rows = history_rows(session=session, code=system, plan_name=plan, disclosure=disclosure)
+    note_withheld(disclosure, lang)
     render_rows(
         rows,
         ("at", "plan_id", "from_state", "to_state", "by", "note", "evidence", "checks"),

@@ -6,10 +6,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from inventory.confidentiality import Disclosure
 from inventory.models import Resource, System
 from migrate.models import Dependency
 from migrate.planner import Edge
@@ -267,6 +269,27 @@ def list_dependencies(*, session: Session) -> list[Dependency]:
         col(Dependency.origin),
     )
     return list(session.exec(query))
+
+
+def dependency_rows(
+    *, session: Session, disclosure: Disclosure | None = None
+) -> list[dict[str, Any]]:
+    """Every dependency as `deps list` shows it: one with a classified system at either end
+    only when the disclosure includes it, and a classified namespace in a basis redacted."""
+    disclosure = disclosure or Disclosure()
+    return [
+        {
+            "from": d.from_system,
+            "to": d.to_system,
+            "type": d.type,
+            "strength": d.strength,
+            "origin": d.origin,
+            "basis": disclosure.text(session, d.basis),
+        }
+        for d in list_dependencies(session=session)
+        if disclosure.shows_system(session, d.from_system)
+        and disclosure.shows_system(session, d.to_system)
+    ]
 
 
 def planner_edges(*, session: Session) -> list[Edge]:

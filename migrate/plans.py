@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from inventory.confidentiality import Disclosure
 from inventory.models import Node, Resource, System
 from migrate.assess import current_assessments, effective, system_profiles, target_profile
 from migrate.deps import planner_edges, refresh_inferred
@@ -379,15 +380,57 @@ def list_plans(*, session: Session) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_rows(*, session: Session, plan: Plan) -> list[dict[str, Any]]:
-    """One row per system of the plan, wave by wave then unplaced, as the CSV export has them."""
+def plan_review(
+    *, session: Session, plan: Plan, disclosure: Disclosure | None = None
+) -> dict[str, Any]:
+    """The plan's stored review as output may show it. A system classified after the plan was
+    made is still in it: unless the disclosure includes it, constraints and cross-wave links
+    lose it, and free text loses its code and name."""
+    disclosure = disclosure or Disclosure()
+    review = dict(plan.review or {})
+
+    def shown(code: str) -> bool:
+        return disclosure.shows_system(session, code)
+
+    constraints = []
+    for constraint in review.get("constraints", []):
+        systems = [code for code in constraint.get("systems", []) if shown(code)]
+        if systems or not constraint.get("systems"):
+            detail = disclosure.text(session, constraint.get("detail"))
+            constraints.append({**constraint, "systems": systems, "detail": detail})
+    review["constraints"] = constraints
+    review["cross_wave"] = [
+        link
+        for link in review.get("cross_wave", [])
+        if shown(str(link.get("from"))) and shown(str(link.get("to")))
+    ]
+    excluded = dict(review.get("excluded") or {})
+    if "in_other_plans" in excluded:
+        excluded["in_other_plans"] = {
+            code: name for code, name in excluded["in_other_plans"].items() if shown(code)
+        }
+        review["excluded"] = excluded
+    return review
+
+
+def plan_rows(
+    *, session: Session, plan: Plan, disclosure: Disclosure | None = None
+) -> list[dict[str, Any]]:
+    """One row per system of the plan, wave by wave then unplaced, as the CSV export has them;
+    a classified system only when the disclosure includes it, and never named in another's
+    explanation otherwise."""
+    disclosure = disclosure or Disclosure()
     waves = {w.number: w for w in session.exec(select(Wave).where(col(Wave.plan_id) == plan.id))}
     query = (
         select(SystemMigration, System)
         .join(System, col(System.code) == col(SystemMigration.system_code))
         .where(col(SystemMigration.plan_id) == plan.id)
     )
-    pairs = [(m, s) for m, s in session.exec(query) if not s.classified]
+    pairs = [
+        (m, s)
+        for m, s in session.exec(query)
+        if disclosure.shows_system(session, s.code, classified=s.classified)
+    ]
     pairs.sort(key=lambda pair: (pair[0].wave is None, pair[0].wave or 0, pair[0].system_code))
     rows = []
     for migration, system in pairs:
@@ -413,19 +456,28 @@ def plan_rows(*, session: Session, plan: Plan) -> list[dict[str, Any]]:
                 "memory_gib": migration.sizing_memory_gib,
                 "storage_gib": migration.sizing_storage_gib,
                 "risk": migration.risk,
-                "explanation": migration.explanation,
+                "explanation": disclosure.text(session, migration.explanation),
             }
         )
     return rows
 
 
-def plan_document(*, session: Session, plan: Plan) -> dict[str, Any]:
-    """The landing-zone export [infra] reads (schema in migrate/README.md)."""
+def plan_document(
+    *,
+    session: Session,
+    plan: Plan,
+    disclosure: Disclosure | None = None,
+    rows: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The landing-zone export [infra] reads (schema in migrate/README.md), from `rows` when
+    plan_rows was already read with the same disclosure."""
     waves = session.exec(
         select(Wave).where(col(Wave.plan_id) == plan.id).order_by(col(Wave.number))
     ).all()
     by_wave: dict[int, list[dict[str, Any]]] = {w.number: [] for w in waves}
-    for row in plan_rows(session=session, plan=plan):
+    if rows is None:
+        rows = plan_rows(session=session, plan=plan, disclosure=disclosure)
+    for row in rows:
         if row["wave"] is None:
             continue
         by_wave.setdefault(row["wave"], []).append(

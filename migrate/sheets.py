@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from inventory.output import unescape_formula
 from inventory.registry import Problem
 
 
@@ -39,9 +40,7 @@ def cell_text(raw: Any) -> str:
         return raw.isoformat()
     text = str(raw).strip()
     # A cell this tool escaped on export (escape_formula) comes back without the guard.
-    if text.startswith("'") and text[1:2] in ("=", "+", "-", "@"):
-        return text[1:]
-    return text
+    return unescape_formula(text)
 
 
 def _decode(payload: bytes) -> str:

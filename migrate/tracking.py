@@ -12,8 +12,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.adoption import SystemFacts, classify
+from inventory.confidentiality import Disclosure
 from inventory.evidence import evidence_clause, one_cloud_nodes
 from inventory.models import Resource, System
+from inventory.registry import find_system
 from migrate.assess import EVIDENCE_ONLY, evidence_statuses
 from migrate.models import MigrationEvent, Plan, SystemMigration
 
@@ -228,8 +230,9 @@ def advance(
         raise TransitionRefused(f"unknown state {to_state!r}; expected one of {', '.join(STATES)}")
     if not by.strip():
         raise TransitionRefused("--by is required: say who records this")
-    system = session.exec(select(System).where(col(System.code) == code)).first()
-    if system is None or system.classified:
+    # A classified system is refused as an unknown one (inventory/confidentiality.py).
+    system = find_system(session=session, code=code)
+    if system is None:
         raise TransitionRefused(f"unknown system {code!r}")
     plan, migration = resolve_migration(session=session, code=code, plan_name=plan_name)
     current = migration.state
@@ -283,6 +286,35 @@ def advance(
 
 def jsonable_checks(checks: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in checks.items()}
+
+
+def history_rows(
+    *,
+    session: Session,
+    code: str,
+    plan_name: str | None = None,
+    disclosure: Disclosure | None = None,
+) -> list[dict[str, Any]]:
+    """The migration log of a system as `migrate history` prints it. A classified system has
+    none unless the disclosure includes it (as an unknown code has none: nothing confirms
+    that it exists), and free text never names a classified system otherwise."""
+    disclosure = disclosure or Disclosure()
+    classified = session.exec(select(System.classified).where(col(System.code) == code)).first()
+    if not disclosure.answers_about(session, code, classified=bool(classified)):
+        return []
+    return [
+        {
+            "at": e.at,
+            "plan_id": e.plan_id,
+            "from_state": e.from_state,
+            "to_state": e.to_state,
+            "by": e.by,
+            "note": disclosure.text(session, e.note),
+            "evidence": disclosure.text(session, e.evidence),
+            "checks": e.checks,
+        }
+        for e in history(session=session, code=code, plan_name=plan_name)
+    ]
 
 
 def history(*, session: Session, code: str, plan_name: str | None = None) -> list[MigrationEvent]:
@@ -361,9 +393,16 @@ class StatusReport:
 
 
 def migration_status(
-    *, session: Session, today: date, plan_name: str | None = None, by: str = "wave"
+    *,
+    session: Session,
+    today: date,
+    plan_name: str | None = None,
+    by: str = "wave",
+    disclosure: Disclosure | None = None,
 ) -> StatusReport:
-    """Progress per wave or department, and every place where claims and evidence disagree."""
+    """Progress per wave or department, and every place where claims and evidence disagree;
+    a classified system only when the disclosure includes it."""
+    disclosure = disclosure or Disclosure()
     if by not in ("wave", "department"):
         raise ValueError(f"unknown grouping {by!r}; expected wave or department")
     query = (
@@ -374,7 +413,11 @@ def migration_status(
     )
     if plan_name is not None:
         query = query.where(col(Plan.name) == plan_name)
-    rows = [r for r in session.exec(query) if not r[2].classified]
+    rows = [
+        r
+        for r in session.exec(query)
+        if disclosure.shows_system(session, r[2].code, classified=r[2].classified)
+    ]
     statuses = evidence_statuses(session=session, today=today, where_only=True)
     source_live = _live_on_sources(session=session, rows=rows)
     report = StatusReport(by=by)

@@ -17,6 +17,7 @@ import jmespath
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from inventory.collectors.allowlist import allowed_raw
 from inventory.collectors.base import (
     DENIED,
     ERROR,
@@ -27,6 +28,8 @@ from inventory.collectors.base import (
     ScopeFailed,
     ScopeStats,
 )
+from inventory.secret_shape import redact_labels
+from inventory.urls import credentials_in_text, mask_urls_in
 
 DEFAULT_SYSTEM_TAG = "yiyun.io/system"
 # ListBuckets returns every bucket of the endpoint whatever region signs the call, so S3 is
@@ -171,7 +174,7 @@ class Listing:
 
 def normalize_instance(raw: dict[str, Any], ctx: ListingContext) -> ResourceRow:
     """An EC2 instance (a Reservations[].Instances[] item) as a `vm` row."""
-    tags = _tags(raw.get("Tags"))
+    tags = _tags(raw.get("Tags"), ctx.system_tag)
     state = raw["State"]["Name"]
     instance_type = raw["InstanceType"]
     size = ctx.instance_sizes.get(instance_type) or fallback_size(instance_type)
@@ -185,7 +188,7 @@ def normalize_instance(raw: dict[str, Any], ctx: ListingContext) -> ResourceRow:
         vcpu=size.vcpu if size else None,
         memory_gib=size.memory_gib if size else None,
         tags=tags,
-        raw=json_safe(raw),
+        raw=_stored("vm", raw, ctx),
         system_code=_system_code(tags, ctx.system_tag),
         created_at_source=_instance_created_at(raw),
         terminal=state in VM_TERMINAL_STATES,
@@ -194,7 +197,7 @@ def normalize_instance(raw: dict[str, Any], ctx: ListingContext) -> ResourceRow:
 
 def normalize_volume(raw: dict[str, Any], ctx: ListingContext) -> ResourceRow:
     """An EBS volume (a Volumes[] item) as a `volume` row."""
-    tags = _tags(raw.get("Tags"))
+    tags = _tags(raw.get("Tags"), ctx.system_tag)
     state = raw["State"]
     return ResourceRow(
         kind="volume",
@@ -205,7 +208,7 @@ def normalize_volume(raw: dict[str, Any], ctx: ListingContext) -> ResourceRow:
         state=state,
         storage_gib=float(raw["Size"]),
         tags=tags,
-        raw=json_safe(raw),
+        raw=_stored("volume", raw, ctx),
         system_code=_system_code(tags, ctx.system_tag),
         created_at_source=_utc(raw.get("CreateTime")),
         terminal=state in VOLUME_TERMINAL_STATES,
@@ -218,7 +221,7 @@ def normalize_bucket(raw: dict[str, Any], ctx: ListingContext) -> ResourceRow:
     The name is the id: it is unique per endpoint, and the natural key already holds node and
     source. Buckets report no state.
     """
-    tags = _tags(raw.get("TagSet"))
+    tags = _tags(raw.get("TagSet"), ctx.system_tag)
     return ResourceRow(
         kind="bucket",
         native_id=raw["Name"],
@@ -226,7 +229,7 @@ def normalize_bucket(raw: dict[str, Any], ctx: ListingContext) -> ResourceRow:
         name=raw["Name"],
         region=raw.get("BucketRegion") or ctx.region,
         tags=tags,
-        raw=json_safe(raw),
+        raw=_stored("bucket", raw, ctx),
         system_code=_system_code(tags, ctx.system_tag),
         created_at_source=_utc(raw.get("CreationDate")),
     )
@@ -240,7 +243,7 @@ def normalize_db_instance(raw: dict[str, Any], ctx: ListingContext) -> ResourceR
     keep it unique (moto gives every instance the same one), and a shared id would merge
     distinct databases into one row and lose evidence. A rename costs a delete and a create.
     """
-    tags = _tags(raw.get("TagList"))
+    tags = _tags(raw.get("TagList"), ctx.system_tag)
     status = raw["DBInstanceStatus"]
     instance_class = raw["DBInstanceClass"]
     # A db.<type> class has the CPU and memory of the EC2 type it runs on.
@@ -257,15 +260,22 @@ def normalize_db_instance(raw: dict[str, Any], ctx: ListingContext) -> ResourceR
         memory_gib=size.memory_gib if size else None,
         storage_gib=float(storage) if storage is not None else None,
         tags=tags,
-        raw=json_safe(raw),
+        raw=_stored("db_instance", raw, ctx),
         system_code=_system_code(tags, ctx.system_tag),
         created_at_source=_utc(raw.get("InstanceCreateTime")),
         terminal=status in DB_TERMINAL_STATES,
     )
 
 
-def _tags(pairs: list[dict[str, str]] | None) -> dict[str, str]:
-    return {pair["Key"]: pair.get("Value", "") for pair in pairs or []}
+def _tags(pairs: list[dict[str, str]] | None, system_tag: str) -> dict[str, str]:
+    """The tags as a map, secret-shaped values redacted (the system tag never is)."""
+    tags = {pair["Key"]: pair.get("Value", "") for pair in pairs or []}
+    return redact_labels(tags, keep=system_tag)
+
+
+def _stored(kind: str, raw: dict[str, Any], ctx: ListingContext) -> dict[str, Any]:
+    """What the ledger keeps of the item: its kind's allowlist, as JSON (UTC ISO times)."""
+    return json_safe(allowed_raw(kind, raw, system_tag=ctx.system_tag))
 
 
 def _system_code(tags: Mapping[str, str], system_tag: str) -> str | None:
@@ -490,6 +500,9 @@ def parse_source(source: Mapping[str, Any]) -> AwsSourceConfig:
         problems.append(f"kind is {source['kind']!r}, not 'aws'")
     if not source.get("endpoint_url"):
         problems.append("endpoint_url is missing")
+    elif credentials_in_text(str(source["endpoint_url"])):
+        # A node stored before `nodes apply` refused these: never sent, never echoed.
+        problems.append("endpoint_url carries credentials (a user, a password or a token)")
     regions = source.get("regions")
     if not isinstance(regions, list | tuple) or not regions:
         problems.append("regions must list at least one region")
@@ -804,6 +817,7 @@ _SECRETS = (
 
 def redact(message: str, limit: int = 1000) -> str:
     """The message without access key ids, signatures or tokens, cut to a storable length."""
+    message = mask_urls_in(message)
     for pattern, replacement in _SECRETS:
         message = pattern.sub(replacement, message)
     return message if len(message) <= limit else message[: limit - 1] + "…"

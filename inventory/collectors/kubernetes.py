@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
 from typing import Any
 
+from inventory.collectors.allowlist import allowed_raw
 from inventory.collectors.base import (
     DENIED,
     ERROR,
@@ -25,6 +26,7 @@ from inventory.collectors.base import (
     ScopeFailed,
     ScopeStats,
 )
+from inventory.secret_shape import redact_labels
 
 DEFAULT_SYSTEM_TAG = "yiyun.io/system"
 GIB = Decimal(2**30)
@@ -34,7 +36,6 @@ MALFORMED = "malformed_response"
 # Server errors worth another try: the API server or a load balancer in front of it failing
 # for the moment (etcd leader election, a restarting replica). Others are not retried.
 RETRIED_SERVER_ERRORS = frozenset({500, 502, 503, 504})
-_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 Raw = dict[str, Any]
 
@@ -194,18 +195,6 @@ def namespace_system(raw: Raw, system_tag: str) -> str | None:
     return (labels.get(system_tag) or "").strip() or None
 
 
-def _trimmed(raw: Raw) -> Raw:
-    """The object without server bookkeeping that is large and changes on every apply."""
-    metadata = raw["metadata"]
-    annotations = metadata.get("annotations") or {}
-    if "managedFields" not in metadata and _LAST_APPLIED not in annotations:
-        return raw
-    slim = {k: v for k, v in metadata.items() if k != "managedFields"}
-    if _LAST_APPLIED in annotations:
-        slim["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
-    return {**raw, "metadata": slim}
-
-
 def _row(
     kind: str, raw: Raw, *, scope: str, attribution: Attribution, **fields: Any
 ) -> ResourceRow:
@@ -214,14 +203,17 @@ def _row(
     namespace = metadata.get("namespace")
     if metadata.get("deletionTimestamp") and "state" in fields:
         fields["state"] = "terminating"
+    system_tag = attribution.system_tag
     return ResourceRow(
         kind=kind,
         native_id=metadata["uid"],
         scope=scope,
         name=metadata["name"],
         namespace=namespace,
-        tags=labels,
-        raw=_trimmed(raw),
+        # Secret-shaped label values are redacted here and in `raw` (DESIGN: no secret is
+        # stored); the system tag never is, so attribution reads what the cluster says.
+        tags=redact_labels(labels, keep=system_tag),
+        raw=allowed_raw(kind, raw, system_tag=system_tag),
         system_code=attribution.system_of(labels, namespace),
         created_at_source=parse_timestamp(metadata.get("creationTimestamp")),
         **fields,
@@ -330,16 +322,19 @@ def normalize_resource_quota(raw: Raw, *, scope: str, attribution: Attribution) 
     )  # fmt: skip
 
 
-def normalize_cluster(kube_system: Raw, version: Raw, *, name: str) -> ResourceRow:
+def normalize_cluster(
+    kube_system: Raw, version: Raw, *, name: str, system_tag: str = DEFAULT_SYSTEM_TAG
+) -> ResourceRow:
     """The cluster itself: kube-system's UID is the one identity a cluster cannot change."""
     metadata = kube_system["metadata"]
+    raw = {"kubeSystem": kube_system, "version": version}
     return ResourceRow(
         kind="cluster",
         native_id=metadata["uid"],
         scope="*",
         name=name,
         state="active",
-        raw={"kubeSystem": _trimmed(kube_system), "version": version},
+        raw=allowed_raw("cluster", raw, system_tag=system_tag),
         created_at_source=parse_timestamp(metadata.get("creationTimestamp")),
     )
 
@@ -818,7 +813,7 @@ def _cluster_pages(shared: _Source, name: str, stats: ScopeStats) -> Iterator[li
         shared.api("VersionApi").get_code, stats=stats, policy=shared.policy, kind=None
     )
     stats.pages += 1
-    yield [normalize_cluster(kube_system, version or {}, name=name)]
+    yield [normalize_cluster(kube_system, version or {}, name=name, system_tag=shared.system_tag)]
 
 
 def source_name(source: Mapping[str, Any]) -> str:

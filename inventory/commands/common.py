@@ -7,11 +7,14 @@ from typing import NoReturn
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from inventory.commands.lang import lang_or_locale
 from inventory.db import SchemaOutOfDate, get_engine, mask_url, require_schema
+from inventory.output import message_text
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
+from inventory.urls import scrub
 
 err_console = Console(stderr=True)
 
@@ -20,11 +23,12 @@ EXIT_USAGE = 2  # usage or configuration error
 
 
 def report_error(message: str, lang: str | None = None) -> None:
-    """An `error:` line on stderr (rich markup in `message` is honoured)."""
+    """An `error:` line on stderr; the message is shown as written, never read as markup
+    (it carries names, paths and a source's own words)."""
     prefix = text("error_prefix", lang or lang_or_locale())
     # A full-width colon carries its own space.
     gap = "" if prefix.endswith("：") else " "
-    err_console.print(f"[red]{prefix}[/red]{gap}{message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble((prefix, "red"), gap, message_text(message)), soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE, *, lang: str | None = None) -> NoReturn:
@@ -34,11 +38,9 @@ def fail(message: str, code: int = EXIT_USAGE, *, lang: str | None = None) -> No
 
 def warn(message: str, lang: str) -> None:
     """A warning line on stderr; the message is shown as written, never read as markup."""
-    from rich.markup import escape
-
     prefix = text("warning_prefix", lang)
     gap = "" if prefix.endswith("：") else " "
-    err_console.print(f"[yellow]{prefix}[/yellow]{gap}{escape(message)}", highlight=False)
+    err_console.print(Text.assemble((prefix, "yellow"), gap, message_text(message)))
 
 
 def open_ledger(lang: str | None = None) -> sa.Engine:
@@ -59,8 +61,18 @@ def open_ledger(lang: str | None = None) -> sa.Engine:
             ),
             lang=lang,
         )
-    except sa.exc.OperationalError as error:
-        fail(text("cannot_open_db", lang, url=mask_url(url), error=error.orig or error), lang=lang)
-    except sa.exc.ArgumentError:
-        fail(text("not_db_url", lang, url=mask_url(url)), lang=lang)
+    except (sa.exc.DBAPIError, sa.exc.ArgumentError) as error:
+        fail_to_open(error, url, lang)
     return engine
+
+
+def fail_to_open(error: sa.exc.DBAPIError | sa.exc.ArgumentError, url: str, lang: str) -> NoReturn:
+    """Leave with "cannot open database" (or "not a database URL"): the URL masked, and the
+    driver's own words with every secret of the URL taken out (an error may quote it)."""
+    if isinstance(error, sa.exc.ArgumentError):
+        fail(text("not_db_url", lang, url=mask_url(url)), lang=lang)
+    # Only a failure to connect (no statement ran) is the database's: others are a bug to see.
+    if not isinstance(error, sa.exc.OperationalError) and error.statement is not None:
+        raise error
+    reason = scrub(str(error.orig or error), url)
+    fail(text("cannot_open_db", lang, url=mask_url(url), error=reason), lang=lang)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from inventory.commands.common import fail
+from inventory.commands.common import fail_to_open
 from inventory.commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
 from inventory.reporting.i18n import text
@@ -22,8 +22,6 @@ def upgrade_command() -> None:
     url = get_settings().database_url
     try:
         revision = upgrade(get_engine(url))
-    except sa.exc.OperationalError as error:
-        fail(text("cannot_open_db", lang, url=mask_url(url), error=error.orig or error), lang=lang)
-    except sa.exc.ArgumentError:
-        fail(text("not_db_url", lang, url=mask_url(url)), lang=lang)
+    except (sa.exc.DBAPIError, sa.exc.ArgumentError) as error:
+        fail_to_open(error, url, lang)
     typer.echo(text("db_at_revision", lang, url=mask_url(url), revision=revision))

@@ -7,14 +7,16 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from sqlmodel import Session, col, func, select
 
-from inventory.commands.common import EXIT_PROBLEM, fail
+from inventory.commands.common import EXIT_PROBLEM, fail, fail_to_open
 from inventory.commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
+from inventory.output import message_text
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings, set_settings
 
@@ -80,15 +82,18 @@ def demo(
     url = _demo_database(directory)
     settings = get_settings().model_copy(update={"database_url": url})
     set_settings(settings)
-    engine = get_engine(url)
-    upgrade(engine)
-    _refuse_populated(url, lang)
+    try:
+        engine = get_engine(url)
+        upgrade(engine)
+        _refuse_populated(url, lang)
+    except (sa.exc.DBAPIError, sa.exc.ArgumentError) as error:
+        fail_to_open(error, url, lang)
 
     estate = plan_estate(today=settings.today(), systems=systems)
     intro = text(
         "demo_intro", lang, systems=len(estate.systems), nodes=len(estate.nodes), url=mask_url(url)
     )
-    console.print(f"[bold]yiyun demo[/bold]: {escape(intro)}", highlight=False)
+    console.print(Text.assemble(("yiyun demo", "bold"), ": ", message_text(intro)))
     with RunningEstate(estate, directory) as running:
         files = running.write_files()
         # The simulated AWS-compatible nodes are reached through the standard credential
@@ -111,7 +116,7 @@ def demo(
             node_file=files["nodes"],
             nodes=len(nodes),
         )
-        console.print(loaded, highlight=False, markup=False)
+        console.print(message_text(loaded))
         summary = execute_scan(engine, nodes, lang=lang, concurrency=4)
         with Session(engine) as session:
             kpi = adoption_report(
@@ -125,24 +130,32 @@ def demo(
             text("demo_violations", lang, frozen=len(frozen), unattributed=sum(orphans.values())),
             markup=False,
         )
-        db_flag = f"--db {url}"
+        # What to type next carries the database URL, its secrets masked (the user has them).
+        db_flag = f"--db {mask_url(url)}"
+        # The paths come from --dir: shown as typed, never read as markup.
         console.print(
-            f"\n[bold]{escape(text('demo_try_next', lang))}[/bold]\n"
-            f"  yiyun {db_flag} report adoption --by department\n"
-            f"  yiyun {db_flag} report adoption --format json\n"
-            f"  yiyun {db_flag} report violations --details\n"
-            f"  yiyun {db_flag} report scans\n"
-            f"  yiyun {db_flag} registry list\n"
-            f"  yiyun {db_flag} nodes list\n"
-            f"  yiyun {db_flag} exporter serve   # then curl 127.0.0.1:9464/metrics",
-            highlight=False,
+            Text.assemble(
+                "\n",
+                (text("demo_try_next", lang), "bold"),
+                "\n",
+                message_text(
+                    f"  yiyun {db_flag} report adoption --by department\n"
+                    f"  yiyun {db_flag} report adoption --format json\n"
+                    f"  yiyun {db_flag} report violations --details\n"
+                    f"  yiyun {db_flag} report scans\n"
+                    f"  yiyun {db_flag} registry list\n"
+                    f"  yiyun {db_flag} nodes list\n"
+                    f"  yiyun {db_flag} exporter serve   # then curl 127.0.0.1:9464/metrics"
+                ),
+            )
         )
         if serve:
             console.print(
-                f"\n{escape(text('demo_serve', lang))}\n"
-                f"  AWS_SHARED_CREDENTIALS_FILE={files['credentials']} "
-                f"yiyun {db_flag} --config {files['nodes']} scan",
-                highlight=False,
+                message_text(
+                    f"\n{text('demo_serve', lang)}\n"
+                    f"  AWS_SHARED_CREDENTIALS_FILE={files['credentials']} "
+                    f"yiyun {db_flag} --config {files['nodes']} scan"
+                )
             )
             try:
                 import threading

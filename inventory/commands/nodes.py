@@ -7,7 +7,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from inventory.commands.common import (
@@ -20,6 +19,7 @@ from inventory.commands.common import (
 )
 from inventory.commands.lang import cli_lang
 from inventory.db import mask_url, session_scope
+from inventory.locks import LocksUnavailable
 from inventory.nodes import (
     ApplyReport,
     NodeBusy,
@@ -30,7 +30,7 @@ from inventory.nodes import (
     load_node_file,
     retire_node,
 )
-from inventory.output import Format, render_rows
+from inventory.output import Format, as_text, render_rows
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 
@@ -107,7 +107,7 @@ def _print_table(rows: list[dict[str, Any]], lang: str) -> None:
         table.add_column(text(heading, lang), no_wrap=column == "id", overflow="fold")
     for row in rows:
         cells = {**row, "state": _state(row, lang)}
-        table.add_row(*[_cell(cells.get(column), lang) for column in TABLE_COLUMNS])
+        table.add_row(*[as_text(_cell(cells.get(column), lang)) for column in TABLE_COLUMNS])
     Console().print(table)
 
 
@@ -155,10 +155,19 @@ def _refuse_file(error: NodeFileError, path: Path, lang: str) -> NoReturn:
     summary = text(
         "node_file_problem" if count == 1 else "node_file_problems", lang, path=path, count=count
     )
-    report_error(escape(summary), lang)
+    report_error(summary, lang)
     for problem in error.problems:
-        typer.echo(f"  {problem}", err=True)
+        typer.echo(f"  {problem.describe(lang)}", err=True)
     raise typer.Exit(EXIT_PROBLEM)
+
+
+def _locks_unavailable(error: LocksUnavailable, lang: str) -> NoReturn:
+    """Retiring a node takes its scan lock; without the lock file, nothing is changed."""
+    fail(
+        text("scan_locks_unavailable", lang, path=error.path, error=error.reason),
+        EXIT_PROBLEM,
+        lang=lang,
+    )
 
 
 @app.command("apply")
@@ -215,6 +224,8 @@ def apply_command(
         _refuse_file(error, path, lang)
     except NodeBusy as error:
         fail(text("node_busy_retire", lang, node=error.node_id), EXIT_PROBLEM, lang=lang)
+    except LocksUnavailable as error:
+        _locks_unavailable(error, lang)
     _print_report(report, path, mask_url(settings.database_url), lang)
 
 
@@ -239,6 +250,8 @@ def retire_command(
         fail(text("unknown_node", lang, node=node_id) + hint, lang=lang)
     except NodeBusy:
         fail(text("node_busy_retire", lang, node=node_id), EXIT_PROBLEM, lang=lang)
+    except LocksUnavailable as error:
+        _locks_unavailable(error, lang)
     if result.already:
         at = result.retired_at.isoformat(timespec="seconds").replace("+00:00", "Z")
         message = text(

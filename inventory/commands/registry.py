@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 
 from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger, warn
+from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
 from inventory.commands.lang import cli_lang
-from inventory.output import Format
+from inventory.output import Format, as_text, message_text
 from inventory.reporting.i18n import text
 
 app = typer.Typer(
@@ -82,28 +83,28 @@ def import_command(
         warn(str(warning), lang)
     if report.problems:
         err_console.print(
-            text(
-                "register_problems",
-                lang,
-                file=file.name,
-                source=report.source,
-                count=len(report.problems),
-                rows=report.rows,
-            ),
-            style="red",
-            markup=False,
-            highlight=False,
+            message_text(
+                text(
+                    "register_problems",
+                    lang,
+                    file=file.name,
+                    source=report.source,
+                    count=len(report.problems),
+                    rows=report.rows,
+                ),
+                "red",
+            )
         )
         for problem in report.problems:
             # Cells are the department's own text: never let them be read as rich markup.
-            err_console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(as_text(f"  {problem}"), soft_wrap=True)
         if errors_out is not None:
-            err_console.print(text("problems_written", lang, path=errors_out), markup=False)
+            err_console.print(message_text(text("problems_written", lang, path=errors_out)))
         raise typer.Exit(EXIT_PROBLEM)
 
     heading = "register_checked" if dry_run else "register_imported"
     console.print(
-        text(heading, lang, rows=report.rows, file=file.name, source=report.source), markup=False
+        message_text(text(heading, lang, rows=report.rows, file=file.name, source=report.source))
     )
     console.print(
         text(
@@ -131,12 +132,7 @@ def import_command(
 @app.command("list")
 def list_command(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    include_classified: Annotated[
-        bool,
-        typer.Option(
-            "--include-classified", help="Also list classified (涉密) systems, which are hidden."
-        ),
-    ] = False,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """List registered systems sorted by code; classified systems only when asked for."""
     from inventory.db import session_scope
@@ -145,8 +141,9 @@ def list_command(
 
     lang = cli_lang()
     engine = open_ledger(lang)
+    disclosure = disclosure_for(include_classified)
     with session_scope(engine) as session:
-        rows, hidden = list_systems(session=session, include_classified=include_classified)
+        rows, _ = list_systems(session=session, disclosure=disclosure)
     # Machines get every column; people get the ones that fit a terminal.
     columns = LIST_COLUMNS if fmt in (Format.json, Format.csv) else TABLE_COLUMNS
     render_rows(
@@ -157,5 +154,4 @@ def list_command(
         lang=lang,
         headings={"code": text("system_code", lang), "name": text("system_name", lang)},
     )
-    if hidden and fmt is Format.table:
-        err_console.print(text("classified_hidden", lang, count=hidden), highlight=False)
+    note_withheld(disclosure, lang)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from enum import StrEnum
 from pathlib import Path
@@ -16,8 +15,25 @@ from sqlmodel import Session
 
 from inventory.adoption import EVIDENCE_V1, EVIDENCE_V2, STATUSES
 from inventory.commands.common import open_ledger
+from inventory.commands.disclosure import (
+    IncludeClassifiedOption,
+    disclosure_for,
+    note_withheld,
+    note_withheld_counts,
+)
 from inventory.commands.lang import LangOption, cli_lang
-from inventory.output import Format, dumps, escape_formula, render_rows
+from inventory.confidentiality import Disclosure
+from inventory.output import (
+    Format,
+    as_text,
+    csv_text,
+    dumps,
+    escape_formula,
+    md_cell,
+    md_row,
+    message_text,
+    render_rows,
+)
 from inventory.reporting.i18n import status_label, text
 from inventory.settings import get_settings
 
@@ -111,7 +127,7 @@ def print_adoption_table(report: dict[str, Any], lang: str) -> None:
             groups.add_column(heading, justify="right")
         for row in _group_rows(report):
             groups.add_row(
-                row["key"],
+                as_text(row["key"]),
                 _percent(row["rate"]),
                 f"{row['numerator']}/{row['denominator']}",
                 str(row["exempt"]),
@@ -122,15 +138,12 @@ def print_adoption_table(report: dict[str, Any], lang: str) -> None:
         console.print(groups)
     if report["stale_nodes"]:
         console.print(
-            f"[yellow]{escape(text('stale_nodes_note', lang))}[/yellow] "
-            f"{escape(', '.join(report['stale_nodes']))}",
-            highlight=False,
+            as_text(text("stale_nodes_note", lang), "yellow"),
+            as_text(", ".join(report["stale_nodes"])),
         )
     if report.get("expired_scopes"):
         console.print(
-            f"[yellow]{escape(_expired_note(lang))}[/yellow] "
-            f"{escape(', '.join(report['expired_scopes']))}",
-            highlight=False,
+            as_text(_expired_note(lang), "yellow"), as_text(", ".join(report["expired_scopes"]))
         )
 
 
@@ -140,13 +153,12 @@ def _expired_note(lang: str) -> str:
 
 
 def _print_csv(report: dict[str, Any]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     columns = ["key", "numerator", "denominator", "rate", *STATUSES]
-    writer.writerow(columns)
-    for row in _group_rows(report):
-        writer.writerow([escape_formula(row[c]) if row[c] is not None else "" for c in columns])
-    print(buffer.getvalue(), end="")
+    cells = [
+        [escape_formula(row[c]) if row[c] is not None else "" for c in columns]
+        for row in _group_rows(report)
+    ]
+    print(csv_text([columns, *cells]), end="")
 
 
 def _print_md(report: dict[str, Any], lang: str) -> None:
@@ -159,15 +171,14 @@ def _print_md(report: dict[str, Any], lang: str) -> None:
         *(text(c, lang) for c in ("rate", "numerator", "denominator")),
         *(status_label(s, lang) for s in STATUSES),
     ]
-    print("| " + " | ".join(headings) + " |")
+    print(md_row(headings))
     print("|" + "---|" * len(columns))
     for row in _group_rows(report):
-        cells = [_percent(row["rate"]) if c == "rate" else str(row[c]) for c in columns]
-        print("| " + " | ".join(cells) + " |")
+        print(md_row(_percent(row["rate"]) if c == "rate" else row[c] for c in columns))
     if report["stale_nodes"]:
-        print(f"\n{text('stale_nodes', lang)}: {', '.join(report['stale_nodes'])}")
+        print(f"\n{text('stale_nodes', lang)}: {md_cell(', '.join(report['stale_nodes']))}")
     if report.get("expired_scopes"):
-        print(f"\n{_expired_note(lang)} {', '.join(report['expired_scopes'])}")
+        print(f"\n{_expired_note(lang)} {md_cell(', '.join(report['expired_scopes']))}")
 
 
 @app.command("adoption")
@@ -203,6 +214,7 @@ def adoption(
         ),
     ] = None,
     lang: LangOption = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """The cloud-adoption rate of non-classified systems (非涉密系统上云率), from evidence."""
     from inventory.commands.common import fail
@@ -248,12 +260,14 @@ def adoption(
             chosen = policy_from(settings, policy.value if policy else None)
         except UnknownPolicy as error:
             fail(text("unknown_policy", language, policy=error.policy), lang=language)
+        disclosure = disclosure_for(include_classified)
         report = adoption_report(
             session=session,
             settings=settings,
             switches=switches,
             by=by.value if by else None,
             policy=chosen,
+            disclosure=disclosure,
         )
         if snapshot:
             stored = take_snapshot(
@@ -262,6 +276,7 @@ def adoption(
             Console(stderr=True).print(
                 text("snapshot_stored", language, id=stored.id), highlight=False
             )
+    note_withheld(disclosure, language)
     if fmt is Format.json:
         print(dumps(report))
     elif fmt is Format.csv:
@@ -285,6 +300,7 @@ def violations(
         bool, typer.Option("--details", help="List each unattributed resource, not just counts.")
     ] = False,
     lang: LangOption = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Freeze-rule violations (new resources on frozen nodes) and unattributed resources.
 
@@ -299,10 +315,11 @@ def violations(
 
     language = cli_lang(lang)
     settings = get_settings()
+    disclosure = disclosure_for(include_classified)
     with Session(open_ledger(language)) as session:
-        frozen = freeze_violations(session=session, tz=settings.tz)
+        frozen = freeze_violations(session=session, tz=settings.tz, disclosure=disclosure)
         counts = unattributed_counts(session=session)
-        listed = unattributed_resources(session=session) if details else []
+        listed = unattributed_resources(session=session, disclosure=disclosure) if details else []
     rows: list[dict[str, Any]] = [
         {
             "rule": v.rule,
@@ -326,7 +343,7 @@ def violations(
                 "native_id": r.native_id,
                 "name": r.name,
                 "count": 1,
-                "created": r.created_at_source,
+                "created": r.created,
             }
             for r in listed
         ]
@@ -376,6 +393,7 @@ def violations(
             highlight=False,
             markup=False,
         )
+    note_withheld(disclosure, language)
     if frozen:
         raise typer.Exit(1)
 
@@ -391,6 +409,7 @@ def scans(
         typer.Option("--failed", help="Only scopes that failed, were held, or never ran."),
     ] = False,
     lang: LangOption = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Scope results of a scan run: what listed completely, what failed and why, what was
     held or retired, and what never ran."""
@@ -398,7 +417,8 @@ def scans(
 
     language = cli_lang(lang)
     engine = open_ledger(language)
-    found = scan_run_rows(engine=engine, run_id=run, failed_only=failed_only)
+    disclosure = disclosure_for(include_classified)
+    found = scan_run_rows(engine=engine, run_id=run, failed_only=failed_only, disclosure=disclosure)
     if found is None:
         Console(stderr=True).print(text("no_scans", language), highlight=False, markup=False)
         return
@@ -441,6 +461,7 @@ def scans(
         Console(stderr=True).print(
             text("scans_not_run", language, count=not_run), highlight=False, markup=False
         )
+    note_withheld(disclosure, language)
 
 
 # --- manager reports: HTML, Excel, department scorecard ------------------------------------
@@ -468,7 +489,9 @@ TrustOption = Annotated[
 ]
 
 
-def _gather_report(exempt_in_denominator: bool | None, trust_declared: bool | None) -> Any:
+def _gather_report(
+    exempt_in_denominator: bool | None, trust_declared: bool | None, disclosure: Disclosure
+) -> Any:
     from inventory.commands.common import fail
     from inventory.reporting.content import gather_report
     from inventory.reports import UnknownPolicy, switches_from
@@ -479,7 +502,9 @@ def _gather_report(exempt_in_denominator: bool | None, trust_declared: bool | No
     )
     with Session(open_ledger(), expire_on_commit=False) as session:
         try:
-            return gather_report(session=session, settings=settings, switches=switches)
+            return gather_report(
+                session=session, settings=settings, switches=switches, disclosure=disclosure
+            )
         except UnknownPolicy as error:
             fail(text("unknown_policy", cli_lang(None), policy=error.policy))
 
@@ -509,7 +534,7 @@ def _default_output(suffix: str) -> Path:
 
 
 def _announce(path: Path, lang: str) -> None:
-    Console(stderr=True).print(text("written", lang, path=path), highlight=False)
+    Console(stderr=True).print(message_text(text("written", lang, path=path)))
 
 
 @app.command("html")
@@ -523,12 +548,16 @@ def html_report(
     lang: LangOption = None,
     exempt_in_denominator: ExemptOption = None,
     trust_declared: TrustOption = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """One self-contained HTML file for managers: KPI, trend, charts, lists (no network needed)."""
     from inventory.reporting.html import render_html
 
     language = cli_lang(lang)
-    page = render_html(_gather_report(exempt_in_denominator, trust_declared), language)
+    disclosure = disclosure_for(include_classified)
+    content = _gather_report(exempt_in_denominator, trust_declared, disclosure)
+    page = render_html(content, language)
+    note_withheld(disclosure, language)
     if output is not None and str(output) == "-":
         print(page, end="")
         return
@@ -546,6 +575,7 @@ def xlsx_report(
     lang: LangOption = None,
     exempt_in_denominator: ExemptOption = None,
     trust_declared: TrustOption = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """The report as an Excel workbook, one sheet per view (summary, cities, departments, …).
 
@@ -555,8 +585,11 @@ def xlsx_report(
     from inventory.reporting.xlsx import build_workbook
 
     language = cli_lang(lang)
+    disclosure = disclosure_for(include_classified)
     buffer = io.BytesIO()
-    build_workbook(_gather_report(exempt_in_denominator, trust_declared), language).save(buffer)
+    content = _gather_report(exempt_in_denominator, trust_declared, disclosure)
+    build_workbook(content, language).save(buffer)
+    note_withheld(disclosure, language)
     target = output or _default_output("xlsx")
     _write_atomically(target, buffer.getvalue(), language)
     _announce(target, language)
@@ -576,6 +609,7 @@ def scorecard(
     lang: LangOption = None,
     exempt_in_denominator: ExemptOption = None,
     trust_declared: TrustOption = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """One department's page: its rate, systems, plan and wave, blockers and next steps."""
     from inventory.commands.common import fail
@@ -588,7 +622,8 @@ def scorecard(
     )
 
     language = cli_lang(lang)
-    content = _gather_report(exempt_in_denominator, trust_declared)
+    disclosure = disclosure_for(include_classified)
+    content = _gather_report(exempt_in_denominator, trust_declared, disclosure)
     try:
         card = department_scorecard(content, department, language)
     except UnknownDepartment as error:
@@ -598,6 +633,9 @@ def scorecard(
             else ""
         )
         fail(f"{text('unknown_department', language, code=department)}{hint}", lang=language)
+    if not include_classified:
+        # The department's own classified systems, not the whole report's.
+        note_withheld_counts(language, systems=card.classified_count)
     if fmt is ScorecardFormat.json:
         page = dumps(scorecard_json(card, content)) + "\n"
     elif fmt is ScorecardFormat.html:

@@ -11,13 +11,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session, col, select
 
 from inventory.collectors.base import OK
 from inventory.commands.common import EXIT_PROBLEM, fail, open_ledger
+from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
 from inventory.commands.lang import cli_lang
+from inventory.confidentiality import Disclosure
 from inventory.logs import redact
 from inventory.models import Node
+from inventory.output import as_text, message_text, visible
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 
@@ -29,8 +33,11 @@ err = Console(stderr=True)
 EXIT_INTERRUPTED = 130
 
 
-def _describe(outcome: ScopeOutcome, lang: str) -> str:
-    where = f"{outcome.node_id}/{outcome.source}/{outcome.kind}/{outcome.scope}"
+def _describe(outcome: ScopeOutcome, lang: str, disclosure: Disclosure) -> str:
+    # A namespace labelled with a classified system is not named, nor in a source's message.
+    where = disclosure.scope_label(
+        None, f"{outcome.node_id}/{outcome.source}/{outcome.kind}/{outcome.scope}"
+    )
     if outcome.sweep == "held":
         return text("scope_held", lang, where=where, held=outcome.held, node=outcome.node_id)
     sweep_texts = {
@@ -61,7 +68,7 @@ def _describe(outcome: ScopeOutcome, lang: str) -> str:
         where=where,
         status=outcome.status,
         code=outcome.error_code,
-        message=outcome.error_message,
+        message=disclosure.text(None, outcome.error_message),
         items=outcome.items,
     )
 
@@ -80,13 +87,14 @@ def _apply_config(path: str, lang: str) -> None:
             report = apply_nodes(session=session, specs=specs, revive=False)
             session.commit()
     except NodeFileError as error:
-        fail(text("node_file_invalid", lang, path=path, error=error), lang=lang)
+        fail(text("node_file_invalid", lang, path=path, error=error.describe(lang)), lang=lang)
     for node_id in report.kept_retired:
-        err.print(text("config_lists_retired", lang, node=node_id, path=path), markup=False)
+        err.print(message_text(text("config_lists_retired", lang, node=node_id, path=path)))
     if report.not_in_file:
         err.print(
-            text("config_missing_nodes", lang, nodes=", ".join(report.not_in_file), path=path),
-            markup=False,
+            message_text(
+                text("config_missing_nodes", lang, nodes=", ".join(report.not_in_file), path=path)
+            )
         )
 
 
@@ -98,11 +106,16 @@ def execute_scan(
     concurrency: int = 4,
     confirm_deletions: bool = False,
     by: str | None = None,
+    disclosure: Disclosure | None = None,
 ) -> ScanSummary:
     """Run the scan with a progress display (a bar on a terminal, a line per scope otherwise)
     and print the per-node summary."""
     from inventory.scan import Scanner, ScopeOutcome
     from inventory.store import SweepGuard
+
+    disclosure = disclosure or Disclosure()
+    with Session(engine) as session:
+        disclosure.classified(session)  # read once, before the scan's threads need it
 
     settings = get_settings()
     guard = SweepGuard(
@@ -118,7 +131,8 @@ def execute_scan(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        # The description is a scope's line, a source's own words among it: never markup.
+        TextColumn("{task.description}", markup=False),
         console=err,
         disable=not interactive,
     )
@@ -130,12 +144,14 @@ def execute_scan(
     def done(outcome: object) -> None:
         assert isinstance(outcome, ScopeOutcome)
         progress.advance(task)
-        line = _describe(outcome, lang)
+        # A source's error message is its own text: its markup and escape sequences are
+        # shown, never obeyed (an ESC from an endpoint must not drive the user's terminal).
+        line = visible(_describe(outcome, lang, disclosure))
         if interactive:
             progress.update(task, description=line[:60])
             if outcome.status != OK or outcome.sweep:
                 style = "red" if outcome.status not in (OK, "retired") else "yellow"
-                progress.console.print(line, style=style, highlight=False, markup=False)
+                progress.console.print(Text(line, style=style))
         else:
             print(line, file=sys.stderr, flush=True)
 
@@ -147,13 +163,16 @@ def execute_scan(
     table = Table(title=text("scan_run", lang, run=summary.run_id))
     for column in ("node", "scopes", "failed", "items", "new", "changed", "gone"):
         table.add_column(text(column, lang), justify="left" if column == "node" else "right")
+    by_node: dict[str, list[ScopeOutcome]] = {}
+    for outcome in summary.outcomes:
+        by_node.setdefault(outcome.node_id, []).append(outcome)
     for n in chosen:
-        mine = [o for o in summary.outcomes if o.node_id == n.id]
+        mine = by_node.get(n.id, [])
         if n.id in summary.busy_nodes:
-            table.add_row(n.id, "—", text("busy", lang), "", "", "", "")
+            table.add_row(as_text(n.id), "—", text("busy", lang), "", "", "", "")
             continue
         table.add_row(
-            n.id,
+            as_text(n.id),
             str(len(mine)),
             str(sum(o.status not in (OK, "retired") for o in mine)),
             str(sum(o.items for o in mine)),
@@ -163,7 +182,7 @@ def execute_scan(
         )
     Console().print(table)
     for busy in summary.busy_nodes:
-        err.print(text("node_busy", lang, node=busy), style="yellow", markup=False)
+        err.print(message_text(text("node_busy", lang, node=busy), "yellow"))
     return summary
 
 
@@ -186,9 +205,11 @@ def scan(
         str | None,
         typer.Option("--by", help="Who confirms the deletions (default: the login name)."),
     ] = None,
+    include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Inventory the nodes: exit 0 when every scope listed completely, 1 when any failed or
     had its deletions held, 130 when interrupted."""
+    from inventory.locks import LocksUnavailable
     from inventory.scan import ScanCrashed, ScanInterrupted
 
     lang = cli_lang()
@@ -211,7 +232,7 @@ def scan(
     chosen = [known[n] for n in node] if node else list(nodes)
     for retired in [n for n in chosen if n.retired_at is not None]:
         if node:  # asked for by name: say why nothing happens
-            err.print(text("scan_skipped_retired", lang, node=retired.id), markup=False)
+            err.print(message_text(text("scan_skipped_retired", lang, node=retired.id)))
     # A node whose every source was removed still gets a scan: it plans nothing, so its
     # rows are retired instead of counting as evidence forever.
     chosen = [
@@ -220,6 +241,7 @@ def scan(
     if not chosen:
         fail(text("no_source_to_scan", lang), lang=lang)
 
+    disclosure = disclosure_for(include_classified)
     try:
         summary = execute_scan(
             engine,
@@ -228,6 +250,7 @@ def scan(
             concurrency=concurrency,
             confirm_deletions=confirm_deletions,
             by=(by or _login_name()) if confirm_deletions else None,
+            disclosure=disclosure,
         )
     except ScanInterrupted as interrupted:
         done = interrupted.summary
@@ -244,13 +267,22 @@ def scan(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except ScanCrashed as crashed:
         err.print(
-            text("scan_crashed", lang, run=crashed.run_id, error=redact(str(crashed.error))),
-            markup=False,
+            message_text(
+                text("scan_crashed", lang, run=crashed.run_id, error=redact(str(crashed.error)))
+            )
         )
         raise typer.Exit(EXIT_PROBLEM) from None
+    except LocksUnavailable as error:
+        # Taken before the run is recorded: nothing was scanned and no run is left `running`.
+        fail(
+            text("scan_locks_unavailable", lang, path=error.path, error=error.reason),
+            EXIT_PROBLEM,
+            lang=lang,
+        )
+    note_withheld(disclosure, lang)
     if summary.held:
         held_nodes = " ".join(f"--node {n}" for n in sorted({o.node_id for o in summary.held}))
-        err.print(text("scan_held", lang, count=len(summary.held), nodes=held_nodes), markup=False)
+        err.print(message_text(text("scan_held", lang, count=len(summary.held), nodes=held_nodes)))
     if not summary.ok:
         others = len(summary.failed) - len(summary.held)
         if others:

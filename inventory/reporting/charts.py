@@ -1,4 +1,4 @@
-"""The reports' charts: matplotlib figures saved as SVG, Chinese set in Noto Sans CJK SC."""
+"""The reports' charts: matplotlib figures saved as SVG, Chinese set in the shipped CJK face."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import base64
 import io
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-CJK_FAMILY = "Noto Sans CJK SC"
+from inventory.reporting.fonts import SHIPPED_FAMILY, register_chart_font
+from inventory.reporting.fonts import cjk_font_path as cjk_font_path  # kept where it was
+
 # Text becomes outlines inside the SVG, so a viewer needs no Chinese font for the charts.
+# The family list names the shipped face first, then matplotlib's own bundled DejaVu for
+# any glyph it lacks: no system font comes before the shipped one.
 RC: dict[Any, Any] = {
-    "font.family": "sans-serif",
-    "font.sans-serif": [CJK_FAMILY, "DejaVu Sans"],
+    "font.family": [SHIPPED_FAMILY, "DejaVu Sans"],
     "svg.fonttype": "path",
     "svg.hashsalt": "yiyun",
     "axes.unicode_minus": False,
@@ -40,34 +41,18 @@ STATUS_COLOURS = {
 LABEL_LIMIT = 18  # characters of a bar label before it is cut with "…"
 
 
-@cache
-def cjk_font_path() -> Path:
-    """The Noto Sans CJK collection that the noto-cjk-sans-otc package ships."""
-    from noto_cjk_sans_otc import FONT_PATH
-
-    return Path(str(FONT_PATH))
-
-
-@cache
-def _register_font() -> None:
-    from matplotlib import font_manager
-
-    # The collection holds JP/KR/SC/TC/HK faces; matplotlib lists each, RC picks SC.
-    font_manager.fontManager.addfont(str(cjk_font_path()))
-
-
 def chart_font(sample: str) -> tuple[str, int, str]:
     """(file, face index, family) of the font the charts draw `sample` with: the first of
     the fallback chain that has every glyph, as matplotlib's own per-glyph fallback picks."""
     from matplotlib import font_manager, rc_context
 
-    _register_font()
+    register_chart_font()
     with rc_context(RC):
         chain = [
             font_manager.findfont(
                 font_manager.FontProperties(family=[family]), fallback_to_default=False
             )
-            for family in RC["font.sans-serif"]
+            for family in RC["font.family"]
         ]
     for path in chain:
         face = font_manager.get_font([path])
@@ -84,7 +69,7 @@ def data_uri(svg: str) -> str:
 def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
-    _register_font()
+    register_chart_font()
     return Figure(figsize=(width, height), layout="constrained")
 
 

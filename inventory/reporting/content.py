@@ -21,8 +21,9 @@ from inventory.adoption import (
     PolicySwitches,
     compute_adoption,
 )
+from inventory.confidentiality import Disclosure
 from inventory.evidence import last_ok_scans, one_cloud_nodes, stale_nodes
-from inventory.models import AdoptionSnapshot, Department, Node, Resource, System
+from inventory.models import AdoptionSnapshot, Department, Node, System
 from inventory.reports import as_contract, gather_evidence, policy_from
 from inventory.settings import Settings
 from inventory.violations import freeze_violations, unattributed_counts
@@ -46,7 +47,8 @@ class Placement:
 
 @dataclass(frozen=True)
 class SystemLine:
-    """One non-classified system as the reports list it."""
+    """One system as the reports list it (a classified one only for a disclosure that
+    includes it)."""
 
     code: str
     name: str
@@ -92,7 +94,8 @@ class NodeFreshness:
 
 @dataclass(frozen=True)
 class ViolationLine:
-    """A freeze-rule violation; `name` is None when the resource belongs to a classified system."""
+    """A freeze-rule violation; `native_id` and `name` are None when it is redacted (a
+    classified system's resource, inventory/confidentiality.py)."""
 
     node_id: str
     kind: str
@@ -143,7 +146,7 @@ class ReportContent:
     city_report: dict[str, Any]
     department_report: dict[str, Any]
     department_names: dict[str, str]
-    systems: list[SystemLine]  # never a classified one
+    systems: list[SystemLine]  # a classified one only when the disclosure includes it
     classified_count: int
     violations: list[ViolationLine]
     unattributed: list[tuple[str, str, int]]  # (node, kind, count)
@@ -262,31 +265,24 @@ def _trend(
     return [*points, current], omitted
 
 
-def _violations(session: Session, settings: Settings, classified: set[str]) -> list[ViolationLine]:
-    found = freeze_violations(session=session, tz=settings.tz)
-    secret: set[tuple[str, str, str]] = set()
-    if found and classified:
-        query = select(Resource.node_id, Resource.kind, Resource.native_id).where(
-            col(Resource.system_code).in_(sorted(classified))
+def _violations(
+    session: Session, settings: Settings, disclosure: Disclosure
+) -> list[ViolationLine]:
+    # A classified system's resource still counts as a violation; the disclosure decides
+    # whether anything names it.
+    return [
+        ViolationLine(
+            node_id=v.node_id,
+            kind=v.kind,
+            native_id=None if v.redacted else v.native_id,
+            name=None if v.redacted else v.name,
+            created=v.created,
+            frozen_since=v.frozen_since,
+            basis=v.basis,
+            redacted=v.redacted,
         )
-        secret = {(node, kind, native) for node, kind, native in session.exec(query)}
-    lines = []
-    for v in found:
-        # A classified system's resource still counts as a violation, but nothing names it.
-        redacted = (v.node_id, v.kind, v.native_id) in secret
-        lines.append(
-            ViolationLine(
-                node_id=v.node_id,
-                kind=v.kind,
-                native_id=None if redacted else v.native_id,
-                name=None if redacted else v.name,
-                created=v.created,
-                frozen_since=v.frozen_since,
-                basis=v.basis,
-                redacted=redacted,
-            )
-        )
-    return lines
+        for v in freeze_violations(session=session, tz=settings.tz, disclosure=disclosure)
+    ]
 
 
 def _freshness(session: Session, stale: list[str]) -> list[NodeFreshness]:
@@ -329,10 +325,13 @@ def gather_report(
     now: datetime | None = None,
     policy: str | None = None,
     migration_view: MigrationView | None = None,
+    disclosure: Disclosure | None = None,
 ) -> ReportContent:
     """Read the ledger once for every report: KPI, breakdowns, lists, freshness, trend; under
     `policy`, else the settings' (YIYUN_KPI_POLICY). Migration placements come from
-    `migration_view`, else the one installed by use_migration_view, else none."""
+    `migration_view`, else the one installed by use_migration_view, else none. Classified
+    systems are counted; the disclosure decides whether they are named."""
+    disclosure = disclosure or Disclosure()
     now = now or datetime.now(tz=UTC)
     evidence = gather_evidence(
         session=session, settings=settings, policy=policy_from(settings, policy), now=now
@@ -349,7 +348,7 @@ def gather_report(
         now=now,
         stale=stale,
         policy=evidence.policy,
-        expired=evidence.expired_scopes,
+        expired=evidence.disclosed_scopes(session, disclosure),
     )
     result, province_report = _contract(facts, by=None, **common)
     _, city_report = _contract(facts, by="city", **common)
@@ -358,11 +357,11 @@ def gather_report(
     view = migration_view or _migration_view
     ledger, placements, waves, assessments = view(session) if view else NO_MIGRATION_LEDGER
     systems: list[SystemLine] = []
-    classified: set[str] = set()
+    classified = 0
     for s in session.exec(select(System).order_by(col(System.code))):
         status = result.statuses[s.code]
-        if status == CLASSIFIED_EXCLUDED:
-            classified.add(s.code)
+        classified += status == CLASSIFIED_EXCLUDED
+        if not disclosure.shows_system(session, s.code, classified=s.classified):
             continue
         readiness, blockers = assessments.get(s.code, (None, ()))
         systems.append(
@@ -396,8 +395,8 @@ def gather_report(
         department_report=department_report,
         department_names=names,
         systems=systems,
-        classified_count=len(classified),
-        violations=_violations(session, settings, classified),
+        classified_count=classified,
+        violations=_violations(session, settings, disclosure),
         unattributed=[
             (n, k, c) for (n, k), c in sorted(unattributed_counts(session=session).items())
         ],

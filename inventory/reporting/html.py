@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from inventory.reporting import charts
 from inventory.reporting.content import PENDING_STATUSES, ReportContent
+from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
 from inventory.reporting.i18n import (
     STATE_LABELS,
     node_level_label,
@@ -141,26 +142,26 @@ def render_html(content: ReportContent, lang: str) -> str:
     """The whole report as one HTML document in `lang`."""
     t = partial(text, lang=lang)
     template = environment().get_template("report.html.j2")
-    return str(
-        template.render(
-            c=content,
-            lang=lang,
-            html_lang="zh-CN" if lang == "zh" else "en",
-            t=t,
-            status_label=partial(status_label, lang=lang),
-            state_label=partial(state_label, lang=lang),
-            zone_label=partial(zone_label, lang=lang),
-            readiness_label=partial(readiness_label, lang=lang),
-            node_level_label=partial(node_level_label, lang=lang),
-            when=partial(local_time, timezone=content.timezone),
-            stamp=stamp(content, lang),
-            charts=build_charts(content, lang),
-            cities=ranked(content.city_report["groups"]),
-            departments=ranked(content.department_report["groups"]),
-            pending=content.pending_by_department(),
-            pending_statuses=PENDING_STATUSES,
-            private=content.private_network_by_department(),
-            zones_seen=sorted({z for zones in content.zones.values() for z in zones}),
-            wave_states=wave_states(content),
-        )
+    page = template.render(
+        c=content,
+        lang=lang,
+        html_lang="zh-CN" if lang == "zh" else "en",
+        t=t,
+        status_label=partial(status_label, lang=lang),
+        state_label=partial(state_label, lang=lang),
+        zone_label=partial(zone_label, lang=lang),
+        readiness_label=partial(readiness_label, lang=lang),
+        node_level_label=partial(node_level_label, lang=lang),
+        when=partial(local_time, timezone=content.timezone),
+        stamp=stamp(content, lang),
+        charts=build_charts(content, lang),
+        cities=ranked(content.city_report["groups"]),
+        departments=ranked(content.department_report["groups"]),
+        pending=content.pending_by_department(),
+        pending_statuses=PENDING_STATUSES,
+        private=content.private_network_by_department(),
+        zones_seen=sorted({z for zones in content.zones.values() for z in zones}),
+        wave_states=wave_states(content),
+        font_face=FONT_FACE_SLOT,  # fonts.embed_font puts the @font-face there
     )
+    return embed_font(str(page))

@@ -471,10 +471,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "registered_systems": ("已登记系统", "registered systems"),
     "classified": ("涉密", "Classified"),
-    "classified_hidden": (
-        "{count} 个涉密系统未显示（--include-classified）",
-        "{count} classified system(s) not shown (--include-classified)",
-    ),
     # nodes
     "cloud_nodes": ("云节点", "Cloud nodes"),
     "owner_department": ("所属部门", "Owner department"),
@@ -807,10 +803,53 @@ TEXTS: dict[str, tuple[str, str]] = {
         "密评 record; decommissioned needs no live resources left on the plan's sources",
     ),
     # -- leaks: URLs with credentials --
+    "url_credentials_refused": (
+        "{what}是带凭据的 URL（{parts}）：已拒绝，节点文件中不得出现凭据。{hint}",
+        "{what} is a URL carrying credentials ({parts}): refused, the node file must never "
+        "carry credentials. {hint}",
+    ),
+    "url_of_source": ("源 {source} 的取值", "the value of source {source}"),
+    "url_value": ("该取值", "the value"),
+    "url_part_password": ("用户名:密码@", "user:password@"),
+    "url_part_user": ("用户名@", "a user name@"),
+    "url_part_parameter": ("查询参数 {name}", "query parameter {name}"),
+    "url_part_unnamed_parameter": ("一个查询参数", "a query parameter"),
+    "url_parts_separator": ("、", ", "),
+    "credentials_hint_aws": (
+        "AWS 源的凭据来自标准 AWS 凭据链：写明 `profile:`（~/.aws/credentials），"
+        "或使用 AWS_* 环境变量、实例角色",
+        "AWS sources get credentials from the standard AWS chain: name a `profile:` "
+        "(~/.aws/credentials) or use AWS_* environment variables or an instance role",
+    ),
+    "credentials_hint_kubernetes": (
+        "Kubernetes 源的凭据来自 kubeconfig（`kubeconfig:` 与 `context:`）",
+        "Kubernetes sources get credentials from the kubeconfig (`kubeconfig:` and `context:`)",
+    ),
+    "credentials_hint_any": (
+        "凭据来自标准 AWS 凭据链（`profile:`）和 kubeconfig",
+        "Credentials come from the standard AWS chain (`profile:`) and from the kubeconfig",
+    ),
     # -- leaks: confidentiality --
+    "classified_marker": ("（涉密）", "(classified)"),
+    "classified_withheld": (
+        "已隐去涉密内容：{parts}（--include-classified 可显示）",
+        "withheld as classified (涉密): {parts} (--include-classified shows them)",
+    ),
+    "withheld_systems": ("{count} 个系统", "{count} system(s)"),
+    "withheld_resources": ("{count} 个资源", "{count} resource(s)"),
+    "withheld_scopes": ("{count} 个扫描范围", "{count} scan scope(s)"),
+    "withheld_mentions": ("文字中 {count} 处提及", "{count} mention(s) in text"),
+    "withheld_separator": ("、", ", "),
     # -- leaks: data as text --
     # -- leaks: exporter --
     # -- leaks: scale --
+    "scan_locks_unavailable": (
+        "无法取得扫描锁（{path}）：{error}。未扫描任何节点，也未做任何更改；"
+        "请检查该目录的权限、磁盘空间和可打开文件数（ulimit -n）后重试。",
+        "cannot take the scan locks ({path}): {error}. No node was scanned and nothing was "
+        "changed; check that directory's permissions, the disk and the open-file limit "
+        "(ulimit -n), then try again.",
+    ),
     # -- leaks: stored secrets --
 }
 

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from inventory.adoption import (
+    CLASSIFIED_EXCLUDED,
     EXEMPT,
     NO_EVIDENCE,
     OFF_CLOUD,
@@ -17,8 +18,9 @@ from inventory.adoption import (
     RETIRED_EXCLUDED,
     STATUSES,
 )
-from inventory.output import jsonable
+from inventory.output import jsonable, md_cell
 from inventory.reporting.content import PRIVATE_NETWORK, ReportContent, SystemLine
+from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
 from inventory.reporting.html import environment, percent, ranked, stamp
 from inventory.reporting.i18n import (
     STATE_LABELS,
@@ -34,7 +36,16 @@ SEQUENCE = tuple(STATE_LABELS)[:10]
 DONE_STATES = frozenset({"accepted", "decommissioned", "cancelled", "exempted"})
 PAUSED_STATES = frozenset({"on_hold", "rolled_back"})
 # Pending systems first, in the order a department head should look at them.
-STATUS_ORDER = (OFF_CLOUD, PARTIAL, NO_EVIDENCE, EXEMPT, ON_CLOUD, RETIRED_EXCLUDED)
+# Classified systems are listed (last) only when the report was asked to include them.
+STATUS_ORDER = (
+    OFF_CLOUD,
+    PARTIAL,
+    NO_EVIDENCE,
+    EXEMPT,
+    ON_CLOUD,
+    RETIRED_EXCLUDED,
+    CLASSIFIED_EXCLUDED,
+)
 
 
 class UnknownDepartment(LookupError):
@@ -76,7 +87,7 @@ def next_steps(line: SystemLine, *, today: date, tag: str, lang: str) -> list[St
     steps: list[tuple[str, str]] = []
     placement = line.placement
     state = placement.state if placement else None
-    if line.status == RETIRED_EXCLUDED:
+    if line.status in (RETIRED_EXCLUDED, CLASSIFIED_EXCLUDED):
         return []
     if line.status == ON_CLOUD:
         if state is not None and state not in DONE_STATES:
@@ -191,9 +202,8 @@ def scorecard_json(card: Scorecard, content: ReportContent) -> dict[str, Any]:
 
 
 def _md_cell(value: object) -> str:
-    # Markdown viewers render inline HTML: names from the register must stay text.
-    shown = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return shown.replace("|", "\\|").replace("\n", " ")
+    # Markdown viewers render inline HTML and links: names from the register must stay text.
+    return md_cell(value)
 
 
 def scorecard_markdown(card: Scorecard, content: ReportContent, lang: str) -> str:
@@ -251,16 +261,16 @@ def scorecard_markdown(card: Scorecard, content: ReportContent, lang: str) -> st
 
 def scorecard_html(card: Scorecard, content: ReportContent, lang: str) -> str:
     template = environment().get_template("scorecard.html.j2")
-    return str(
-        template.render(
-            card=card,
-            c=content,
-            html_lang="zh-CN" if lang == "zh" else "en",
-            t=partial(text, lang=lang),
-            status_label=partial(status_label, lang=lang),
-            state_label=partial(state_label, lang=lang),
-            zone_label=partial(zone_label, lang=lang),
-            readiness_label=partial(readiness_label, lang=lang),
-            stamp=stamp(content, lang),
-        )
+    page = template.render(
+        card=card,
+        c=content,
+        html_lang="zh-CN" if lang == "zh" else "en",
+        t=partial(text, lang=lang),
+        status_label=partial(status_label, lang=lang),
+        state_label=partial(state_label, lang=lang),
+        zone_label=partial(zone_label, lang=lang),
+        readiness_label=partial(readiness_label, lang=lang),
+        stamp=stamp(content, lang),
+        font_face=FONT_FACE_SLOT,  # fonts.embed_font puts the @font-face there
     )
+    return embed_font(str(page))

@@ -396,11 +396,11 @@ def assert_bounded_waits(rig: Rig, *, throttled: bool) -> None:
 
 
 def test_a_nul_character_in_one_object_costs_nothing(engine: sa.Engine, tmp_path: Path) -> None:
-    """An annotation may hold a NUL; PostgreSQL refused it, and with it the whole batch of the
-    scope (every deployment of the cluster), at every scan."""
+    """A label (or an annotation) may hold a NUL; PostgreSQL refused it, and with it the whole
+    batch of the scope (every deployment of the cluster), at every scan."""
     with KubernetesSimulator() as sim:
         poisoned = make_deployment("default", "poisoned")
-        poisoned["metadata"]["annotations"] = {"note": "a\x00b"}
+        poisoned["metadata"]["labels"] = {"note": "a\x00b"}
         sim.add("deployment", poisoned)
         sim.add("deployment", make_deployment("default", "healthy"))
         kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
@@ -420,4 +420,5 @@ def test_a_nul_character_in_one_object_costs_nothing(engine: sa.Engine, tmp_path
             r.name: r for r in session.exec(select(Resource).where(Resource.kind == "deployment"))
         }
     assert set(rows) == {"poisoned", "healthy"}
-    assert rows["poisoned"].raw["metadata"]["annotations"] == {"note": "a\ufffdb"}
+    assert rows["poisoned"].tags == {"note": "a\ufffdb"}
+    assert rows["poisoned"].raw["metadata"]["labels"] == {"note": "a\ufffdb"}

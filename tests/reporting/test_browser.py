@@ -1,4 +1,5 @@
-"""The HTML report in headless Chromium: no console errors, charts load, Chinese is not tofu."""
+"""The HTML report in headless Chromium: no console errors, charts load, Chinese is not tofu,
+drawn with the face embedded in the page whether or not the desktop has a Chinese font."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import pytest
 from typer.testing import CliRunner
 
 from cli import app
 from inventory.reporting.charts import cjk_font_path
+from inventory.reporting.fonts import SHIPPED_FAMILY
 from inventory.settings import Settings
 from tests.conftest import require_binary
+from tests.reporting.devtools import Browser
 
 runner = CliRunner()
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "reporting"
@@ -161,3 +165,71 @@ def test_report_renders_in_headless_chromium(
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.stat().st_size > 50_000
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# Elements whose own text the font check reads (CSS.getPlatformFontsForNode).
+TEXT_ELEMENTS = "h1, h2, h3, p, li, th, td, dt, dd, div, span, strong, footer"
+DESKTOPS = {"no-system-cjk": False, "system-noto-cjk": True}
+
+
+def fonts_used(drawn: list[dict[str, Any]]) -> set[tuple[str, bool]]:
+    return {(font["familyName"], font["isCustomFont"]) for d in drawn for font in d["fonts"]}
+
+
+def system_draws(browser: Browser, family: str, sample: str) -> set[tuple[str, bool]]:
+    """Which fonts the desktop itself gives `family`: a probe outside the page's @font-face."""
+    browser.evaluate(
+        "(() => { const probe = document.createElement('span'); probe.id = 'probe';"
+        f" probe.style.fontFamily = {json.dumps(family)};"
+        f" probe.textContent = {json.dumps(sample)}; document.body.append(probe);"
+        " return probe.offsetWidth; })()"  # laid out now, so its fonts are known
+    )
+    drawn = browser.fonts_drawing("#probe")
+    browser.evaluate("document.getElementById('probe').remove()")
+    assert drawn, "the probe was drawn"
+    return fonts_used(drawn)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("desktop", sorted(DESKTOPS))
+def test_pages_draw_every_character_with_the_embedded_face(
+    report_estate: Settings,
+    tmp_path: Path,
+    chromium_binary: str,
+    system_noto_cjk: Path,
+    desktop: str,
+) -> None:
+    """Without any Chinese system font, and with a desktop's own Noto Sans CJK SC, the report
+    and the scorecard draw all their text with the face embedded in the page."""
+    pages = {
+        "report": ["report", "html"],
+        "scorecard": ["report", "scorecard", "--department", "JS-EDU", "--format", "html"],
+    }
+    # matplotlib's bundled DejaVu stands for a desktop's Latin fonts on any machine.
+    font_dirs = [Path(matplotlib.get_data_path()) / "fonts" / "ttf"]
+    if DESKTOPS[desktop]:
+        font_dirs.append(system_noto_cjk)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    with Browser(chromium_binary, tmp_path / "chromium", font_dirs) as browser:
+        for kind, command in pages.items():
+            page = tmp_path / f"{kind}.html"
+            result = runner.invoke(app, [*command, "-o", str(page), "--lang", "zh"])
+            assert result.exit_code == 0, result.output
+            browser.open(page.as_uri())
+
+            # The desktop is what the test says: with or without its own Noto Sans CJK SC.
+            system = system_draws(browser, "Noto Sans CJK SC", "非涉密系统上云率")
+            assert (("Noto Sans CJK SC", False) in system) is DESKTOPS[desktop], system
+            assert browser.evaluate("[...document.fonts].map(f => [f.family, f.status])") == [
+                [SHIPPED_FAMILY, "loaded"]
+            ]
+            drawn = browser.fonts_drawing(TEXT_ELEMENTS)
+            assert any("非涉密系统上云率" in d["html"] for d in drawn)
+            assert any("江苏省教育厅" in d["html"] for d in drawn)
+            # Every glyph of every element, Chinese or not, from the embedded face alone.
+            assert fonts_used(drawn) == {("Noto Sans CJK SC", True)}
+            screenshot = ARTIFACTS / f"{kind}-zh-{desktop}.png"
+            browser.screenshot(screenshot)
+            assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -123,7 +123,26 @@ def test_normalize_instance_from_payload() -> None:
     }
     # The root volume was attached at creation, before the last (re)launch.
     assert row.created_at_source == datetime(2023, 5, 20, 2, 30, tzinfo=UTC)
-    assert row.raw == raw
+    # raw keeps the instance's allowlist: ids, type, state, placement, the times and devices
+    # the creation time comes from, and the tags; not the address or the tenancy.
+    assert row.raw == {
+        "InstanceId": "i-0a1b2c3d4e5f60001",
+        "InstanceType": "m5.xlarge",
+        "ImageId": "ami-0a1b2c3d4e5f60718",
+        "State": {"Code": 16, "Name": "running"},
+        "Placement": {"AvailabilityZone": "us-east-1a"},
+        "LaunchTime": "2025-03-02T08:00:00+00:00",
+        "RootDeviceName": "/dev/xvda",
+        "BlockDeviceMappings": [
+            {"DeviceName": "/dev/xvda", "Ebs": {"AttachTime": "2023-05-20T02:30:00+00:00",
+                                                "Status": "attached",
+                                                "VolumeId": "vol-0a1b2c3d4e5f60001"}},
+            {"DeviceName": "/dev/sdf", "Ebs": {"AttachTime": "2021-01-01T00:00:00+00:00",
+                                               "Status": "attached",
+                                               "VolumeId": "vol-0a1b2c3d4e5f60002"}},
+        ],
+        "Tags": raw["Tags"],
+    }  # fmt: skip
 
 
 def test_normalize_instance_keeps_raw_json_safe_in_utc() -> None:

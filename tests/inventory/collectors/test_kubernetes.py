@@ -137,11 +137,30 @@ def test_normalize_deployment_from_payload() -> None:
     assert row.system_code == "JS-EDU-0042"  # its own label beats the namespace's
     assert row.tags == {"app": "gov-portal-web", TAG: "JS-EDU-0042"}
     assert row.created_at_source == datetime(2023, 5, 4, 2, 15, 30, tzinfo=UTC)
-    assert "managedFields" not in row.raw["metadata"]
-    assert (
-        "kubectl.kubernetes.io/last-applied-configuration" not in row.raw["metadata"]["annotations"]
-    )
-    assert row.raw["spec"] == raw["spec"]
+    # raw keeps the deployment's allowlist: identity, labels, replicas and what each container
+    # requests; not managedFields, annotations, images, selector, strategy or status.
+    assert row.raw == {
+        "metadata": {
+            "name": "gov-portal-web", "namespace": "js-edu-portal",
+            "uid": "6f1c7a52-3c2e-4d8e-9b1a-0d6f6c1e2a10",
+            "creationTimestamp": "2023-05-04T02:15:30Z",
+            "labels": {"app": "gov-portal-web", TAG: "JS-EDU-0042"},
+        },
+        "spec": {
+            "replicas": 3,
+            "template": {"spec": {
+                "initContainers": [
+                    {"name": "migrate", "resources": {"requests": {"cpu": "1", "memory": "256Mi"}}}
+                ],
+                "containers": [
+                    {"name": "web", "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                                  "limits": {"cpu": "1", "memory": "1Gi"}}},
+                    {"name": "envoy",
+                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+                ],
+            }},
+        },
+    }  # fmt: skip
     assert raw == payload("deployment"), "normalize must not change its input"
     assert is_evidence(row.kind, row.replicas, row.state)
 

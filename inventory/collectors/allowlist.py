@@ -1,0 +1,217 @@
+"""Which fields of a listed object the ledger keeps as its `raw`: one declaration per kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from inventory.secret_shape import redact_labels, redacted
+
+# `raw` is the auditor's answer to "why does this row say that": the fields the ledger, the
+# reports and `infra import-spec` read, and those each `normalize_*` derived its typed columns
+# from. Nothing else is stored — not env values, command lines, annotations or anything else
+# a pod template or an API answer may carry a secret in — and label and tag values that look
+# like secrets are stored as `<redacted>` (inventory/secret_shape.py).
+#
+# A shape maps a key to KEEP (the value as it is: scalars and maps of quantities only), to a
+# nested shape, to `[shape]` (each item of a list), or to LABELS / TAGS (a Kubernetes label
+# map, an AWS `[{Key, Value}]` list: kept with secret-shaped values redacted). A value whose
+# type does not match its shape is left out: what is not understood is not stored.
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+KEEP: Final = _Marker("KEEP")
+LABELS: Final = _Marker("LABELS")
+TAGS: Final = _Marker("TAGS")
+Shape = Mapping[str, Any]
+
+_MISSING = object()
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+METADATA: Shape = {
+    "name": KEEP,
+    "namespace": KEEP,
+    "uid": KEEP,
+    "creationTimestamp": KEEP,
+    "deletionTimestamp": KEEP,
+    "ownerReferences": [{"kind": KEEP, "name": KEEP, "uid": KEEP}],
+    "labels": LABELS,
+}
+# What the scheduler reserves, by container name (pod_requests); never image, env, envFrom,
+# command, args or volumes.
+_CONTAINER: Shape = {
+    "name": KEEP,
+    "restartPolicy": KEEP,  # an init container that keeps running is a sidecar
+    "resources": {"requests": KEEP, "limits": KEEP},
+}
+POD_TEMPLATE: Shape = {"spec": {"initContainers": [_CONTAINER], "containers": [_CONTAINER]}}
+_CLAIM: Shape = {"metadata": {"name": KEEP}, "spec": {"resources": {"requests": {"storage": KEEP}}}}
+
+# --- AWS-compatible -----------------------------------------------------------------------
+
+_EBS_MAPPING: Shape = {
+    "DeviceName": KEEP,
+    "Ebs": {"VolumeId": KEEP, "AttachTime": KEEP, "Status": KEEP},
+}
+
+RAW_FIELDS: dict[str, Shape] = {
+    # Kubernetes (inventory/collectors/kubernetes.py)
+    "k8s_node": {
+        "metadata": METADATA,
+        "spec": {"unschedulable": KEEP},
+        "status": {
+            "capacity": KEEP,
+            "allocatable": KEEP,
+            "conditions": [{"type": KEEP, "status": KEEP}],
+        },
+    },
+    "namespace": {"metadata": METADATA, "status": {"phase": KEEP}},
+    "deployment": {"metadata": METADATA, "spec": {"replicas": KEEP, "template": POD_TEMPLATE}},
+    "statefulset": {
+        "metadata": METADATA,
+        "spec": {"replicas": KEEP, "template": POD_TEMPLATE, "volumeClaimTemplates": [_CLAIM]},
+    },
+    "daemonset": {
+        "metadata": METADATA,
+        "spec": {"template": POD_TEMPLATE},
+        "status": {"desiredNumberScheduled": KEEP},
+    },
+    "cronjob": {
+        "metadata": METADATA,
+        "spec": {
+            "schedule": KEEP,
+            "suspend": KEEP,
+            "jobTemplate": {"spec": {"parallelism": KEEP, "template": POD_TEMPLATE}},
+        },
+    },
+    "pvc": {
+        "metadata": METADATA,
+        "spec": {"resources": {"requests": {"storage": KEEP}}},
+        "status": {"phase": KEEP},
+    },
+    "service": {"metadata": METADATA, "spec": {"type": KEEP}},
+    "resource_quota": {"metadata": METADATA, "spec": {"hard": KEEP}},
+    "cluster": {
+        "kubeSystem": {"metadata": METADATA},
+        "version": {"gitVersion": KEEP, "major": KEEP, "minor": KEEP, "platform": KEEP},
+    },
+    # AWS-compatible (inventory/collectors/aws.py)
+    "vm": {
+        "InstanceId": KEEP,
+        "InstanceType": KEEP,
+        "ImageId": KEEP,
+        "State": {"Name": KEEP, "Code": KEEP},
+        "Placement": {"AvailabilityZone": KEEP},
+        "VpcId": KEEP,
+        "SubnetId": KEEP,
+        "LaunchTime": KEEP,
+        "RootDeviceName": KEEP,
+        "BlockDeviceMappings": [_EBS_MAPPING],
+        "Tags": TAGS,
+    },
+    "volume": {
+        "VolumeId": KEEP,
+        "VolumeType": KEEP,
+        "Size": KEEP,
+        "Iops": KEEP,
+        "Throughput": KEEP,
+        "State": KEEP,
+        "AvailabilityZone": KEEP,
+        "CreateTime": KEEP,
+        "SnapshotId": KEEP,
+        "Encrypted": KEEP,
+        "Attachments": [{"InstanceId": KEEP, "Device": KEEP, "State": KEEP, "AttachTime": KEEP}],
+        "Tags": TAGS,
+    },
+    "bucket": {"Name": KEEP, "CreationDate": KEEP, "BucketRegion": KEEP, "TagSet": TAGS},
+    "db_instance": {
+        "DBInstanceArn": KEEP,
+        "DBInstanceIdentifier": KEEP,
+        "DbiResourceId": KEEP,
+        "DBInstanceClass": KEEP,
+        "DBInstanceStatus": KEEP,
+        "Engine": KEEP,
+        "EngineVersion": KEEP,
+        "AllocatedStorage": KEEP,
+        "StorageType": KEEP,
+        "Iops": KEEP,
+        "InstanceCreateTime": KEEP,
+        "AvailabilityZone": KEEP,
+        "MultiAZ": KEEP,
+        "TagList": TAGS,
+    },
+}
+
+
+def allowed_raw(kind: str, raw: Mapping[str, Any], *, system_tag: str | None) -> dict[str, Any]:
+    """The fields of `raw` its kind declares, label and tag values redacted where they look
+    like secrets (`system_tag` never is). A kind without a declaration keeps nothing."""
+    pick = _PICKERS.get(kind)
+    kept = pick(raw, system_tag) if pick is not None else _MISSING
+    return kept if isinstance(kept, dict) else {}
+
+
+# --- applying a shape: each declaration compiled once into a function ------------------------
+
+Pick = Callable[[Any, str | None], Any]
+
+
+def _labels(value: Any, system_tag: str | None) -> Any:
+    return redact_labels(value, keep=system_tag) if isinstance(value, dict) else _MISSING
+
+
+def _tags(value: Any, system_tag: str | None) -> Any:
+    if not isinstance(value, list):
+        return _MISSING
+    return [
+        {"Key": pair["Key"], "Value": redacted(pair["Key"], pair["Value"], keep=system_tag)}
+        if isinstance(pair.get("Value"), str)
+        else {"Key": pair["Key"]}
+        for pair in value
+        if isinstance(pair, dict) and isinstance(pair.get("Key"), str)
+    ]
+
+
+def _compile(shape: Any) -> Pick:
+    if shape is LABELS:
+        return _labels
+    if shape is TAGS:
+        return _tags
+    if isinstance(shape, list):
+        return _each(_compile(shape[0]))
+    # KEEP fields are copied without a call: they are most of every declaration.
+    fields = [(key, None if inner is KEEP else _compile(inner)) for key, inner in shape.items()]
+
+    def pick(value: Any, system_tag: str | None) -> Any:
+        if not isinstance(value, dict):
+            return _MISSING
+        kept = {}
+        for key, inner in fields:
+            if key in value:
+                item = value[key] if inner is None else inner(value[key], system_tag)
+                if item is not _MISSING:
+                    kept[key] = item
+        return kept
+
+    return pick
+
+
+def _each(inner: Pick) -> Pick:
+    def pick(value: Any, system_tag: str | None) -> Any:
+        if not isinstance(value, list):
+            return _MISSING
+        items = (inner(item, system_tag) for item in value)
+        return [item for item in items if item is not _MISSING]
+
+    return pick
+
+
+_PICKERS: dict[str, Pick] = {kind: _compile(shape) for kind, shape in RAW_FIELDS.items()}
