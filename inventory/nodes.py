@@ -678,12 +678,12 @@ class Problem:
         message = dict(self.translations).get(lang, self.message)
         parts = []
         if self.line is not None:
-            parts.append(f"line {self.line}")
+            parts.append(text("where_line", lang, line=self.line))
         if self.position is not None:
-            node = f"node #{self.position}"
+            node = text("where_node_position", lang, position=self.position)
             parts.append(f"{node} ({self.node_id})" if self.node_id else node)
         elif self.node_id:
-            parts.append(f"node {self.node_id}")
+            parts.append(text("where_node", lang, node=self.node_id))
         if self.path:
             parts.append(self.path)
         return ": ".join([*parts, message])

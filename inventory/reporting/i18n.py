@@ -803,6 +803,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "密评 record; decommissioned needs no live resources left on the plan's sources",
     ),
     # -- leaks: URLs with credentials --
+    # where a node-file problem is: "line 7: node #1 (edu-dc): …"
+    "where_line": ("第 {line} 行", "line {line}"),
+    "where_node_position": ("第 {position} 个节点", "node #{position}"),
+    "where_node": ("节点 {node}", "node {node}"),
     "url_credentials_refused": (
         "{what}是带凭据的 URL（{parts}）：已拒绝，节点文件中不得出现凭据。{hint}",
         "{what} is a URL carrying credentials ({parts}): refused, the node file must never "

@@ -273,10 +273,14 @@ def test_nodes_apply_refuses_an_endpoint_url_with_credentials(
     english = cli("--db", ledger, "--lang", "en", "nodes", "apply", str(path))
     chinese = cli("--db", ledger, "--lang", "zh", "nodes", "apply", str(path))
 
+    where = (
+        "node #1 (edu-dc): sources[0].endpoint_url",
+        "第 1 个节点 (edu-dc): sources[0].endpoint_url",
+    )
     for (code, out, err), lang in ((english, 0), (chinese, 1)):
         assert code == 1, out + err  # a refused file, as every refused node file (README)
         assert CANARY not in out + err
-        assert "node #1 (edu-dc): sources[0].endpoint_url" in err
+        assert where[lang] in err
         assert parts[lang] in err
     assert "the value of source 'edu-s3' is a URL carrying credentials" in english[2]
     assert "源 'edu-s3' 的取值是带凭据的 URL" in chinese[2]
