@@ -340,3 +340,42 @@ def test_a_node_stored_with_a_credential_url_is_never_scanned_with_it(
     assert [(r.source, r.status) for r in results] == [("edu-s3", "error")]
     assert "endpoint_url carries credentials" in str(results[0].error_message)
     assert CANARY not in str(results[0].error_message)
+
+
+def test_db_upgrade_masks_a_credential_url_stored_before_and_the_scan_still_refuses_it(
+    db_url: str, cli: Cli
+) -> None:
+    """A ledger at 0005 whose node kept `?token=…` in an endpoint URL: `db upgrade` (0006)
+    leaves a dump of the node table without the token, and the source is still refused."""
+    from tests.hardening.test_stored_secrets import dump
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0005")
+    url = f"http://127.0.0.1:{closed_port()}/?token={CANARY}"
+    with Session(engine) as session:
+        session.add(
+            Node(
+                id="edu-dc",
+                name="省教育厅部门云",
+                level="department_cloud",
+                one_cloud=False,
+                sources=[{"kind": "aws", "name": "edu-s3", "endpoint_url": url}],
+            )
+        )
+        session.commit()
+    assert CANARY in dump(db_url)
+
+    code, out, err = cli("--db", db_url, "db", "upgrade")
+
+    assert code == 0, out + err
+    assert CANARY not in dump(db_url)
+    with Session(engine) as session:
+        stored = session.exec(select(Node)).one().sources
+    assert stored is not None and stored[0]["endpoint_url"].endswith("/?token=***")
+    code, out, err = cli("--db", db_url, "scan")
+    assert code == 1, out + err
+    with Session(engine) as session:
+        results = session.exec(select(ScopeResult)).all()
+    assert [(r.source, r.status) for r in results] == [("edu-s3", "error")]
+    assert "endpoint_url carries credentials" in str(results[0].error_message)
+    engine.dispose()

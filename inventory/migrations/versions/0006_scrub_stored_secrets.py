@@ -15,6 +15,9 @@ already kept:
   produces) and records no `updated` event.
 - resourceevent: the `tags` (and VM/volume `name`) before/after of `updated` and
   `reappeared` diffs, redacted the same way.
+- node: an `endpoint_url` stored before `nodes apply` refused URLs carrying credentials is
+  kept masked (`inventory/urls.py`); the masked URL still carries its user or parameter
+  names, so the scan still refuses the source until a clean node file is applied.
 
 Rows are read and written in batches by id, so a ledger of millions of rows is never held
 in memory at once; the whole migration is one transaction (a failure leaves the ledger as
@@ -43,6 +46,7 @@ from inventory.collectors.allowlist import allowed_raw
 from inventory.collectors.base import ResourceRow
 from inventory.models import UTCDateTime
 from inventory.secret_shape import redact_labels, redacted
+from inventory.urls import mask_url, url_credentials
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -217,11 +221,29 @@ def _scrub_events(connection: sa.Connection, system_tags: dict[str, str]) -> Non
             connection.execute(update, changes)
 
 
+def _scrub_node_sources(connection: sa.Connection) -> None:
+    """Mask endpoint URLs that carry credentials; a province has thousands of nodes, not
+    millions, so they are read at once."""
+    nodes = sa.table("node", sa.column("id", sa.String()), sa.column("sources", JSON))
+    for node_id, sources in connection.execute(sa.select(nodes.c.id, nodes.c.sources)).all():
+        if not isinstance(sources, list):
+            continue
+        changed = False
+        for source in sources:
+            url = source.get("endpoint_url") if isinstance(source, dict) else None
+            if isinstance(url, str) and url_credentials(url):
+                source["endpoint_url"] = mask_url(url)
+                changed = True
+        if changed:
+            connection.execute(nodes.update().where(nodes.c.id == node_id).values(sources=sources))
+
+
 def upgrade() -> None:
     connection = op.get_bind()
     system_tags = _system_tags(connection)
     _scrub_resources(connection, system_tags)
     _scrub_events(connection, system_tags)
+    _scrub_node_sources(connection)
 
 
 def downgrade() -> None:
