@@ -11,6 +11,7 @@ import typer
 
 from inventory.commands.common import err_console, fail
 from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
+from inventory.output import echo
 
 app = typer.Typer(
     help="The unified cloud's Pulumi programs: import specs for 纳管, stack config checks.",
@@ -121,11 +122,11 @@ def check(
         config = read_stack_file(stack_file)
     except StackConfigError as error:
         fail(f"{stack_file}: {error}", lang=lang)
-    print(say_in("stack_valid", lang, node=config.node.id, name=config.node.name))
+    echo(say_in("stack_valid", lang, node=config.node.id, name=config.node.name))
     for tenant in config.tenants:
         bucket = say_in("stack_bucket", lang, bucket=tenant.bucket) if tenant.bucket else ""
         department = tenant.rules.department.code
-        print(
+        echo(
             say_in(
                 "stack_tenant",
                 lang,
@@ -136,14 +137,14 @@ def check(
         )
     for zone in config.landing_zones:
         count = len(zone.namespaces)
-        print(say_in("stack_landing_zone", lang, plan=zone.plan, wave=zone.wave, count=count))
+        echo(say_in("stack_landing_zone", lang, plan=zone.plan, wave=zone.wave, count=count))
         for namespace in zone.namespaces:
             hard = namespace.quota.hard()
-            print(
+            echo(
                 f"    {namespace.namespace} ({namespace.system_code}): "
                 f"cpu {hard['requests.cpu']}, memory {hard['requests.memory']}, "
                 f"storage {hard['requests.storage']}"
             )
     if config.agent:
         exporter = say_in("with_exporter" if config.agent.exporter else "no_exporter", lang)
-        print(say_in("stack_agent", lang, namespace=config.agent.namespace, exporter=exporter))
+        echo(say_in("stack_agent", lang, namespace=config.agent.namespace, exporter=exporter))

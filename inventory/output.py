@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
@@ -65,6 +66,11 @@ def _shown(match: re.Match[str]) -> str:
     if code == 0x7F:
         return "\u2421"
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def echo(message: str, *, err: bool = False) -> None:
+    """Print a plain line (no Rich) whose data may hold control characters: shown, never obeyed."""
+    print(visible(message, newlines=True), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def visible(value: str, *, newlines: bool = False) -> str:

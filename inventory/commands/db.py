@@ -7,6 +7,7 @@ import typer
 from inventory.commands.common import fail_to_open
 from inventory.commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
+from inventory.output import echo
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 
@@ -24,4 +25,4 @@ def upgrade_command() -> None:
         revision = upgrade(get_engine(url))
     except (sa.exc.DBAPIError, sa.exc.ArgumentError) as error:
         fail_to_open(error, url, lang)
-    typer.echo(text("db_at_revision", lang, url=mask_url(url), revision=revision))
+    echo(text("db_at_revision", lang, url=mask_url(url), revision=revision))

@@ -30,7 +30,7 @@ from inventory.nodes import (
     load_node_file,
     retire_node,
 )
-from inventory.output import Format, as_text, render_rows
+from inventory.output import Format, as_text, echo, render_rows
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 
@@ -127,25 +127,25 @@ def _print_report(report: ApplyReport, file: Path, database: str, lang: str) -> 
     }
     dry = report.dry_run
     heading = "nodes_dry_run" if dry else "nodes_applied"
-    typer.echo(text(heading, lang, file=file, database=database, **counts))
+    echo(text(heading, lang, file=file, database=database, **counts))
     if report.created:
         created = "nodes_to_create" if dry else "nodes_created"
-        typer.echo(text(created, lang, nodes=", ".join(report.created)))
+        echo(text(created, lang, nodes=", ".join(report.created)))
     for node_id, columns in report.updated.items():
         updated = "nodes_to_update" if dry else "nodes_updated"
-        typer.echo(text(updated, lang, node=node_id, columns=", ".join(columns)))
+        echo(text(updated, lang, node=node_id, columns=", ".join(columns)))
     for node_id, renames in report.renamed_sources.items():
         for old, new in renames:
             renamed = "source_to_rename" if dry else "source_renamed"
-            typer.echo(text(renamed, lang, node=node_id, old=old, new=new))
+            echo(text(renamed, lang, node=node_id, old=old, new=new))
     if report.revived:
         revived = "nodes_to_revive" if dry else "nodes_revived"
-        typer.echo(text(revived, lang, nodes=", ".join(report.revived)))
+        echo(text(revived, lang, nodes=", ".join(report.revived)))
     if report.retired:
         retired = "nodes_to_retire" if dry else "nodes_pruned"
-        typer.echo(text(retired, lang, nodes=", ".join(report.retired)))
+        echo(text(retired, lang, nodes=", ".join(report.retired)))
     if report.not_in_file:
-        typer.echo(text("nodes_not_in_file", lang, nodes=", ".join(report.not_in_file)))
+        echo(text("nodes_not_in_file", lang, nodes=", ".join(report.not_in_file)))
         warn(text("nodes_missing_from_file", lang, nodes=", ".join(report.not_in_file)), lang)
 
 
@@ -157,7 +157,7 @@ def _refuse_file(error: NodeFileError, path: Path, lang: str) -> NoReturn:
     )
     report_error(summary, lang)
     for problem in error.problems:
-        typer.echo(f"  {problem.describe(lang)}", err=True)
+        echo(f"  {problem.describe(lang)}", err=True)
     raise typer.Exit(EXIT_PROBLEM)
 
 
@@ -264,7 +264,7 @@ def retire_command(
         )
     else:
         message = text("node_retired", lang, node=node_id, count=result.tombstoned)
-    typer.echo(message)
+    echo(message)
 
 
 @app.command("list")

@@ -261,6 +261,26 @@ def k8s_estate(tmp_path: Path) -> Iterator[tuple[sim_k8s.KubernetesSimulator, Fa
         yield sim, proxy
 
 
+def test_a_node_file_problem_shows_control_characters_instead_of_obeying_them(
+    engine: sa.Engine, db_url: str, cli: Cli, tmp_path: Path
+) -> None:
+    """`nodes apply` prints plain lines, not through Rich: an ESC in a key of the file is shown
+    as ␛ in both languages, and nothing is applied."""
+    path = tmp_path / "nodes.yaml"
+    path.write_text(
+        "nodes:\n  - id: edu-dc\n    name: x\n    level: department_cloud\n"
+        '    one_cloud: false\n    "own\\e[2Jer": 1\n    sources: []\n',
+        encoding="utf-8",
+    )
+    for lang in ("en", "zh"):
+        code, out, err = cli("--db", db_url, "--lang", lang, "nodes", "apply", str(path))
+        assert code == 1, out + err
+        assert "\x1b" not in out + err
+        assert "own␛[2Jer" in err
+    code, out, _ = cli("--db", db_url, "nodes", "list", "--format", "json")
+    assert code == 0 and json.loads(out) == []
+
+
 def test_scan_under_a_terminal_shows_a_source_error_as_text_and_closes_its_run(
     engine: sa.Engine,
     db_url: str,
