@@ -27,13 +27,9 @@ from inventory.sim.vsphere import (
     SIM_PASSWORD,
     SIM_USER,
     VcsimModel,
-    VcsimUnavailable,
     VsphereSimulator,
-    unverified_context,
-    vcsim_binary,
 )
-from tests.conftest import missing_peer
-from tests.inventory.sim.test_vsphere_sim import rest
+from tests.inventory.vsphere_peer import rest, running_vcsim, vsphere_session
 
 DATA = Path(__file__).parents[2] / "data" / "vsphere"
 MODEL = VcsimModel(datacenters=1, clusters=1, hosts_per_cluster=2, standalone_hosts=1, vms=3)
@@ -119,11 +115,7 @@ def test_password_itself_is_refused() -> None:
 
 @pytest.fixture(scope="module")
 def vcsim() -> Iterator[VsphereSimulator]:
-    try:
-        vcsim_binary()
-    except VcsimUnavailable as error:
-        missing_peer(str(error))
-    with VsphereSimulator(MODEL) as simulator:
+    with running_vcsim(MODEL) as simulator:
         yield simulator
 
 
@@ -145,14 +137,8 @@ def source(vcsim: VsphereSimulator, monkeypatch: pytest.MonkeyPatch) -> dict[str
 
 @pytest.fixture
 def service(vcsim: VsphereSimulator) -> Iterator[Any]:
-    from pyVim.connect import Disconnect, SmartConnect
-
-    instance = SmartConnect(
-        host=vcsim.host, port=vcsim.port, user=SIM_USER, pwd=SIM_PASSWORD,
-        sslContext=unverified_context(),
-    )  # fmt: skip
-    yield instance
-    Disconnect(instance)
+    with vsphere_session(vcsim) as instance:
+        yield instance
 
 
 def _vms(service: Any) -> list[Any]:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from inventory.sim.vsphere import (
-    SIM_PASSWORD,
-    SIM_USER,
     VcsimModel,
-    VcsimUnavailable,
     VsphereSimulator,
-    unverified_context,
-    vcsim_binary,
 )
-from tests.conftest import missing_peer
+from tests.inventory.vsphere_peer import rest, running_vcsim, vsphere_session
 
 MODEL = VcsimModel(datacenters=2, clusters=2, hosts_per_cluster=2, standalone_hosts=1, vms=3)
 VM_PROPERTIES = [
@@ -32,29 +24,14 @@ VM_PROPERTIES = [
 
 @pytest.fixture(scope="module")
 def vcsim() -> Iterator[VsphereSimulator]:
-    try:
-        vcsim_binary()
-    except VcsimUnavailable as error:
-        missing_peer(str(error))
-    with VsphereSimulator(MODEL) as simulator:
+    with running_vcsim(MODEL) as simulator:
         yield simulator
 
 
 @pytest.fixture
 def service(vcsim: VsphereSimulator) -> Iterator[Any]:
-    from pyVim.connect import Disconnect, SmartConnect
-
-    instance = SmartConnect(
-        host=vcsim.host,
-        port=vcsim.port,
-        user=SIM_USER,
-        pwd=SIM_PASSWORD,
-        sslContext=unverified_context(),
-    )
-    try:
+    with vsphere_session(vcsim) as instance:
         yield instance
-    finally:
-        Disconnect(instance)
 
 
 def retrieve_paged(service: Any, max_objects: int) -> tuple[dict[str, list[Any]], int]:
@@ -119,24 +96,6 @@ def test_unknown_continue_token_is_a_fault(service: Any) -> None:
 
     with pytest.raises(vmodl.fault.InvalidArgument):
         service.RetrieveContent().propertyCollector.ContinueRetrievePropertiesEx("no-such-token")
-
-
-def rest(vcsim: VsphereSimulator, path: str, body: Any = None, session: str | None = None) -> Any:
-    """One vAPI REST call (POST with a body or for a session, else GET): its `value`."""
-    headers = {"Content-Type": "application/json"}
-    if session is None:
-        token = base64.b64encode(f"{SIM_USER}:{SIM_PASSWORD}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    else:
-        headers["vmware-api-session-id"] = session
-    data = json.dumps(body).encode() if body is not None else None
-    method = "POST" if data is not None or session is None else "GET"
-    request = urllib.request.Request(
-        f"{vcsim.base_url}/rest{path}", data=data, headers=headers, method=method
-    )
-    with urllib.request.urlopen(request, timeout=10, context=unverified_context()) as response:
-        raw = response.read()
-    return json.loads(raw).get("value") if raw else None
 
 
 def test_system_tag_through_the_rest_api(vcsim: VsphereSimulator, service: Any) -> None:

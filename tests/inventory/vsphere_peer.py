@@ -1,0 +1,68 @@
+"""vcsim for tests: started or reported missing, a pyvmomi session on it, and its REST API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from inventory.sim.vsphere import (
+    SIM_PASSWORD,
+    SIM_USER,
+    VcsimModel,
+    VcsimUnavailable,
+    VsphereSimulator,
+    unverified_context,
+    vcsim_binary,
+)
+from tests.conftest import missing_peer
+
+
+@contextmanager
+def running_vcsim(model: VcsimModel) -> Iterator[VsphereSimulator]:
+    """vcsim serving `model`; skipped (failed under YIYUN_REQUIRE_PEERS) when it can't be built."""
+    try:
+        vcsim_binary()
+    except VcsimUnavailable as error:
+        missing_peer(str(error))
+    with VsphereSimulator(model) as simulator:
+        yield simulator
+
+
+@contextmanager
+def vsphere_session(vcsim: VsphereSimulator) -> Iterator[Any]:
+    """A pyvmomi service instance logged in to `vcsim`."""
+    from pyVim.connect import Disconnect, SmartConnect
+
+    instance = SmartConnect(
+        host=vcsim.host,
+        port=vcsim.port,
+        user=SIM_USER,
+        pwd=SIM_PASSWORD,
+        sslContext=unverified_context(),
+    )
+    try:
+        yield instance
+    finally:
+        Disconnect(instance)
+
+
+def rest(vcsim: VsphereSimulator, path: str, body: Any = None, session: str | None = None) -> Any:
+    """One vAPI REST call (POST with a body or for a session, else GET): its `value`."""
+    headers = {"Content-Type": "application/json"}
+    if session is None:
+        token = base64.b64encode(f"{SIM_USER}:{SIM_PASSWORD}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    else:
+        headers["vmware-api-session-id"] = session
+    data = json.dumps(body).encode() if body is not None else None
+    method = "POST" if data is not None or session is None else "GET"
+    request = urllib.request.Request(
+        f"{vcsim.base_url}/rest{path}", data=data, headers=headers, method=method
+    )
+    with urllib.request.urlopen(request, timeout=10, context=unverified_context()) as response:
+        raw = response.read()
+    return json.loads(raw).get("value") if raw else None
