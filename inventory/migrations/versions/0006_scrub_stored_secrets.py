@@ -35,7 +35,7 @@ Revises: 0005
 Create Date: 2026-12-08 10:00:00
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,6 +123,16 @@ def _scrubbed_name(kind: str, name: Any, tags: Mapping[str, Any], clean: Mapping
     return name
 
 
+def _batches(
+    connection: sa.Connection, query: sa.Select[Any], key: sa.ColumnElement[int]
+) -> Iterator[Sequence[sa.Row[Any]]]:
+    """`query`'s rows in batches of BATCH by ascending `key` (keyset: no OFFSET rescans)."""
+    after = 0
+    while batch := connection.execute(query.where(key > after).order_by(key).limit(BATCH)).all():
+        yield batch
+        after = batch[-1].id
+
+
 def _scrub_resources(connection: sa.Connection, system_tags: dict[str, str]) -> None:
     columns = [RESOURCE.c[name] for name in ("id", "node_id", "kind", "native_id", *HASHED)]
     query = sa.select(*columns, RESOURCE.c.tags, RESOURCE.c.raw, RESOURCE.c.content_hash)
@@ -136,14 +146,7 @@ def _scrub_resources(connection: sa.Connection, system_tags: dict[str, str]) -> 
             content_hash=sa.bindparam("b_hash"),
         )
     )
-    after = 0
-    while True:
-        batch = connection.execute(
-            query.where(RESOURCE.c.id > after).order_by(RESOURCE.c.id).limit(BATCH)
-        ).all()
-        if not batch:
-            return
-        after = batch[-1].id
+    for batch in _batches(connection, query, RESOURCE.c.id):
         changes = []
         for row in batch:
             system_tag = system_tags.get(row.node_id, DEFAULT_SYSTEM_TAG)
@@ -201,14 +204,7 @@ def _scrub_events(connection: sa.Connection, system_tags: dict[str, str]) -> Non
         .where(EVENT.c.id == sa.bindparam("b_id"))
         .values(diff=sa.bindparam("b_diff", type_=JSON_OR_NULL))
     )
-    after = 0
-    while True:
-        batch = connection.execute(
-            query.where(EVENT.c.id > after).order_by(EVENT.c.id).limit(BATCH)
-        ).all()
-        if not batch:
-            return
-        after = batch[-1].id
+    for batch in _batches(connection, query, EVENT.c.id):
         changes = []
         for event in batch:
             if not isinstance(event.diff, dict):
