@@ -7,7 +7,6 @@ import asyncio
 import collections
 import gzip
 import json
-import os
 import random
 import shutil
 import signal
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import provenance  # noqa: E402
 from inventory.db import make_engine, mask_url, upgrade  # noqa: E402
 from inventory.models import Department, Node, ScanRun, System  # noqa: E402
 
@@ -489,18 +489,6 @@ def _serve_until_sigterm(server: object | None) -> None:
         server.shutdown()  # type: ignore[attr-defined]
 
 
-def _commit() -> str | None:
-    """The commit measured ("-dirty": with uncommitted changes), to compare runs over time."""
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
-            check=True,
-        )  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", help="database URL (default: a new SQLite file in a temp dir)")
@@ -707,10 +695,7 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 {
-                    "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
-                    "commit": _commit(),
-                    "machine": os.uname().nodename,
-                    "cpus": os.cpu_count(),
+                    **provenance(),
                     "database": url.split(":", 1)[0],
                     "size": {"systems": args.systems, "departments": args.departments,
                              "resources": args.resources, "series": series},

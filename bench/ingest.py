@@ -32,6 +32,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.estate import EstateSize, resource_rows, seed_register, shares
+from bench.provenance import provenance
 from inventory.collectors.base import ResourceRow, Scope, ScopeStats
 from inventory.db import make_engine, upgrade
 
@@ -340,17 +341,6 @@ def bench_database(kind: str, size: EstateSize, pg_url: str, tmp: Path) -> dict:
         base_drop()
 
 
-def _commit() -> str | None:
-    """The commit measured, so results can be compared over time."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -412,10 +402,7 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 {
-                    "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
-                    "commit": _commit(),
-                    "machine": os.uname().nodename,
-                    "cpus": os.cpu_count(),
+                    **provenance(),
                     "results": results,
                 },
                 indent=2,
