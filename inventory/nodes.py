@@ -41,7 +41,9 @@ AwsService = Literal["ec2", "ebs", "s3", "rds"]
 AWS_SERVICES: tuple[str, ...] = get_args(AwsService)
 AddressingStyle = Literal["path", "virtual", "auto"]
 ADDRESSING_STYLES: tuple[str, ...] = get_args(AddressingStyle)
-SOURCE_KINDS: tuple[str, ...] = ("aws", "kubernetes")
+OpenstackService = Literal["compute", "volume", "object_store", "database"]
+OPENSTACK_SERVICES: tuple[str, ...] = get_args(OpenstackService)
+SOURCE_KINDS: tuple[str, ...] = ("aws", "kubernetes", "vsphere", "openstack")
 # Words people use for a source kind that is not its name, so "did you mean" can still help.
 _KIND_SYNONYMS = {
     "k8s": "kubernetes",
@@ -50,6 +52,14 @@ _KIND_SYNONYMS = {
     "ec2": "aws",
     "minio": "aws",
     "ceph": "aws",
+    "vmware": "vsphere",
+    "vcenter": "vsphere",
+    "esxi": "vsphere",
+    "nova": "openstack",
+    "huawei": "openstack",
+    "hcs": "openstack",
+    "incloud": "openstack",
+    "easystack": "openstack",
 }
 DEFAULT_SYSTEM_TAG = "yiyun.io/system"
 
@@ -134,6 +144,12 @@ def derived_source_id(source: Mapping[str, Any]) -> str | None:
         return _bounded_id("aws", f"{detail}-{path}" if path else detail)
     if kind == "kubernetes" and isinstance(source.get("context"), str):
         return _bounded_id("kubernetes", source["context"].strip())
+    if kind == "vsphere" and isinstance(source.get("host"), str):
+        port = source.get("port", 443)
+        host = source["host"].strip().lower().rstrip(".")
+        return _bounded_id("vsphere", host if port == 443 else f"{host}-{port}")
+    if kind == "openstack" and isinstance(source.get("cloud"), str):
+        return _bounded_id("openstack", source["cloud"].strip())
     return None
 
 
@@ -265,6 +281,22 @@ def source_endpoint(
             else f"context {context!r} of kubeconfig {kubeconfig or paths}"
         )
         return Endpoint("kubernetes", where, frozenset(keys), scoped)
+    if kind == "vsphere" and isinstance(source.get("host"), str):
+        host = source["host"].strip().lower().rstrip(".")
+        port = source.get("port", 443)
+        datacenters = source.get("datacenters")
+        named = frozenset(d for d in datacenters if isinstance(d, str)) if datacenters else None
+        where = f"vCenter {host}:{port}"
+        return Endpoint("vsphere", where, frozenset({("vsphere", host, str(port))}), named)
+    if kind == "openstack" and isinstance(source.get("cloud"), str):
+        cloud = source["cloud"].strip()
+        clouds_yaml = source.get("clouds_yaml")
+        where_file = os.path.abspath(clouds_yaml) if isinstance(clouds_yaml, str) else "clouds.yaml"
+        regions = source.get("regions")
+        in_regions = frozenset(r for r in regions if isinstance(r, str)) if regions else None
+        where = f"cloud {cloud!r} of {where_file}"
+        os_key: tuple[str, ...] = ("openstack", where_file, cloud)
+        return Endpoint("openstack", where, frozenset({os_key}), in_regions)
     return None
 
 
@@ -277,13 +309,14 @@ class DuplicateEndpoint:
     other_node_id: str
     other_source: str
     where: str
-    # The regions or namespaces both list (None: every namespace).
+    # The regions, namespaces or datacenters both list (None: every namespace).
     overlap: frozenset[str] | None
+    kind: str = "aws"
 
     def describe(self) -> str:
         if self.overlap is None:
             return self.where
-        what = "region" if self.where.startswith("endpoint") else "namespace"
+        what = {"kubernetes": "namespace", "vsphere": "datacenter"}.get(self.kind, "region")
         plural = "s" if len(self.overlap) > 1 else ""
         return f"{self.where}, {what}{plural} {', '.join(sorted(self.overlap))}"
 
@@ -325,7 +358,13 @@ def duplicate_endpoints(
         seen.add((node_id, other_id))
         duplicates.append(
             DuplicateEndpoint(
-                node_id, source, other_id, other_source, endpoint.where, endpoint.overlap(other)
+                node_id,
+                source,
+                other_id,
+                other_source,
+                endpoint.where,
+                endpoint.overlap(other),
+                endpoint.kind,
             )
         )
     return duplicates
@@ -529,8 +568,160 @@ class KubernetesSource(SourceBase):
         return value
 
 
-Source = Annotated[AwsSource | KubernetesSource, Field(discriminator="kind")]
-SOURCE_MODELS: dict[str, type[SourceBase]] = {"aws": AwsSource, "kubernetes": KubernetesSource}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+
+
+# A vCenter (or a standalone ESXi host) reached over its SOAP API with pyvmomi.
+class VsphereSource(SourceBase):
+    kind: Literal["vsphere"]
+    host: str
+    port: int = Field(default=443, ge=1, le=65535, strict=True)
+    username: str
+    # The *name* of the environment variable holding the password; the password itself is
+    # refused like every other secret in the node file.
+    password_env: str
+    # Planning does no I/O, so the datacenters to list are named here: one scope each per kind.
+    datacenters: list[str]
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    # PropertyCollector page size (RetrievePropertiesEx maxObjects).
+    max_objects: int = Field(default=500, ge=1, le=10_000, strict=True)
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        host = value.strip()
+        if "://" in host or "/" in host or "@" in host:
+            raise ValueError(
+                "must be the vCenter's host name or address alone, e.g. vc.dept.example "
+                "(the port goes in `port:`)"
+            )
+        if not _HOST.fullmatch(host):
+            raise ValueError("is not a host name or address, e.g. vc.dept.example")
+        return host
+
+    @field_validator("username")
+    @classmethod
+    def _user_named(cls, value: str) -> str:
+        return _no_blank(value, "the value")
+
+    @field_validator("password_env")
+    @classmethod
+    def _variable_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value.strip()):
+            raise ValueError(
+                "must name an environment variable (letters, digits and '_', e.g. "
+                "YIYUN_VC_PASSWORD) that holds the password; never the password itself"
+            )
+        return value.strip()
+
+    @field_validator("datacenters")
+    @classmethod
+    def _some_datacenters(cls, value: list[str]) -> list[str]:
+        names = [_no_blank(name, "a datacenter name") for name in value]
+        if not names:
+            raise ValueError("must list at least one datacenter, e.g. [DC-Nanjing]")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a datacenter twice")
+        return names
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else _no_blank(value, "the value")
+
+    @model_validator(mode="after")
+    def _ca_bundle_needs_verification(self) -> VsphereSource:
+        if self.ca_bundle is not None and not self.verify_tls:
+            raise ValueError(
+                "ca_bundle is set but verify_tls is false, so it would be ignored: "
+                "keep verification on with the CA bundle (or drop ca_bundle)"
+            )
+        return self
+
+
+# An OpenStack-based cloud (Huawei Cloud Stack, InCloud OS, H3C CloudOS, EasyStack, …) named
+# by its entry in the standard clouds.yaml, which holds its auth URL and credentials.
+class OpenstackSource(SourceBase):
+    kind: Literal["openstack"]
+    cloud: str
+    # None is openstacksdk's own search: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml,
+    # ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml.
+    clouds_yaml: str | None = None
+    regions: list[str]
+    # None lists what the credentials see (every project for an admin); a list scopes one
+    # token to each project, so a project that refuses fails only its own scopes.
+    projects: list[str] | None = None
+    services: list[OpenstackService] = Field(
+        default_factory=lambda: list(get_args(OpenstackService))
+    )
+
+    @field_validator("cloud")
+    @classmethod
+    def _cloud_named(cls, value: str) -> str:
+        return _no_blank(value, "the value")
+
+    @field_validator("clouds_yaml")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else _no_blank(value, "the value")
+
+    @field_validator("regions")
+    @classmethod
+    def _some_regions(cls, value: list[str]) -> list[str]:
+        regions = [_no_blank(region, "a region") for region in value]
+        if not regions:
+            raise ValueError("must list at least one region, e.g. [RegionOne]")
+        if len(set(regions)) != len(regions):
+            raise ValueError("lists a region twice")
+        return regions
+
+    @field_validator("projects")
+    @classmethod
+    def _project_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        projects = [_no_blank(project, "a project name") for project in value]
+        if not projects:
+            raise ValueError(
+                "is empty, so nothing would be scanned: leave it out to list every project "
+                "the credentials see"
+            )
+        if "*" in projects or any("/" in project for project in projects):
+            raise ValueError("names projects by name; '*' and '/' are not project names")
+        if len(set(projects)) != len(projects):
+            raise ValueError("lists a project twice")
+        return projects
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _known_services(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        for service in value:
+            if isinstance(service, str) and service not in OPENSTACK_SERVICES:
+                raise ValueError(
+                    f"unknown service {service!r}{did_you_mean(service, OPENSTACK_SERVICES)}; "
+                    f"use some of {', '.join(OPENSTACK_SERVICES)}"
+                )
+        if not value:
+            raise ValueError("must list at least one service (leave it out for all)")
+        names = [service for service in value if isinstance(service, str)]
+        if len(set(names)) != len(names):
+            raise ValueError("lists a service twice")
+        return value
+
+
+Source = Annotated[
+    AwsSource | KubernetesSource | VsphereSource | OpenstackSource, Field(discriminator="kind")
+]
+SOURCE_MODELS: dict[str, type[SourceBase]] = {
+    "aws": AwsSource,
+    "kubernetes": KubernetesSource,
+    "vsphere": VsphereSource,
+    "openstack": OpenstackSource,
+}
 
 _Amount = Annotated[float | None, Field(ge=0, strict=True, allow_inf_nan=False)]
 
@@ -650,7 +841,7 @@ class NodeSpec(BaseModel):
             raise ValueError("a city_backbone node needs `city:` set to its city, e.g. 南京市")
         return self
 
-    def source(self, name: str) -> AwsSource | KubernetesSource:
+    def source(self, name: str) -> AwsSource | KubernetesSource | VsphereSource | OpenstackSource:
         """The source with this name (KeyError when the node has none)."""
         for source in self.sources:
             if source.name == name:
@@ -893,7 +1084,16 @@ def _yaml_problem(text: str, error: yaml.YAMLError) -> Problem:
     return Problem(f"not valid YAML: {reason}", line=line)
 
 
+# Keys whose value names an environment variable holding a secret (vsphere's password_env):
+# the name is no secret, so the key is allowed while its value reads as a variable's name.
+_NAMES_A_VARIABLE = ("password_env",)
+
+
 def _secret_reason(key: Any, value: Any) -> str | None:
+    if key in _NAMES_A_VARIABLE and (value is None or isinstance(value, str)):
+        if value is None or _ENV_NAME.fullmatch(value.strip()):
+            return None
+        return f"key {key!r}{{where}} must name an environment variable, and its value does not"
     if isinstance(key, str) and names_a_secret(key):
         return f"key {key!r}{{where}} looks like a credential"
     if isinstance(value, str):
@@ -909,7 +1109,7 @@ def _redact_secrets(value: Any, path: KeyPath, found: list[tuple[KeyPath, str]])
     if isinstance(value, dict):
         kept = {}
         for key, item in value.items():
-            reason = _secret_reason(key, None)
+            reason = _secret_reason(key, item if key in _NAMES_A_VARIABLE else None)
             if reason:
                 found.append(((*path, key), reason))
                 continue
@@ -1050,7 +1250,7 @@ def _explain(detail: Any) -> tuple[KeyPath, str]:
             f"use one of {', '.join(SOURCE_KINDS)}"
         )
     if error_type == "union_tag_not_found":
-        return path, "a source needs `kind:` (aws or kubernetes)"
+        return path, f"a source needs `kind:` ({', '.join(SOURCE_KINDS)})"
     if error_type == "model_attributes_type":
         return path, "expected a mapping of keys (key: value), not a single value"
     message = str(detail["msg"]).removeprefix("Value error, ")

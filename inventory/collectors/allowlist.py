@@ -62,7 +62,57 @@ _EBS_MAPPING: Shape = {
     "Ebs": {"VolumeId": KEEP, "AttachTime": KEEP, "Status": KEEP},
 }
 
+
+def _flat(*paths: str) -> Shape:
+    """A vSphere declaration: the PropertyCollector's flat property paths, kept as they are."""
+    return dict.fromkeys(paths, KEEP)
+
+
 RAW_FIELDS: dict[str, Shape] = {
+    # vSphere (inventory/collectors/vsphere.py): only the paths each normalize reads; never
+    # annotations, guest info, extra config or device backings.
+    "vsphere_vm": _flat(
+        "moref",
+        "name",
+        "config.instanceUuid",
+        "config.uuid",
+        "config.template",
+        "config.createDate",
+        "config.guestId",
+        "config.hardware.numCPU",
+        "config.hardware.memoryMB",
+        "runtime.powerState",
+        "runtime.host",
+        "summary.storage.committed",
+        "summary.storage.uncommitted",
+    ),
+    "vsphere_host": _flat(
+        "moref",
+        "name",
+        "summary.hardware.uuid",
+        "summary.hardware.numCpuCores",
+        "summary.hardware.memorySize",
+        "runtime.connectionState",
+        "runtime.inMaintenanceMode",
+        "runtime.powerState",
+        "parent",
+    ),
+    "vsphere_cluster": _flat(
+        "moref",
+        "name",
+        "summary.numCpuCores",
+        "summary.totalMemory",
+        "summary.numHosts",
+    ),
+    "vsphere_datastore": _flat(
+        "moref",
+        "name",
+        "summary.url",
+        "summary.type",
+        "summary.capacity",
+        "summary.freeSpace",
+        "summary.accessible",
+    ),
     # Kubernetes (inventory/collectors/kubernetes.py)
     "k8s_node": {
         "metadata": METADATA,

@@ -12,6 +12,7 @@ from inventory.collectors.base import Scope
 COLLECTORS: dict[str, str] = {
     "aws": "inventory.collectors.aws",
     "kubernetes": "inventory.collectors.kubernetes",
+    "vsphere": "inventory.collectors.vsphere",
 }
 
 

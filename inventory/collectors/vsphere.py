@@ -1,33 +1,22 @@
 """vSphere collector: VMs, hosts, clusters and datastores of a vCenter's datacenters (pyvmomi)."""
 
-# First draft (issue 15). Not wired yet; integrating it needs:
-# - registry.COLLECTORS["vsphere"] = "inventory.collectors.vsphere";
-# - the node-file schema for `kind: vsphere`: `name`, `host`, `port` (443), `username`,
-#   `password_env` (the *name* of the environment variable holding the password; a literal
-#   `password` key must be refused like every other secret), `datacenters` (names: planning
-#   does no I/O, so the scopes come from the file), `verify_tls`/`ca_bundle`, and the test
-#   knobs `max_objects` and `rest_url` (the vAPI endpoint for tags, default https://host:port);
-# - allowlist.RAW_FIELDS: its keys are row kinds, and `vm` is already AWS's shape, so vSphere
-#   VMs need their own key there (e.g. "vsphere_vm"); until then RAW_FIELDS below is the
-#   declaration, applied here, of the flat property paths kept;
-# - the ledger's kind vocabulary: `vm` is evidence; `vsphere_host`, `vsphere_cluster` and
-#   `datastore` are capacity only (like `k8s_node`), for the exporter's capacity;
-# - the scan wiring: `plan_scopes(node_id=, source=, system_tag=)` as for the other two.
-
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import ssl
 import threading
 import urllib.request
+import xml.parsers.expat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
+from inventory.collectors.allowlist import allowed_raw
 from inventory.collectors.base import (
     DENIED,
     ERROR,
@@ -47,6 +36,13 @@ BYTES_PER_GIB = 2**30
 VM_STATES = {"poweredOn": "running", "poweredOff": "stopped", "suspended": "suspended"}
 # Faults that say "these credentials may not do this"; anything else is an error.
 DENIED_FAULTS = frozenset({"NoPermission", "NotAuthenticated", "InvalidLogin", "NoPermissionOnAD"})
+# A dropped connection, an HTTP answer that is not SOAP (a gateway's 502, a 500 page), or a
+# body that is not XML: the transport failed, not vSphere.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    http.client.HTTPException,
+    xml.parsers.expat.ExpatError,
+)
 # The session ended under us (idle timeout, vCenter restart, an admin's TerminateSession).
 EXPIRED_FAULT = "NotAuthenticated"
 
@@ -62,6 +58,9 @@ class ListPolicy:
 
     max_objects: int = 500
     relogins: int = 1
+    # A dropped connection or a gateway's non-SOAP answer: the listing starts again from a new
+    # view this many times (its continuation token may have died with the connection).
+    restarts: int = 1
 
     @classmethod
     def from_source(cls, source: Mapping[str, Any]) -> ListPolicy:
@@ -99,51 +98,12 @@ class KindSpec:
     normalize: Callable[..., ResourceRow | None]
 
 
-# The flat property paths kept as `raw` per kind: those each normalize derives its columns
-# from, and nothing else (no annotations, guest info, extra config or device backings).
-RAW_FIELDS: dict[str, tuple[str, ...]] = {
-    "vm": (
-        "moref",
-        "name",
-        "config.instanceUuid",
-        "config.uuid",
-        "config.template",
-        "config.createDate",
-        "config.guestId",
-        "config.hardware.numCPU",
-        "config.hardware.memoryMB",
-        "runtime.powerState",
-        "runtime.host",
-        "summary.storage.committed",
-        "summary.storage.uncommitted",
-    ),
-    "vsphere_host": (
-        "moref",
-        "name",
-        "summary.hardware.uuid",
-        "summary.hardware.numCpuCores",
-        "summary.hardware.memorySize",
-        "runtime.connectionState",
-        "runtime.inMaintenanceMode",
-        "runtime.powerState",
-        "parent",
-    ),
-    "vsphere_cluster": (
-        "moref",
-        "name",
-        "summary.numCpuCores",
-        "summary.totalMemory",
-        "summary.numHosts",
-    ),
-    "datastore": (
-        "moref",
-        "name",
-        "summary.url",
-        "summary.type",
-        "summary.capacity",
-        "summary.freeSpace",
-        "summary.accessible",
-    ),
+# The row kind → its declaration in allowlist.RAW_FIELDS (`vm` there is an EC2 instance).
+RAW_KEYS = {
+    "vm": "vsphere_vm",
+    "vsphere_host": "vsphere_host",
+    "vsphere_cluster": "vsphere_cluster",
+    "datastore": "vsphere_datastore",
 }
 
 
@@ -157,9 +117,9 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def stored_raw(kind: str, raw: Mapping[str, Any]) -> Raw:
-    """The allowlisted properties of `raw`, as plain JSON values."""
-    return {key: json_safe(raw[key]) for key in RAW_FIELDS[kind] if key in raw}
+def stored_raw(kind: str, raw: Mapping[str, Any], system_tag: str) -> Raw:
+    """The allowlisted properties of `raw` (allowlist.RAW_FIELDS), as plain JSON values."""
+    return json_safe(allowed_raw(RAW_KEYS[kind], raw, system_tag=system_tag))
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -180,7 +140,7 @@ def _row(
         region=scope,
         name=raw.get("name"),
         tags=redact_labels(dict(attributes), keep=attribution.system_tag),
-        raw=stored_raw(kind, raw),
+        raw=stored_raw(kind, raw, attribution.system_tag),
         system_code=attribution.system_of(raw["moref"], attributes),
         **fields,
     )
@@ -314,6 +274,8 @@ class VsphereSourceConfig:
     verify_tls: bool = True
     ca_bundle: str | None = None
     rest_url: str | None = None
+    # Test knob, not in the node file: vcsim behind the fault proxy speaks plain http.
+    protocol: str = "https"
 
     def password(self) -> str:
         value = os.environ.get(self.password_env)
@@ -332,7 +294,7 @@ class VsphereSourceConfig:
 
     @property
     def base_url(self) -> str:
-        return self.rest_url or f"https://{self.host}:{self.port}"
+        return self.rest_url or f"{self.protocol}://{self.host}:{self.port}"
 
 
 def parse_source(source: Mapping[str, Any]) -> VsphereSourceConfig:
@@ -353,6 +315,7 @@ def parse_source(source: Mapping[str, Any]) -> VsphereSourceConfig:
         verify_tls=bool(source.get("verify_tls", True)),
         ca_bundle=source.get("ca_bundle"),
         rest_url=source.get("rest_url"),
+        protocol="http" if source.get("protocol") == "http" else "https",
     )
 
 
@@ -390,6 +353,7 @@ class Session:
             port=self.config.port,
             user=self.config.username,
             pwd=self.config.password(),
+            protocol=self.config.protocol,
             sslContext=self.config.ssl_context(),
         )
         self.logins += 1
@@ -444,6 +408,14 @@ def retrieve(
             if not result.token:
                 return
             result = collector.ContinueRetrievePropertiesEx(result.token)
+            # A token promises more objects: an empty answer to it is a failure that answered
+            # 200 (a gateway, a truncated reply), never the end of the listing.
+            if result is None or not result.objects:
+                raise ScopeFailed(
+                    PARTIAL,
+                    "malformed_page",
+                    "ContinueRetrievePropertiesEx answered a continuation token with no objects",
+                )
     finally:
         # A view of an expired session is gone already.
         with contextlib.suppress(vmodl.MethodFault, OSError):
@@ -489,7 +461,7 @@ def list_objects(
     then asked for again from a new view (the old token died with the old session), skipping
     the objects already handed out."""
     handed_out: set[str] = set()
-    relogins = 0
+    relogins = restarts = 0
     while True:
         instance = session.instance
         try:
@@ -517,12 +489,16 @@ def list_objects(
         except ScopeFailed:
             raise
         except Exception as error:
-            if not _is_fault(error) and not isinstance(error, OSError):
+            if not _is_fault(error) and not isinstance(error, TRANSIENT_ERRORS):
                 raise
             if fault_name(error) == EXPIRED_FAULT and relogins < policy.relogins:
                 relogins += 1
                 stats.retries += 1
                 session.relogin(stats, instance)
+                continue
+            if isinstance(error, TRANSIENT_ERRORS) and restarts < policy.restarts:
+                restarts += 1
+                stats.retries += 1
                 continue
             raise scope_failure(error, yielded=bool(handed_out)) from error
 

@@ -830,8 +830,24 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Kubernetes sources get credentials from the kubeconfig (`kubeconfig:` and `context:`)",
     ),
     "credentials_hint_any": (
-        "凭据来自标准 AWS 凭据链（`profile:`）和 kubeconfig",
-        "Credentials come from the standard AWS chain (`profile:`) and from the kubeconfig",
+        "凭据来自标准 AWS 凭据链（`profile:`）、kubeconfig、vSphere 的 `password_env:` 所指的"
+        "环境变量，以及 OpenStack 的 clouds.yaml",
+        "Credentials come from the standard AWS chain (`profile:`), the kubeconfig, the "
+        "environment variable a vSphere source's `password_env:` names, and OpenStack's "
+        "clouds.yaml",
+    ),
+    # -- stacks: node file --
+    "credentials_hint_vsphere": (
+        "vSphere 源只写 `username:`，密码放在环境变量中，由 `password_env:` 写明变量名"
+        "（如 password_env: YIYUN_VC_PASSWORD）",
+        "vSphere sources name a `username:`; the password lives in an environment variable "
+        "whose name `password_env:` gives (e.g. password_env: YIYUN_VC_PASSWORD)",
+    ),
+    "credentials_hint_openstack": (
+        "OpenStack 源的凭据来自标准 clouds.yaml：用 `cloud:` 写明其中的条目名"
+        "（可用 `clouds_yaml:` 指定文件）",
+        "OpenStack sources get credentials from the standard clouds.yaml: name its entry in "
+        "`cloud:` (and the file in `clouds_yaml:` if it is not in the usual place)",
     ),
     # -- leaks: confidentiality --
     "classified_marker": ("（涉密）", "(classified)"),

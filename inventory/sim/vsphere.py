@@ -108,9 +108,17 @@ def unverified_context() -> ssl.SSLContext:
 class VsphereSimulator:
     """One vcsim process serving `model`; `url` is its SDK URL (https://user:pass@host:port/sdk)."""
 
-    def __init__(self, model: VcsimModel | None = None, *, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        model: VcsimModel | None = None,
+        *,
+        start_timeout: float = 30.0,
+        plain_http: bool = False,
+    ) -> None:
         self.model = model or VcsimModel()
         self.start_timeout = start_timeout
+        # Plain http lets a FaultProxy (inventory/sim/faults.py) sit in front of it.
+        self.plain_http = plain_http
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
 
@@ -131,7 +139,7 @@ class VsphereSimulator:
     def start(self) -> VsphereSimulator:
         binary = vcsim_binary()
         self.process = subprocess.Popen(
-            [str(binary), "-port=0", *self.model.args()],
+            [str(binary), "-port=0", *self.model.args(), *(["-http"] if self.plain_http else [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

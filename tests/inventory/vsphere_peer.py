@@ -22,13 +22,13 @@ from tests.conftest import missing_peer
 
 
 @contextmanager
-def running_vcsim(model: VcsimModel) -> Iterator[VsphereSimulator]:
+def running_vcsim(model: VcsimModel, *, plain_http: bool = False) -> Iterator[VsphereSimulator]:
     """vcsim serving `model`; skipped (failed under YIYUN_REQUIRE_PEERS) when it can't be built."""
     try:
         vcsim_binary()
     except VcsimUnavailable as error:
         missing_peer(str(error))
-    with VsphereSimulator(model) as simulator:
+    with VsphereSimulator(model, plain_http=plain_http) as simulator:
         yield simulator
 
 
@@ -42,6 +42,7 @@ def vsphere_session(vcsim: VsphereSimulator) -> Iterator[Any]:
         port=vcsim.port,
         user=SIM_USER,
         pwd=SIM_PASSWORD,
+        protocol=vcsim.base_url.split("://")[0],
         sslContext=unverified_context(),
     )
     try:

@@ -145,7 +145,7 @@ def test_the_scrub_is_idempotent(kind: str, path: str) -> None:
 
 
 def test_unknown_kinds_and_unexpected_shapes_keep_nothing() -> None:
-    assert allowed_raw("vsphere_vm", {"name": "x", "password": SECRET}, system_tag=TAG) == {}
+    assert allowed_raw("no_such_kind", {"name": "x", "password": SECRET}, system_tag=TAG) == {}
     # Labels as a string, containers as a map: not understood, so not stored.
     odd = {"metadata": {"name": "d", "labels": SECRET}, "spec": {"template": {"spec": {
         "containers": {"name": SECRET}}}}}  # fmt: skip

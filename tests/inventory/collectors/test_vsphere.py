@@ -163,7 +163,7 @@ def test_plan_scopes_one_per_kind_and_datacenter(source: dict[str, Any]) -> None
     assert keys == {("room-a", "room-a", kind, dc) for kind in KINDS for dc in ("DC0", "DC1")}
 
 
-def test_vms_listed_paged_with_instance_uuid(source: dict[str, Any]) -> None:
+def test_multi_page_listing_of_vms_keyed_by_instance_uuid(source: dict[str, Any]) -> None:
     scope = _scope(source, "vm", use_tags=False)
     pages = list(scope.pages(scope.stats))
     rows = [row for page in pages for row in page]

@@ -1,0 +1,264 @@
+"""The vSphere collector through the real scan, on SQLite and PostgreSQL: stale rows, failed
+scopes that keep their rows, revival and events. vcsim speaks plain http here so that a
+FaultProxy can sit in front of it and answer as a broken vCenter or gateway would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from sqlmodel import Session, col, select
+
+from inventory.collectors.vsphere import ListPolicy, plan_scopes
+from inventory.models import Node, Resource, ResourceEvent
+from inventory.scan import Scanner
+from inventory.sim.faults import FaultProxy, ProxiedRequest
+from inventory.sim.vsphere import SIM_PASSWORD, SIM_USER, VcsimModel, VsphereSimulator
+from tests.inventory.vsphere_peer import running_vcsim, vsphere_session
+
+NODE_ID = "wx-room"
+SYSTEM = "yiyun.io/system"
+PASSWORD_ENV = "YIYUN_TEST_VSPHERE_PASSWORD"
+MODEL = VcsimModel(datacenters=1, clusters=1, hosts_per_cluster=2, standalone_hosts=1, vms=3)
+# Two objects a page: six VMs are three pages, so a fault can strike after some were listed.
+POLICY = ListPolicy(max_objects=2)
+
+_ENVELOPE = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    'xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soapenv:Body>{body}</soapenv:Body>'
+    "</soapenv:Envelope>"
+)
+SOAP = {"Content-Type": "text/xml; charset=utf-8"}
+
+
+def soap_fault(fault: str, message: str) -> bytes:
+    """A fault as vCenter sends it: HTTP 500 with a SOAP Fault naming the vim25 fault type."""
+    detail = (
+        f'<{fault}Fault xmlns="urn:vim25" xsi:type="{fault}">'
+        '<object type="PropertyCollector">propertyCollector</object>'
+        f"<privilegeId>System.View</privilegeId></{fault}Fault>"
+    )
+    body = (
+        "<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
+        f"<faultstring>{message}</faultstring><detail>{detail}</detail></soapenv:Fault>"
+    )
+    return _ENVELOPE.format(body=body).encode()
+
+
+# A well-formed answer to a continuation that carries no objects: a 200 that lies.
+EMPTY_CONTINUATION = _ENVELOPE.format(
+    body='<ContinueRetrievePropertiesExResponse xmlns="urn:vim25"/>'
+).encode()
+
+
+def soap_call(name: str) -> Callable[[ProxiedRequest], bool]:
+    marker = f"<{name} ".encode()
+    return lambda request: request.path == "/sdk" and marker in request.body
+
+
+CONTINUE = soap_call("ContinueRetrievePropertiesEx")
+FIRST_PAGE = soap_call("RetrievePropertiesEx")
+
+
+@pytest.fixture
+def vcsim() -> Iterator[VsphereSimulator]:
+    # One vcsim per test: each changes the inventory. Starting one takes well under a second.
+    with running_vcsim(MODEL, plain_http=True) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def proxy(vcsim: VsphereSimulator) -> Iterator[FaultProxy]:
+    with FaultProxy(vcsim.base_url) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+def source(proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv(PASSWORD_ENV, SIM_PASSWORD)
+    parts = urlsplit(proxy.url)
+    return {
+        "kind": "vsphere",
+        "name": "wx-vcenter",
+        "host": parts.hostname,
+        "port": parts.port,
+        "username": SIM_USER,
+        "password_env": PASSWORD_ENV,
+        "datacenters": ["DC0"],
+        "protocol": "http",
+    }
+
+
+def scan(engine: Any, source: dict[str, Any], *, use_tags: bool = False) -> dict[str, str]:
+    """One `yiyun scan` of the simulated vCenter; returns {kind/scope: status}."""
+    node = Node(id=NODE_ID, name="无锡市自建机房", level="server_room", one_cloud=False)
+    scopes = plan_scopes(
+        node_id=NODE_ID, source=source, system_tag=SYSTEM, policy=POLICY, use_tags=use_tags
+    )
+    summary = Scanner(engine, concurrency=4, planner=lambda _node: (scopes, [])).run([node])
+    return {f"{o.kind}/{o.scope}": o.status for o in summary.outcomes}
+
+
+def live(engine: Any, kind: str = "vm") -> set[str]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Resource.name)
+            .where(Resource.kind == kind)
+            .where(col(Resource.deleted_at).is_(None))
+        )
+        return {name for name in rows if name}
+
+
+def events(engine: Any) -> list[tuple[str | None, str, dict[str, Any] | None]]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Resource.name, ResourceEvent.type, ResourceEvent.diff)
+            .join(Resource, col(Resource.id) == ResourceEvent.resource_id)
+            .order_by(col(ResourceEvent.id))
+        )
+        return [(name, kind, diff) for name, kind, diff in rows]
+
+
+def vm_named(instance: Any, name: str) -> Any:
+    from pyVmomi import vim
+
+    content = instance.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return next(vm for vm in view.view if vm.name == name)
+    finally:
+        view.Destroy()
+
+
+def power_off(vm: Any) -> None:
+    from pyVim.task import WaitForTask
+
+    if vm.runtime.powerState == "poweredOn":
+        WaitForTask(vm.PowerOffVM_Task())
+
+
+def test_two_runs_tombstone_a_vm_gone_from_a_complete_listing(
+    engine: Any, vcsim: VsphereSimulator, source: dict[str, Any]
+) -> None:
+    from pyVim.task import WaitForTask
+
+    first = scan(engine, source)
+    names = live(engine)
+    gone = sorted(names)[0]
+    with vsphere_session(vcsim) as instance:
+        vm = vm_named(instance, gone)
+        power_off(vm)
+        WaitForTask(vm.Destroy_Task())
+
+    second = scan(engine, source)
+
+    assert set(first.values()) == set(second.values()) == {"ok"}
+    assert len(names) == MODEL.vm_count
+    assert live(engine) == names - {gone}
+    assert live(engine, "vsphere_host") and live(engine, "datastore"), "capacity rows stay"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "status"),
+    [
+        ("no_permission", "denied"),
+        ("session_expired_twice", "denied"),
+        ("reset_every_continuation", "partial"),
+        ("server_error_page_on_a_continuation", "partial"),
+        ("status_200_html_on_a_continuation", "partial"),
+        ("status_200_empty_continuation", "partial"),
+        ("reset_every_first_page", "error"),
+        ("tags_unavailable", "error"),
+    ],
+)
+def test_a_failed_scope_keeps_every_row_it_had(
+    engine: Any,
+    vcsim: VsphereSimulator,
+    proxy: FaultProxy,
+    source: dict[str, Any],
+    breakage: str,
+    status: str,
+) -> None:
+    from pyVim.task import WaitForTask
+
+    use_tags = breakage == "tags_unavailable"
+    scan(engine, source, use_tags=use_tags)
+    before = live(engine)
+    with vsphere_session(vcsim) as instance:  # gone, but the next listing cannot prove it
+        for name in sorted(before)[:3]:
+            vm = vm_named(instance, name)
+            power_off(vm)
+            WaitForTask(vm.Destroy_Task())
+    expired = soap_fault("NotAuthenticated", "The session is not authenticated.")
+    denied = soap_fault("NoPermission", "Permission to perform this operation was denied.")
+    html = b"<html><body>502 Bad Gateway</body></html>"
+    {
+        "no_permission": lambda: proxy.respond(FIRST_PAGE, 500, denied, headers=SOAP),
+        "session_expired_twice": lambda: proxy.respond(CONTINUE, 500, expired, headers=SOAP),
+        "reset_every_continuation": lambda: proxy.reset(CONTINUE),
+        "server_error_page_on_a_continuation": lambda: proxy.respond(
+            CONTINUE, 502, html, headers={"Content-Type": "text/html"}
+        ),
+        "status_200_html_on_a_continuation": lambda: proxy.respond_ok(
+            CONTINUE, html, headers={"Content-Type": "text/html"}
+        ),
+        "status_200_empty_continuation": lambda: proxy.respond_ok(
+            CONTINUE, EMPTY_CONTINUATION, headers=SOAP
+        ),
+        "reset_every_first_page": lambda: proxy.reset(FIRST_PAGE),
+        "tags_unavailable": lambda: proxy.respond(
+            lambda request: request.path.startswith("/rest/"), 503, b"unavailable"
+        ),
+    }[breakage]()
+
+    statuses = scan(engine, source, use_tags=use_tags)
+
+    assert statuses["vm/DC0"] == status
+    assert live(engine) == before
+
+
+def test_revival_of_a_vm_that_comes_back(
+    engine: Any, vcsim: VsphereSimulator, source: dict[str, Any]
+) -> None:
+    scan(engine, source)
+    name = sorted(live(engine))[0]
+    with vsphere_session(vcsim) as instance:
+        vm = vm_named(instance, name)
+        power_off(vm)
+        pool, host = vm.resourcePool, vm.runtime.host
+        vm.MarkAsTemplate()  # a template is no evidence: the VM is gone from the listing
+        scan(engine, source)
+        assert name not in live(engine)
+        vm.MarkAsVirtualMachine(pool=pool, host=host)
+
+    scan(engine, source)
+
+    assert name in live(engine)
+    assert [kind for n, kind, _ in events(engine) if n == name] == [
+        "created",
+        "deleted",
+        "reappeared",
+    ]
+
+
+def test_events_record_creation_and_a_diff_of_what_changed(
+    engine: Any, vcsim: VsphereSimulator, source: dict[str, Any]
+) -> None:
+    scan(engine, source)
+    name = sorted(live(engine))[0]
+    with vsphere_session(vcsim) as instance:
+        power_off(vm_named(instance, name))
+
+    scan(engine, source)
+    scan(engine, source)  # nothing changed: nothing written
+
+    history = [(kind, diff) for n, kind, diff in events(engine) if n == name]
+    assert [kind for kind, _ in history] == ["created", "updated"]
+    assert history[1][1] is not None
+    assert history[1][1]["state"] == {"from": "running", "to": "stopped"}
+    created = [n for n, kind, _ in events(engine) if kind == "created"]
+    assert len([n for n in created if n in live(engine)]) >= MODEL.vm_count
