@@ -58,6 +58,13 @@ FAMILIES = (
         "node_capacity",
     ),
     Family(
+        "yiyun_node_capacity_listed",
+        "Capacity the node's own API reports, in the units of yiyun_node_capacity: vSphere "
+        "hosts and datastores, OpenStack hypervisors. Absent where no such rows are listed.",
+        ("node", "resource"),
+        "node_capacity_listed",
+    ),
+    Family(
         "yiyun_node_allocated",
         "Capacity taken by live resources on the node, in the units of yiyun_node_capacity "
         "(IaaS rows; Kubernetes requests only where a node shows no IaaS rows).",

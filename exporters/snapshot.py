@@ -21,7 +21,12 @@ from inventory.adoption import (
     compute_adoption,
     rate,
 )
-from inventory.allocation import ALLOCATION_KINDS, node_allocation
+from inventory.allocation import (
+    ALLOCATION_KINDS,
+    CAPACITY_DIMENSIONS,
+    listed_capacity,
+    node_allocation,
+)
 from inventory.collectors.base import SCOPE_STATUSES
 from inventory.evidence import ScopeKey, last_ok_scans, one_cloud_nodes
 from inventory.models import Node, Resource, ScanRun, ScopeResult, System
@@ -59,6 +64,7 @@ class MetricsSnapshot:
     systems: dict[Labels, float] = field(default_factory=dict)  # city, department, status
     resources: dict[Labels, float] = field(default_factory=dict)  # node, kind
     node_capacity: dict[Labels, float] = field(default_factory=dict)  # node, resource
+    node_capacity_listed: dict[Labels, float] = field(default_factory=dict)  # node, resource
     node_allocated: dict[Labels, float] = field(default_factory=dict)  # node, resource
     scan_last_success: dict[Labels, float] = field(default_factory=dict)  # node
     scan_scope_status: dict[Labels, float] = field(default_factory=dict)  # node, source, kind, st
@@ -102,6 +108,7 @@ def build_snapshot(
         systems=systems,
         resources={key: float(sums[0]) for key, sums in live.items()},
         node_capacity=_capacity(nodes),
+        node_capacity_listed=_listed_capacity(live),
         node_allocated=_allocated(live, nodes=nodes),
         scan_last_success=_last_success(session=session, nodes=nodes),
         scan_scope_status=_scope_status(session=session, known=known),
@@ -208,6 +215,23 @@ def _capacity(nodes: list[Node]) -> dict[Labels, float]:
         for resource, (value, unit) in declared.items():
             if value is not None:
                 capacity[(node.id, resource)] = float(value) * unit
+    return capacity
+
+
+def _listed_capacity(live: LiveSums) -> dict[Labels, float]:
+    """The capacity rule (inventory.allocation.listed_capacity) over the per-(node, kind) sums."""
+    by_node: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for (node_id, kind), (rows, vcpu, memory, storage) in live.items():
+        if kind in CAPACITY_DIMENSIONS and rows:
+            by_node.setdefault(node_id, {})[kind] = (vcpu, memory, storage)
+    capacity: dict[Labels, float] = {}
+    for node_id, by_kind in sorted(by_node.items()):
+        listed = zip(
+            ("vcpu", "memory_bytes", "storage_bytes"), listed_capacity(by_kind), strict=True
+        )
+        for (resource, value), unit in zip(listed, (1, GIB, GIB), strict=True):
+            if value is not None:
+                capacity[(node_id, resource)] = value * unit
     return capacity
 
 

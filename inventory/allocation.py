@@ -38,3 +38,26 @@ def node_allocation(by_kind: KindSums) -> tuple[float, float, float]:
         return sum(by_kind[k][column] for k in kinds if k in by_kind)
 
     return total(compute, 0), total(compute, 1), total((*block, *OBJECT_STORAGE_KINDS), 2)
+
+
+# Rows that measure what a node *has*, as its own API reports it: a vCenter's hosts (cores,
+# memory) and datastores (storage), OpenStack's hypervisors (all three). Clusters are their
+# hosts' sum and are left out so nothing counts twice; none of these is ever allocated.
+CAPACITY_DIMENSIONS: dict[str, tuple[bool, bool, bool]] = {
+    "vsphere_host": (True, True, False),
+    "datastore": (False, False, True),
+    "hypervisor": (True, True, True),
+}
+
+
+def listed_capacity(by_kind: KindSums) -> tuple[float | None, float | None, float | None]:
+    """(vCPU, memory GiB, storage GiB) a node's listed hosts, datastores and hypervisors add up
+    to; None for a dimension no listed kind measures."""
+    totals: list[float | None] = [None, None, None]
+    for kind, measures in CAPACITY_DIMENSIONS.items():
+        if kind not in by_kind:
+            continue
+        for column, measured in enumerate(measures):
+            if measured:
+                totals[column] = (totals[column] or 0.0) + by_kind[kind][column]
+    return totals[0], totals[1], totals[2]

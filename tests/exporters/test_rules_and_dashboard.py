@@ -25,6 +25,8 @@ CONTRACT = {
     "yiyun_resources": ("node", "kind"),
     "yiyun_node_capacity": ("node", "resource"),
     "yiyun_node_allocated": ("node", "resource"),
+    # Added with the vSphere and OpenStack collectors: capacity the node's own API reports.
+    "yiyun_node_capacity_listed": ("node", "resource"),
     "yiyun_scan_last_success_timestamp_seconds": ("node",),
     "yiyun_scan_scope_status": ("node", "source", "kind", "status"),
     "yiyun_policy_violations": ("rule", "node"),

@@ -5,6 +5,7 @@ FaultProxy can sit in front of it and answer as a broken vCenter or gateway woul
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -262,3 +263,42 @@ def test_events_record_creation_and_a_diff_of_what_changed(
     assert history[1][1]["state"] == {"from": "running", "to": "stopped"}
     created = [n for n, kind, _ in events(engine) if kind == "created"]
     assert len([n for n in created if n in live(engine)]) >= MODEL.vm_count
+
+
+def test_listed_hosts_and_datastores_are_the_nodes_listed_capacity_for_the_exporter(
+    engine: Any, vcsim: VsphereSimulator, source: dict[str, Any], settings: Any
+) -> None:
+    from exporters.snapshot import build_snapshot
+    from tests.exporters.test_snapshot import exposition, samples
+
+    scan(engine, source)
+    with Session(engine) as session:
+        session.add(Node(id=NODE_ID, name="无锡市自建机房", level="server_room", one_cloud=False))
+        session.commit()
+    with vsphere_session(vcsim) as instance:
+        from pyVmomi import vim
+
+        content = instance.RetrieveContent()
+        view = content.viewManager.CreateContainerView(
+            content.rootFolder, [vim.HostSystem, vim.Datastore], True
+        )
+        hosts = [o for o in view.view if isinstance(o, vim.HostSystem)]
+        cores = sum(h.summary.hardware.numCpuCores for h in hosts)
+        memory = sum(h.summary.hardware.memorySize for h in hosts)
+        storage = sum(d.summary.capacity for d in view.view if isinstance(d, vim.Datastore))
+        view.Destroy()
+
+    with Session(engine) as session:
+        snapshot = build_snapshot(session=session, settings=settings, now=datetime.now(UTC))
+
+    assert len(hosts) == MODEL.host_count
+    assert snapshot.node_capacity_listed == {
+        (NODE_ID, "vcpu"): cores,
+        (NODE_ID, "memory_bytes"): memory,
+        (NODE_ID, "storage_bytes"): storage,
+    }
+    assert not any(key[0] == NODE_ID for key in snapshot.node_capacity), "nothing declared"
+    exposed = samples(exposition(snapshot))
+    assert exposed[("yiyun_node_capacity_listed", (("node", NODE_ID), ("resource", "vcpu")))] == (
+        cores
+    )
