@@ -151,10 +151,19 @@ def normalize_vm(raw: Raw, *, scope: str, attribution: Attribution) -> ResourceR
     if raw.get("config.template"):
         return None
     memory_mb = raw.get("config.hardware.memoryMB")
+    disks = raw.get("disks")
     committed = raw.get("summary.storage.committed")
     uncommitted = raw.get("summary.storage.uncommitted")
-    # Provisioned space (committed + not yet committed): thin disks count at their full size.
-    storage = (committed + (uncommitted or 0)) / BYTES_PER_GIB if committed is not None else None
+    if disks is not None:
+        # The disks' capacity: what the VM was given, thin or thick, as the migration must
+        # provide it on the unified cloud (not what its files happen to occupy today).
+        sizes = [disk.get("capacityInBytes") for disk in disks]
+        storage = sum(size for size in sizes if size) / BYTES_PER_GIB
+    elif committed is not None:
+        # Provisioned space (committed + not yet committed) when the devices were not listed.
+        storage = (committed + (uncommitted or 0)) / BYTES_PER_GIB
+    else:
+        storage = None
     return _row(
         "vm", raw, scope=scope, attribution=attribution,
         native_id=raw["config.instanceUuid"],
@@ -216,8 +225,9 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("vm", "VirtualMachine", (
             "name", "config.instanceUuid", "config.uuid", "config.template",
             "config.createDate", "config.guestId", "config.hardware.numCPU",
-            "config.hardware.memoryMB", "runtime.powerState", "runtime.host",
-            "summary.storage.committed", "summary.storage.uncommitted", "customValue",
+            "config.hardware.memoryMB", "config.hardware.device", "runtime.powerState",
+            "runtime.host", "summary.storage.committed", "summary.storage.uncommitted",
+            "customValue",
         ), normalize_vm),
         KindSpec("vsphere_host", "HostSystem", (
             "name", "summary.hardware.uuid", "summary.hardware.numCpuCores",
@@ -367,6 +377,25 @@ class Session:
                 self._instance = None
 
 
+# A VM's device list is asked for only for its disks; the rest (NICs, backings, file names)
+# is dropped as it is read.
+DEVICES = "config.hardware.device"
+
+
+def _disks(devices: Any) -> list[Raw]:
+    """A VM's virtual disks as [{key, capacityInBytes}] (older vCenters give only KB)."""
+    from pyVmomi import vim
+
+    disks = []
+    for device in devices or []:
+        if isinstance(device, vim.vm.device.VirtualDisk):
+            size = device.capacityInBytes
+            if not size and device.capacityInKB is not None:
+                size = device.capacityInKB * 1024
+            disks.append({"key": device.key, "capacityInBytes": size})
+    return disks
+
+
 def _plain(name: str, value: Any, field_names: Mapping[int, str]) -> Any:
     """A pyvmomi property value as plain data: references by moref, enums as strings."""
     if name == "customValue":
@@ -481,7 +510,10 @@ def list_objects(
                         continue
                     raw: Raw = {"moref": moref, "type": spec.vim_type}
                     for prop in prop_set:
-                        raw[prop.name] = _plain(prop.name, prop.val, field_names)
+                        if prop.name == DEVICES:
+                            raw["disks"] = _disks(prop.val)
+                        else:
+                            raw[prop.name] = _plain(prop.name, prop.val, field_names)
                     items.append(raw)
                     handed_out.add(moref)
                 stats.pages += 1

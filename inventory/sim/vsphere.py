@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import os
 import shutil
 import ssl
@@ -12,9 +14,11 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 SOURCE_DIR = Path(__file__).resolve().parents[2] / "tools" / "vcsim"
 BUILD_SCRIPT = SOURCE_DIR / "build.sh"
@@ -190,3 +194,157 @@ class VsphereSimulator:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class VcsimInventory:
+    """Puts things into a running vcsim through its own APIs, as an administrator would: VMs
+    (SOAP CreateVM_Task), custom attributes (SOAP) and tags (the vAPI REST tagging API)."""
+
+    def __init__(self, simulator: VsphereSimulator, datacenter: str = "DC0") -> None:
+        from pyVim.connect import SmartConnect
+        from pyVmomi import vim
+
+        self.simulator = simulator
+        self.instance = SmartConnect(
+            host=simulator.host,
+            port=simulator.port,
+            user=SIM_USER,
+            pwd=SIM_PASSWORD,
+            protocol=urlsplit(simulator.base_url).scheme,
+            sslContext=unverified_context(),
+        )
+        self.content = self.instance.RetrieveContent()
+        found = self.content.searchIndex.FindByInventoryPath(datacenter)
+        if not isinstance(found, vim.Datacenter):
+            raise LookupError(f"vcsim has no datacenter {datacenter!r}")
+        self.datacenter = found
+        compute = found.hostFolder.childEntity[0]
+        self.pool = compute.resourcePool
+        self.host = compute.host[0] if getattr(compute, "host", None) else None
+        self.datastore = found.datastore[0].name
+        self._fields: dict[str, int] = {}
+
+    def create_vm(
+        self,
+        name: str,
+        *,
+        vcpu: int = 2,
+        memory_mib: int = 4096,
+        disk_gib: int = 0,
+        created: datetime | None = None,
+    ) -> Any:
+        """A powered-on VM in the datacenter's first cluster (or host), with one disk, created
+        `created` (now when not given) as config.createDate says."""
+        from pyVim.task import WaitForTask
+        from pyVmomi import vim
+
+        devices = []
+        if disk_gib:
+            controller = vim.vm.device.VirtualLsiLogicController(
+                key=1000, busNumber=0, sharedBus="noSharing"
+            )
+            disk = vim.vm.device.VirtualDisk(
+                key=2000,
+                controllerKey=1000,
+                unitNumber=0,
+                capacityInKB=disk_gib * 1024 * 1024,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                    diskMode="persistent", thinProvisioned=True, fileName=""
+                ),
+            )
+            add = vim.vm.device.VirtualDeviceSpec.Operation.add
+            devices = [
+                vim.vm.device.VirtualDeviceSpec(operation=add, device=controller),
+                vim.vm.device.VirtualDeviceSpec(
+                    operation=add,
+                    fileOperation=vim.vm.device.VirtualDeviceSpec.FileOperation.create,
+                    device=disk,
+                ),
+            ]
+        spec = vim.vm.ConfigSpec(
+            name=name,
+            numCPUs=vcpu,
+            memoryMB=memory_mib,
+            guestId="otherLinux64Guest",
+            files=vim.vm.FileInfo(vmPathName=f"[{self.datastore}]"),
+            deviceChange=devices,
+        )
+        task = self.datacenter.vmFolder.CreateVM_Task(config=spec, pool=self.pool, host=self.host)
+        WaitForTask(task)
+        vm = task.info.result
+        self.set_created(vm, created or datetime.now(UTC))
+        WaitForTask(vm.PowerOnVM_Task())
+        return vm
+
+    def set_created(self, vm: Any, created: datetime) -> None:
+        """The VM's config.createDate (tools/vcsim/createdate.go's control endpoint)."""
+        form = urlencode({"vm": vm._moId, "date": created.astimezone(UTC).isoformat()})
+        request = urllib.request.Request(
+            f"{self.simulator.base_url}/yiyun/vm/createDate", data=form.encode(), method="POST"
+        )
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        with urllib.request.urlopen(request, timeout=10, context=unverified_context()):
+            pass
+
+    def power_off(self, vm: Any) -> None:
+        from pyVim.task import WaitForTask
+
+        WaitForTask(vm.PowerOffVM_Task())
+
+    def set_attribute(self, vm: Any, name: str, value: str) -> None:
+        """The custom attribute `name` (defined on first use for VMs) set to `value`."""
+        from pyVmomi import vim
+
+        manager = self.content.customFieldsManager
+        if name not in self._fields:
+            existing = {field.name: field.key for field in manager.field or []}
+            self._fields[name] = existing.get(name) or (
+                manager.AddCustomFieldDef(name=name, moType=vim.VirtualMachine).key
+            )
+        manager.SetField(entity=vm, key=self._fields[name], value=value)
+
+    def tag(self, category: str, tagged: dict[str, list[Any]]) -> None:
+        """Tags in `category` (created), each attached to its VMs: {tag name: [vm, …]}."""
+        session = self.rest("/com/vmware/cis/session")
+        spec = {"name": category, "description": "", "cardinality": "SINGLE",
+                "associable_types": ["VirtualMachine"]}  # fmt: skip
+        category_id = self.rest("/com/vmware/cis/tagging/category", {"create_spec": spec}, session)
+        for name, vms in tagged.items():
+            spec = {"name": name, "description": "", "category_id": category_id}
+            tag_id = self.rest("/com/vmware/cis/tagging/tag", {"create_spec": spec}, session)
+            for vm in vms:
+                target = {"object_id": {"id": vm._moId, "type": "VirtualMachine"}}
+                self.rest(
+                    f"/com/vmware/cis/tagging/tag-association/id:{tag_id}?~action=attach",
+                    target,
+                    session,
+                )
+
+    def rest(self, path: str, body: Any = None, session: str | None = None) -> Any:
+        """One vAPI REST call (POST with a body or for a session, else GET): its `value`."""
+        return rest_call(self.simulator, path, body, session)
+
+    def close(self) -> None:
+        from pyVim.connect import Disconnect
+
+        Disconnect(self.instance)
+
+
+def rest_call(
+    simulator: VsphereSimulator, path: str, body: Any = None, session: str | None = None
+) -> Any:
+    """One vAPI REST call to vcsim (POST with a body or to open a session, else GET)."""
+    headers = {"Content-Type": "application/json"}
+    if session is None:
+        token = base64.b64encode(f"{SIM_USER}:{SIM_PASSWORD}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    else:
+        headers["vmware-api-session-id"] = session
+    data = json.dumps(body).encode() if body is not None else None
+    method = "POST" if data is not None or session is None else "GET"
+    request = urllib.request.Request(
+        f"{simulator.base_url}/rest{path}", data=data, headers=headers, method=method
+    )
+    with urllib.request.urlopen(request, timeout=10, context=unverified_context()) as response:
+        raw = response.read()
+    return json.loads(raw).get("value") if raw else None

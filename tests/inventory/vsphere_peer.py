@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +12,7 @@ from inventory.sim.vsphere import (
     VcsimModel,
     VcsimUnavailable,
     VsphereSimulator,
+    rest_call,
     unverified_context,
     vcsim_binary,
 )
@@ -53,17 +51,4 @@ def vsphere_session(vcsim: VsphereSimulator) -> Iterator[Any]:
 
 def rest(vcsim: VsphereSimulator, path: str, body: Any = None, session: str | None = None) -> Any:
     """One vAPI REST call (POST with a body or for a session, else GET): its `value`."""
-    headers = {"Content-Type": "application/json"}
-    if session is None:
-        token = base64.b64encode(f"{SIM_USER}:{SIM_PASSWORD}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    else:
-        headers["vmware-api-session-id"] = session
-    data = json.dumps(body).encode() if body is not None else None
-    method = "POST" if data is not None or session is None else "GET"
-    request = urllib.request.Request(
-        f"{vcsim.base_url}/rest{path}", data=data, headers=headers, method=method
-    )
-    with urllib.request.urlopen(request, timeout=10, context=unverified_context()) as response:
-        raw = response.read()
-    return json.loads(raw).get("value") if raw else None
+    return rest_call(vcsim, path, body, session)

@@ -10,6 +10,9 @@
 //
 // The vAPI (REST) endpoint, including /rest/com/vmware/cis/tagging/..., is served too.
 //
+// Every VM has a config.createDate, as on vCenter (createdate.go), and POST
+// /yiyun/vm/createDate sets one, for tests of the freeze rule.
+//
 // Model counts (as govmomi's simulator.Model defines them):
 //
 //	-dc         datacenters
@@ -34,6 +37,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
 	_ "github.com/vmware/govmomi/vapi/simulator" // registers the vAPI (REST, tagging) endpoint
@@ -78,6 +82,8 @@ func main() {
 	}
 	defer model.Remove() // the datastores' temporary directories
 	installPaging(model.ServiceContent.PropertyCollector)
+	stampCreateDates(time.Now().UTC())
+	model.Service.HandleFunc(createDatePath, handleCreateDate)
 
 	model.Service.RegisterEndpoints = true
 	model.Service.Listen = &url.URL{Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))}

@@ -263,3 +263,18 @@ def test_session_expiring_twice_fails_the_scope(source: dict[str, Any]) -> None:
     with pytest.raises(ScopeFailed) as failed:
         list(pages)
     assert (failed.value.status, failed.value.code) == (DENIED, "NotAuthenticated")
+
+
+def test_normalize_vm_storage_is_its_disks_capacity_else_provisioned_space() -> None:
+    gib = 2**30
+    raw = payload("vm") | {"disks": [{"key": 2000, "capacityInBytes": 100 * gib},
+                                     {"key": 2001, "capacityInBytes": 20 * gib}]}  # fmt: skip
+    without = {k: v for k, v in payload("vm").items() if k != "disks"}
+    without |= {"summary.storage.committed": 30 * gib, "summary.storage.uncommitted": 10 * gib}
+
+    with_disks = normalize_vm(raw, scope="DC0", attribution=Attribution(SYSTEM))
+    provisioned = normalize_vm(without, scope="DC0", attribution=Attribution(SYSTEM))
+
+    assert with_disks is not None and with_disks.storage_gib == 120.0
+    assert with_disks.raw["disks"] == raw["disks"]
+    assert provisioned is not None and provisioned.storage_gib == 40.0

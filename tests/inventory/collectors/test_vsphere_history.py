@@ -302,3 +302,41 @@ def test_listed_hosts_and_datastores_are_the_nodes_listed_capacity_for_the_expor
     assert exposed[("yiyun_node_capacity_listed", (("node", NODE_ID), ("resource", "vcpu")))] == (
         cores
     )
+
+
+def test_a_vm_created_after_the_freeze_is_a_freeze_violation_by_its_create_date(
+    engine: Any, vcsim: VsphereSimulator, source: dict[str, Any], settings: Any
+) -> None:
+    from datetime import date
+
+    from inventory.sim.vsphere import VcsimInventory
+    from inventory.violations import freeze_violations
+
+    inventory = VcsimInventory(vcsim)
+    try:
+        for vm in inventory.datacenter.vmFolder.childEntity:
+            inventory.set_created(vm, datetime(2020, 6, 1, tzinfo=UTC))
+        inventory.create_vm("late-vm", disk_gib=80, created=datetime(2025, 3, 1, 9, tzinfo=UTC))
+    finally:
+        inventory.close()
+    with Session(engine) as session:
+        session.add(
+            Node(
+                id=NODE_ID,
+                name="无锡市自建机房",
+                level="server_room",
+                one_cloud=False,
+                frozen_since=date(2024, 1, 1),
+            )
+        )
+        session.commit()
+
+    scan(engine, source)
+
+    with Session(engine) as session:
+        found = freeze_violations(session=session, tz=settings.tz)
+        late = session.exec(select(Resource).where(Resource.name == "late-vm")).one()
+    assert [(v.kind, v.name, v.basis) for v in found] == [("vm", "late-vm", "source creation time")]
+    assert late.storage_gib == 80.0, "a VM's storage is its disks' capacity"
+    assert late.created_at_source is not None
+    assert late.created_at_source.replace(tzinfo=UTC) == datetime(2025, 3, 1, 9, tzinfo=UTC)
