@@ -656,6 +656,9 @@ class OpenstackSource(SourceBase):
     services: list[OpenstackService] = Field(
         default_factory=lambda: list(get_args(OpenstackService))
     )
+    # Compute capacity (Placement, else hypervisor statistics) needs admin credentials; a
+    # department's member credentials would be refused on every scan, so they say false.
+    hypervisors: bool = True
 
     @field_validator("cloud")
     @classmethod

@@ -13,6 +13,7 @@ COLLECTORS: dict[str, str] = {
     "aws": "inventory.collectors.aws",
     "kubernetes": "inventory.collectors.kubernetes",
     "vsphere": "inventory.collectors.vsphere",
+    "openstack": "inventory.collectors.openstack",
 }
 
 

@@ -39,6 +39,24 @@ def _demo_database(directory: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def available_stacks(lang: str) -> tuple[str, ...]:
+    """The stacks the demo can simulate here: vSphere only when vcsim is built or buildable
+    (Go present); when it is not, say so plainly and go on without the VMware rooms."""
+    from inventory.sim.estate import STACKS
+    from inventory.sim.vsphere import VcsimUnavailable, vcsim_binary
+
+    try:
+        vcsim_binary()  # builds it on first use (~20 s) when Go and govmomi's source are here
+    except VcsimUnavailable as error:
+        if error.missing_go:
+            message = text("demo_vsphere_skipped", lang)
+        else:
+            message = text("demo_vsphere_unavailable", lang, reason=str(error).splitlines()[0])
+        Console(stderr=True).print(message_text(message))
+        return tuple(stack for stack in STACKS if stack != "vsphere")
+    return STACKS
+
+
 def _refuse_populated(url: str, lang: str) -> None:
     from inventory.models import Node, System
 
@@ -74,7 +92,8 @@ def demo(
     from inventory.nodes import apply_nodes, load_node_file
     from inventory.registry import import_register
     from inventory.reports import adoption_report, switches_from, take_snapshot
-    from inventory.sim.estate import RunningEstate, plan_estate
+    from inventory.sim.estate import DEMO_VC_PASSWORD_ENV, RunningEstate, plan_estate
+    from inventory.sim.vsphere import SIM_PASSWORD
     from inventory.violations import freeze_violations, unattributed_counts
 
     lang = cli_lang()
@@ -89,11 +108,13 @@ def demo(
     except (sa.exc.DBAPIError, sa.exc.ArgumentError) as error:
         fail_to_open(error, url, lang)
 
-    estate = plan_estate(today=settings.today(), systems=systems)
+    stacks = available_stacks(lang)
+    estate = plan_estate(today=settings.today(), systems=systems, stacks=stacks)
     intro = text(
         "demo_intro", lang, systems=len(estate.systems), nodes=len(estate.nodes), url=mask_url(url)
     )
     console.print(Text.assemble(("yiyun demo", "bold"), ": ", message_text(intro)))
+    console.print(message_text(text("demo_stacks", lang, stacks=", ".join(stacks))))
     with RunningEstate(estate, directory) as running:
         files = running.write_files()
         # The simulated AWS-compatible nodes are reached through the standard credential
@@ -101,6 +122,8 @@ def demo(
         os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(files["credentials"].resolve())
         os.environ["AWS_CONFIG_FILE"] = str((directory / "aws-config").resolve())
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        # The vSphere sources name the variable holding their password, as real ones do.
+        os.environ[DEMO_VC_PASSWORD_ENV] = SIM_PASSWORD
         with Session(engine) as session:
             report = import_register(session=session, path=files["register"])
             if not report.ok:

@@ -595,6 +595,24 @@ TEXTS: dict[str, tuple[str, str]] = {
         "policy violations: {frozen} new resource(s) on frozen nodes (不再新建或外租), "
         "{unattributed} unattributed resource(s)",
     ),
+    # -- stacks: demo --
+    "demo_stacks": (
+        "模拟的云栈：{stacks}",
+        "simulated stacks: {stacks}",
+    ),
+    "demo_vsphere_skipped": (
+        "已跳过演示中的 vSphere 部分（两个 VMware 自建机房）：未安装 Go，无法构建 vSphere 模拟器 "
+        "vcsim。安装 golang-go 与 golang-github-vmware-govmomi-dev 后重新运行 make demo 即可包含。",
+        "the vSphere part of the demo (two VMware server rooms) is skipped: Go is not installed, "
+        "so the vSphere simulator vcsim cannot be built. Install golang-go and "
+        "golang-github-vmware-govmomi-dev and run make demo again to include it.",
+    ),
+    "demo_vsphere_unavailable": (
+        "已跳过演示中的 vSphere 部分（两个 VMware 自建机房）："
+        "vSphere 模拟器 vcsim 不可用（{reason}）",
+        "the vSphere part of the demo (two VMware server rooms) is skipped: the vSphere "
+        "simulator vcsim is unavailable ({reason})",
+    ),
     "demo_try_next": ("接下来可以试试", "try next"),
     "demo_serve": (
         "模拟端点保持运行，按 Ctrl-C 结束；再次扫描：",

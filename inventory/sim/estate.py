@@ -69,13 +69,24 @@ SYSTEM_NAMES = [
 ]
 
 # Where a department's systems run when they are not on the unified cloud.
-LEGACY_NODE = {"JS-EDU": "edu-dc", "JS-HLTH": "hlth-dc"}
-LEGACY_BY_CITY = {"南京市": "nj-leased", "苏州市": "sz-room"}
+LEGACY_NODE = {
+    "JS-EDU": "edu-dc",
+    "JS-HLTH": "hlth-dc",
+    "JS-HRSS": "hrss-room",
+    "JS-TRANS": "trans-dc",
+}
+LEGACY_BY_CITY = {"南京市": "nj-leased", "苏州市": "sz-room", "无锡市": "wx-room"}
+# Every stack the sample estate can simulate; vSphere needs vcsim, built with Go.
+STACKS = ("aws", "kubernetes", "vsphere", "openstack")
+# The one datacenter of each simulated vCenter (vcsim's own name for it).
+SIM_DATACENTER = "DC0"
+SIM_OPENSTACK_REGION = "RegionOne"
 
 
 @dataclass
 class NodeDef:
-    """One node of the sample estate and how it is simulated (aws → moto, kubernetes → sim)."""
+    """One node of the sample estate and how it is simulated: aws → moto, kubernetes → the
+    Kubernetes simulator, vsphere → vcsim, openstack → the OpenStack simulator."""
 
     id: str
     name: str
@@ -128,7 +139,12 @@ class Estate:
     orphans: list[Placement]
 
 
-def _nodes(today: date) -> list[NodeDef]:
+def _nodes(today: date, stacks: tuple[str, ...] = STACKS) -> list[NodeDef]:
+    """The estate's nodes, less those whose only stack cannot be simulated here."""
+    return [n for n in _all_nodes(today) if set(n.simulators) & set(stacks)]
+
+
+def _all_nodes(today: date) -> list[NodeDef]:
     nodes = [
         NodeDef(
             "js-core",
@@ -148,7 +164,8 @@ def _nodes(today: date) -> list[NodeDef]:
                 "city_backbone",
                 True,
                 city,
-                ("kubernetes",),
+                # 徐州's backbone node runs an OpenStack-based stack (InCloud OS and the like).
+                ("openstack",) if prefix == "XZ" else ("kubernetes",),
                 capacity={"vcpu": 4000, "memory_gib": 16000, "storage_gib": 400000},
             )
         )
@@ -199,6 +216,39 @@ def _nodes(today: date) -> list[NodeDef]:
         NodeDef(
             "sz-room", "苏州市自建机房", "server_room", False, "苏州市", ("aws",), mlps_level=2
         ),
+        # Two VMware server rooms: one frozen since 2022, one not.
+        NodeDef(
+            "hrss-room",
+            "省人社厅自建机房（VMware）",
+            "server_room",
+            False,
+            "省级",
+            ("vsphere",),
+            owner_department="JS-HRSS",
+            frozen_since=FREEZE_2022,
+            mlps_level=3,
+        ),
+        NodeDef(
+            "wx-room",
+            "无锡市自建机房（VMware）",
+            "server_room",
+            False,
+            "无锡市",
+            ("vsphere",),
+            mlps_level=2,
+        ),
+        # A department cloud on an OpenStack-based stack.
+        NodeDef(
+            "trans-dc",
+            "省交通运输厅部门云（OpenStack）",
+            "department_cloud",
+            False,
+            "省级",
+            ("openstack",),
+            owner_department="JS-TRANS",
+            frozen_since=FREEZE_2022,
+            mlps_level=2,
+        ),
     ]
     return nodes
 
@@ -219,6 +269,15 @@ def _home_node(city: str) -> str:
 
 
 def _forms(rng: random.Random, node_id: str, nodes: dict[str, NodeDef]) -> list[str]:
+    stacks = nodes[node_id].simulators
+    if "vsphere" in stacks:
+        return ["vm"] * rng.randint(1, 3)
+    if "openstack" in stacks:
+        # No Swift containers: their listing carries no metadata, so no system.
+        forms = ["vm"] * rng.randint(1, 3)
+        if rng.random() < 0.3:
+            forms.append("volume")
+        return forms
     if "aws" in nodes[node_id].simulators and (
         "kubernetes" not in nodes[node_id].simulators or rng.random() < 0.5
     ):
@@ -238,10 +297,13 @@ def _forms(rng: random.Random, node_id: str, nodes: dict[str, NodeDef]) -> list[
     return forms
 
 
-def plan_estate(*, today: date, systems: int = 300, seed: int = 2026) -> Estate:
-    """Decide deterministically which systems exist and where their resources run."""
+def plan_estate(
+    *, today: date, systems: int = 300, seed: int = 2026, stacks: tuple[str, ...] = STACKS
+) -> Estate:
+    """Decide deterministically which systems exist and where their resources run; nodes of
+    a stack not in `stacks` are left out (their departments keep their systems at home)."""
     rng = random.Random(seed)
-    nodes = _nodes(today)
+    nodes = _nodes(today, stacks)
     by_id = {n.id: n for n in nodes}
     departments = _departments()
     long_ago = datetime(2020, 6, 1, tzinfo=UTC)
@@ -271,6 +333,8 @@ def plan_estate(*, today: date, systems: int = 300, seed: int = 2026) -> Estate:
             or LEGACY_BY_CITY.get(city)
             or ("gov-room" if city == "省级" else None)
         )
+        if legacy not in by_id:
+            legacy = None
         roll = rng.random()
         old = long_ago + timedelta(days=rng.randint(0, 600))
         if roll < 0.55:
@@ -294,7 +358,7 @@ def plan_estate(*, today: date, systems: int = 300, seed: int = 2026) -> Estate:
                 system.placements = [
                     Placement(
                         legacy,
-                        "vm" if legacy in ("edu-dc", "gov-room", "sz-room") else "deployment",
+                        "deployment" if by_id[legacy].simulators == ("kubernetes",) else "vm",
                         old,
                     )
                 ]
@@ -328,6 +392,8 @@ def plan_estate(*, today: date, systems: int = 300, seed: int = 2026) -> Estate:
         planned.append(system)
     orphans = [Placement("gov-room", "vm", tagged=False) for _ in range(4)]
     orphans += [Placement("js-core", "deployment", tagged=False) for _ in range(2)]
+    if "wx-room" in by_id:
+        orphans.append(Placement("wx-room", "vm", tagged=False))
     return Estate(today=today, nodes=nodes, systems=planned, orphans=orphans)
 
 
@@ -391,8 +457,20 @@ def write_register(estate: Estate, path: Path) -> Path:
     return path
 
 
-def node_file(estate: Estate, endpoints: dict[str, str], kubeconfig: Path) -> dict[str, Any]:
-    """The YAML node file for the estate, pointing at the running simulators."""
+# The environment variable the demo's vSphere sources name for their password (vcsim takes any).
+DEMO_VC_PASSWORD_ENV = "YIYUN_DEMO_VC_PASSWORD"
+
+
+def node_file(
+    estate: Estate,
+    endpoints: dict[str, str],
+    kubeconfig: Path,
+    vcenters: dict[str, tuple[str, int]] | None = None,
+    clouds_yaml: Path | None = None,
+) -> dict[str, Any]:
+    """The YAML node file for the estate, pointing at the running simulators: `endpoints`
+    (aws), `kubeconfig` (kubernetes), `vcenters` (vsphere: host, port) and `clouds_yaml`
+    (openstack: one cloud per node, named by the node's id)."""
     nodes: list[dict[str, Any]] = []
     for n in estate.nodes:
         entry: dict[str, Any] = {
@@ -424,20 +502,45 @@ def node_file(estate: Estate, endpoints: dict[str, str], kubeconfig: Path) -> di
             )
         if "kubernetes" in n.simulators:
             sources.append({"kind": "kubernetes", "kubeconfig": str(kubeconfig), "context": n.id})
+        if "vsphere" in n.simulators and vcenters and n.id in vcenters:
+            host, port = vcenters[n.id]
+            sources.append(
+                {
+                    "kind": "vsphere",
+                    "id": "vcenter",  # vcsim's port changes every run; a derived id would too
+                    "host": host,
+                    "port": port,
+                    "username": "administrator@vsphere.local",
+                    "password_env": DEMO_VC_PASSWORD_ENV,
+                    "datacenters": [SIM_DATACENTER],
+                    # vcsim serves a self-signed certificate; a real vCenter gets `ca_bundle:`.
+                    "verify_tls": False,
+                }
+            )
+        if "openstack" in n.simulators and clouds_yaml is not None:
+            sources.append(
+                {
+                    "kind": "openstack",
+                    "cloud": n.id,
+                    "clouds_yaml": str(clouds_yaml),
+                    "regions": [SIM_OPENSTACK_REGION],
+                }
+            )
         entry["sources"] = sources
         nodes.append(entry)
     return {"nodes": nodes}
 
 
 def write_node_file(
-    estate: Estate, endpoints: dict[str, str], kubeconfig: Path, path: Path
+    estate: Estate,
+    endpoints: dict[str, str],
+    kubeconfig: Path,
+    path: Path,
+    vcenters: dict[str, tuple[str, int]] | None = None,
+    clouds_yaml: Path | None = None,
 ) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            node_file(estate, endpoints, kubeconfig), allow_unicode=True, sort_keys=False
-        ),
-        encoding="utf-8",
-    )
+    document = node_file(estate, endpoints, kubeconfig, vcenters, clouds_yaml)
+    path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -465,7 +568,12 @@ class RunningEstate:
         self.root = root
         self.endpoints: dict[str, str] = {}
         self.clusters: dict[str, Any] = {}
+        self.vcenters: dict[str, Any] = {}  # node id → VsphereSimulator
+        self.clouds: dict[str, Any] = {}  # node id → OpenStackSimulator
         self._servers: list[Any] = []
+        self._vcenter_admin: dict[str, Any] = {}  # node id → VcsimInventory
+        # vSphere tags are attached in one pass per vCenter once every VM exists.
+        self._tagged: dict[str, dict[str, list[Any]]] = {}
 
     def __enter__(self) -> RunningEstate:
         try:
@@ -505,7 +613,36 @@ class RunningEstate:
                             f"{node.id}-worker-{i + 1}", cpu="32", memory="128Gi", created=built
                         ),
                     )
+            if "vsphere" in node.simulators:
+                self._start_vcenter(node)
+            if "openstack" in node.simulators:
+                self._start_cloud(node)
         self._seed()
+
+    def _start_vcenter(self, node: NodeDef) -> None:
+        from inventory.sim.vsphere import VcsimInventory, VcsimModel, VsphereSimulator
+
+        # A cluster of ESXi hosts with one shared datastore, and no VMs until _seed puts them.
+        model = VcsimModel(
+            datacenters=1, clusters=1, hosts_per_cluster=4, standalone_hosts=0, vms=0
+        )
+        simulator = VsphereSimulator(model).start()
+        self.vcenters[node.id] = simulator
+        self._vcenter_admin[node.id] = VcsimInventory(simulator, SIM_DATACENTER)
+
+    def _start_cloud(self, node: NodeDef) -> None:
+        from inventory.sim.openstack import OpenStackSimulator
+
+        cloud = OpenStackSimulator(regions=(SIM_OPENSTACK_REGION,)).start()
+        self.clouds[node.id] = cloud
+        for i in range(6 if node.level == "city_backbone" else 3):
+            cloud.add_hypervisor(
+                region=SIM_OPENSTACK_REGION,
+                hostname=f"{node.id}-compute-{i + 1}",
+                vcpus=64,
+                memory_mib=256 * 1024,
+                local_gb=4000,
+            )
 
     def stop(self) -> None:
         from inventory.sim.aws import reset_moto
@@ -518,8 +655,16 @@ class RunningEstate:
             cluster.stop()
         for server in self._servers:
             server.stop()
+        for admin in self._vcenter_admin.values():
+            with contextlib.suppress(Exception):  # the simulator is going anyway
+                admin.close()
+        for simulator in [*self.vcenters.values(), *self.clouds.values()]:
+            simulator.stop()
         self.clusters.clear()
         self._servers.clear()
+        self._vcenter_admin.clear()
+        self.vcenters.clear()
+        self.clouds.clear()
 
     def _seed(self) -> None:
         from inventory.sim import aws
@@ -530,6 +675,12 @@ class RunningEstate:
                 self._place(system.code, placement, n)
         for n, orphan in enumerate(self.estate.orphans):
             self._place(None, orphan, n)
+        for node_id, tagged in self._tagged.items():
+            self._vcenter_admin[node_id].tag(SYSTEM_TAG, tagged)
+        # Some server-room VMs are powered off: still live, they still hold their disks.
+        for admin in self._vcenter_admin.values():
+            for vm in list(admin.datacenter.vmFolder.childEntity)[::7]:
+                admin.power_off(vm)
         # Some department-cloud VMs are stopped: still live, they still occupy the node.
         for node_id, url in self.endpoints.items():
             if node_id.endswith(("-dc", "-room")):
@@ -548,6 +699,12 @@ class RunningEstate:
         region = SIM_AWS_REGION
         tags = {SYSTEM_TAG: code} if code and placement.tagged else {}
         label = (code or "unowned").lower()
+        if placement.node_id in self.vcenters:
+            self._place_vsphere(code if placement.tagged else None, placement, f"{label}-{n}")
+            return
+        if placement.node_id in self.clouds:
+            self._place_openstack(code if placement.tagged else None, placement, f"{label}-{n}")
+            return
         if placement.form in ("vm", "bucket", "db", "volume"):
             url = self.endpoints[placement.node_id]
             if placement.form == "vm":
@@ -592,6 +749,56 @@ class RunningEstate:
         elif placement.form == "cronjob":
             cluster.add("cronjob", k8s.make_cronjob(namespace, name, created=created))
 
+    def _place_vsphere(self, code: str | None, placement: Placement, name: str) -> None:
+        """A VM in the node's vCenter. Its system: a tag in the system category in one room,
+        the custom attribute of that name in the other, as both are found in practice."""
+        admin = self._vcenter_admin[placement.node_id]
+        vm = admin.create_vm(name, vcpu=4, memory_mib=8192, disk_gib=100, created=placement.created)
+        if code is None:
+            return
+        if placement.node_id == "wx-room":
+            self._tagged.setdefault(placement.node_id, {}).setdefault(code, []).append(vm)
+        else:
+            admin.set_attribute(vm, SYSTEM_TAG, code)
+
+    def _place_openstack(self, code: str | None, placement: Placement, name: str) -> None:
+        """A server (or volume) in the node's cloud, in its department's project. Nova refuses
+        "/" in tags and metadata keys: the system goes in as `yiyun.io:system`."""
+        cloud = self.clouds[placement.node_id]
+        # One project per department (JS-TRANS-001 → js-trans), as tenants are laid out.
+        owner = (code or "ops-tools").rsplit("-", 1)[0].lower()
+        cloud.add_project(owner)
+        nova_key = SYSTEM_TAG.replace("/", ":")
+        if placement.form == "volume":
+            metadata = {SYSTEM_TAG: code} if code else {}
+            cloud.add_volume(owner, name=f"{name}-data", size_gib=200, metadata=metadata,
+                             created=placement.created)  # fmt: skip
+            return
+        # One department tags its servers, the other sets metadata: both are attributed.
+        on_tags = placement.node_id == "trans-dc"
+        cloud.add_server(
+            owner,
+            name=name,
+            vcpus=4,
+            ram_mib=8192,
+            disk_gib=100,
+            tags=[f"{nova_key}={code}"] if code and on_tags else [],
+            metadata={nova_key: code} if code and not on_tags else {},
+            created=placement.created,
+        )
+
+    def write_clouds_yaml(self, path: Path) -> Path | None:
+        """One clouds.yaml with a cloud per OpenStack node, named by the node's id."""
+        if not self.clouds:
+            return None
+        clouds: dict[str, Any] = {}
+        for node_id, cloud in self.clouds.items():
+            single = cloud.write_clouds_yaml(path, cloud=node_id, region=SIM_OPENSTACK_REGION)
+            clouds.update(yaml.safe_load(single.read_text(encoding="utf-8"))["clouds"])
+        path.write_text(yaml.safe_dump({"clouds": clouds}, sort_keys=False), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
     def write_files(self) -> dict[str, Path]:
         """Register, node file, kubeconfig and a credentials file for the simulated endpoints."""
         from inventory.sim.k8s import SIM_TOKEN
@@ -608,11 +815,22 @@ class RunningEstate:
             "[yiyun-demo]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
             encoding="utf-8",
         )
-        return {
+        # Placeholder passwords the simulators accept: the same in each cloud's entry.
+        clouds_yaml = self.write_clouds_yaml(self.root / "clouds.yaml")
+        vcenters = {node_id: (sim.host, sim.port) for node_id, sim in self.vcenters.items()}
+        files = {
             "register": write_register(self.estate, self.root / "register.csv"),
             "nodes": write_node_file(
-                self.estate, self.endpoints, kubeconfig, self.root / "nodes.yaml"
+                self.estate,
+                self.endpoints,
+                kubeconfig,
+                self.root / "nodes.yaml",
+                vcenters,
+                clouds_yaml,
             ),
             "kubeconfig": kubeconfig,
             "credentials": credentials,
         }
+        if clouds_yaml is not None:
+            files["clouds"] = clouds_yaml
+        return files

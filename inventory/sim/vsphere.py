@@ -31,7 +31,13 @@ SIM_PASSWORD = "pass"
 
 
 class VcsimUnavailable(RuntimeError):
-    """vcsim is neither built nor buildable here (no `go`, no govmomi source, or no script)."""
+    """vcsim is neither built nor buildable here (no `go`, no govmomi source, or no script).
+
+    `missing_go` says the plain reason a person can act on: Go is not installed."""
+
+    def __init__(self, message: str, *, missing_go: bool = False) -> None:
+        super().__init__(message)
+        self.missing_go = missing_go
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,8 @@ def vcsim_binary() -> Path:
     if shutil.which("go") is None:
         raise VcsimUnavailable(
             f"{binary} is missing and `go` is not installed "
-            "(apt-get install golang-go golang-github-vmware-govmomi-dev)"
+            "(apt-get install golang-go golang-github-vmware-govmomi-dev)",
+            missing_go=True,
         )
     binary.parent.mkdir(parents=True, exist_ok=True)
     # pytest-xdist workers may all want it at once: one builds, the others wait for it.

@@ -154,7 +154,9 @@ def test_example_file_is_jiangsu_1_plus_13() -> None:
     assert len(one_cloud) == 14
     others = {(spec.id, spec.level) for spec in specs if not spec.one_cloud}
     assert {level for _, level in others} == {"department_cloud", "server_room"}
-    assert len(others) == 3
+    assert len(others) == 5
+    kinds = {source.kind for spec in specs for source in spec.sources}
+    assert kinds == {"aws", "kubernetes", "vsphere", "openstack"}
     assert any(spec.frozen_since for spec in specs)
 
 

@@ -61,7 +61,7 @@ def test_both_kinds_load_with_defaults_and_derived_ids() -> None:
     assert (first["port"], first["verify_tls"], first["max_objects"]) == (443, True, 500)
     assert second["name"] == "openstack-nj-city"
     assert second["services"] == ["compute", "volume", "object_store", "database"]
-    assert second["projects"] is None
+    assert second["projects"] is None and second["hypervisors"] is True
 
 
 def test_a_vcenter_on_another_port_gets_the_port_in_its_id() -> None:
