@@ -461,12 +461,18 @@ def _datacenter(content: Any, name: str, stats: ScopeStats) -> Any:
     view = content.viewManager.CreateContainerView(content.rootFolder, [vim.Datacenter], True)
     try:
         stats.api_calls += 1
+        names = []
         for datacenter in view.view:
             if datacenter.name == name:
                 return datacenter
+            names.append(datacenter.name)
     finally:
         view.Destroy()
-    raise ScopeFailed(ERROR, "DatacenterNotFound", f"no datacenter named {name!r}")
+    # Name the ones there are: the node file's `datacenters:` is most likely misspelt.
+    there = ", ".join(sorted(names)[:20]) or "none"
+    raise ScopeFailed(
+        ERROR, "DatacenterNotFound", f"no datacenter named {name!r} (this vCenter has: {there})"
+    )
 
 
 def _field_names(content: Any, stats: ScopeStats) -> dict[int, str]:

@@ -278,3 +278,15 @@ def test_normalize_vm_storage_is_its_disks_capacity_else_provisioned_space() -> 
     assert with_disks is not None and with_disks.storage_gib == 120.0
     assert with_disks.raw["disks"] == raw["disks"]
     assert provisioned is not None and provisioned.storage_gib == 40.0
+
+
+def test_a_misspelt_datacenter_fails_its_scopes_naming_the_ones_there(
+    source: dict[str, Any],
+) -> None:
+    scope = _scope(source | {"datacenters": ["DC9"]}, "vm", use_tags=False)
+
+    with pytest.raises(ScopeFailed) as failed:
+        list(scope.pages(scope.stats))
+
+    assert failed.value.code == "DatacenterNotFound"
+    assert "'DC9'" in failed.value.message and "this vCenter has: DC0" in failed.value.message
