@@ -52,3 +52,10 @@ def configure_logging(level: int) -> None:
         logging.getLogger(noisy).setLevel(
             logging.INFO if level < logging.DEBUG else logging.WARNING
         )
+    # keystoneauth warns on every failed version discovery of an endpoint that is down; the
+    # scope's own failure line says it once, so their warnings wait for -v.
+    for chatty in ("keystoneauth", "openstack", "stevedore"):
+        logging.getLogger(chatty).setLevel(
+            logging.INFO if level < logging.DEBUG else
+            logging.WARNING if level <= logging.INFO else logging.ERROR
+        )  # fmt: skip

@@ -534,6 +534,10 @@ class Cloud:
                     where = f"{', '.join(existing)} is not valid YAML or JSON"
                 else:
                     where = ", ".join(existing) or f"none of {', '.join(files)} exists"
+                # The entries' names are no secret and most likely hold the misspelt one.
+                defined = sorted(str(name) for name in found.cloud_config["clouds"])
+                if defined:
+                    where += f"; it defines: {', '.join(defined[:20])}"
                 raise ScopeFailed(
                     ERROR,
                     "cloud_config",
