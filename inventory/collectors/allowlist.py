@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -282,12 +283,35 @@ RAW_FIELDS: dict[str, Shape] = {
 }
 
 
-def allowed_raw(kind: str, raw: Mapping[str, Any], *, system_tag: str | None) -> dict[str, Any]:
+def allowed_raw(
+    kind: str,
+    raw: Mapping[str, Any],
+    *,
+    system_tag: str | None,
+    settled: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The fields of `raw` its kind declares, label and tag values redacted where they look
-    like secrets (`system_tag` never is). A kind without a declaration keeps nothing."""
-    pick = _PICKERS.get(kind)
+    like secrets (`system_tag` never is). A kind without a declaration keeps nothing.
+
+    `settled` holds top-level label fields the caller has already made safe, checking each
+    pair once for the row's tags too: for those the given value is stored instead of the
+    declared shape's work. Only declared fields that `raw` has are taken from it."""
+    pick = _picker_without(kind, frozenset(settled)) if settled else _PICKERS.get(kind)
     kept = pick(raw, system_tag) if pick is not None else _MISSING
-    return kept if isinstance(kept, dict) else {}
+    if not isinstance(kept, dict):
+        return {}
+    if settled:
+        declared = RAW_FIELDS[kind]
+        kept.update((k, v) for k, v in settled.items() if k in declared and k in raw)
+    return kept
+
+
+@functools.lru_cache(maxsize=64)
+def _picker_without(kind: str, fields: frozenset[str]) -> Pick | None:
+    shape = RAW_FIELDS.get(kind)
+    if shape is None:
+        return None
+    return _compile({key: inner for key, inner in shape.items() if key not in fields})
 
 
 # --- applying a shape: each declaration compiled once into a function ------------------------

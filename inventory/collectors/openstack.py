@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 from inventory.collectors.allowlist import allowed_raw
@@ -40,7 +40,7 @@ from inventory.collectors.base import (
     ScopeFailed,
     ScopeStats,
 )
-from inventory.secret_shape import REDACTED, names_a_secret, redact_labels, redacted
+from inventory.secret_shape import REDACTED, names_a_secret, redacted, secret_shaped
 
 DEFAULT_SYSTEM_TAG = "yiyun.io/system"
 MIB_PER_GIB = 1024
@@ -182,15 +182,27 @@ def parse_tags(tags: Any) -> dict[str, str]:
     return parsed
 
 
-def _redacted_tags(tags: Any, system_tag: str) -> list[str]:
-    """The tag strings as they may be stored: "key=<redacted>" where the value is a secret."""
+def _stored_tags(tags: Any, safe: Mapping[str, str], parsed: Mapping[str, str]) -> list[str]:
+    """The tag strings as they may be stored: "key=<redacted>" where the value is a secret.
+    `safe` holds each parsed pair's verdict already (a key given twice is checked again)."""
+    if not isinstance(tags, list):
+        return []
+    if (
+        len(parsed) == len(tags)
+        and safe == parsed
+        and all(isinstance(tag, str) and "=" in tag for tag in tags)
+    ):
+        # Nothing redacted, no key given twice, no bare tag to look at (the usual server):
+        # stored as listed.
+        return list(tags)
     kept = []
-    for tag in tags if isinstance(tags, list) else []:
+    for tag in tags:
         if not isinstance(tag, str):
             continue
         key, equals, value = tag.partition("=")
         if equals:
-            kept.append(f"{key}={redacted(key, value, keep=system_tag)}")
+            verdict = safe[key] if parsed.get(key) == value else redacted(key, value)
+            kept.append(f"{key}={verdict}")
         else:
             kept.append(REDACTED if redacted("tag", key) == REDACTED else tag)
     return kept
@@ -214,11 +226,20 @@ class Attribution:
 
     system_tag: str = DEFAULT_SYSTEM_TAG
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         """The system tag as written, then its Nova spelling."""
         nova = self.system_tag.replace("/", ":")
         return (self.system_tag, nova) if nova != self.system_tag else (nova,)
+
+    def safe(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """The labels as they may be stored, each pair checked once: secret-shaped values
+        redacted, the system key (either spelling) never, so attribution reads the cloud."""
+        keys = self.keys
+        return {
+            key: value if key in keys or not secret_shaped(key, value) else REDACTED
+            for key, value in labels.items()
+        }
 
     def system_of(self, tags: Mapping[str, str], metadata: Mapping[str, str]) -> str | None:
         for labels in (tags, metadata):
@@ -244,23 +265,29 @@ def _number(value: Any) -> float | None:
 
 def _row(
     kind: str, raw_key: str, raw: Raw, *, scope: str, region: str, attribution: Attribution,
-    tags: dict[str, str] | None = None, system_code: str | None = None, **fields: Any,
+    tags: dict[str, str] | None = None, labels: Mapping[str, Any] | None = None,
+    system_code: str | None = None, **fields: Any,
 ) -> ResourceRow:  # fmt: skip
-    system_tag = attribution.system_tag
-    tags = tags or {}
-    # Secret-shaped values are redacted here and in `raw`; the system tag (in either
-    # spelling) never is, so attribution reads what the cloud says.
-    kept = redact_labels(tags, keep=system_tag)
-    kept.update((key, tags[key]) for key in attribution.keys if key in tags)
+    """The row, its `tags` already safe (Attribution.safe). `labels` are raw fields whose
+    safe form the caller worked out with those tags (metadata, the tag list): stored as
+    given, so no pair is checked twice; the allowlist picks every other field."""
+    stored = allowed_raw(raw_key, raw, system_tag=attribution.system_tag, settled=labels)
     return ResourceRow(
         kind=kind,
         scope=scope,
         region=region,
-        tags=kept,
-        raw=allowed_raw(raw_key, raw, system_tag=system_tag),
+        tags=tags or {},
+        raw=stored,
         system_code=system_code,
         **fields,
     )
+
+
+def _labelled(raw: Raw, attribution: Attribution) -> tuple[dict[str, str], dict[str, Any]]:
+    """(row tags, stored label fields) of an object whose only labels are its metadata."""
+    metadata = _metadata(raw)
+    safe = attribution.safe(metadata)
+    return safe, ({"metadata": safe} if isinstance(raw.get("metadata"), dict) else {})
 
 
 def flavor_size(flavor: Any, flavors: Mapping[str, Raw] | None) -> Raw:
@@ -283,13 +310,17 @@ def normalize_server(
     # Ephemeral disks are local storage the server holds as much as its root disk.
     storage = None if disk is None else disk + (_number(flavor.get("ephemeral")) or 0)
     tags, metadata = parse_tags(raw.get("tags")), _metadata(raw)
-    stored = {**raw, "tags": _redacted_tags(raw.get("tags"), attribution.system_tag)}
+    safe_tags, safe_metadata = attribution.safe(tags), attribution.safe(metadata)
+    labels: dict[str, Any] = {"tags": _stored_tags(raw.get("tags"), safe_tags, tags)}
+    if isinstance(raw.get("metadata"), dict):
+        labels["metadata"] = safe_metadata
     return _row(
-        "vm", "openstack_server", stored, scope=scope, region=region, attribution=attribution,
+        "vm", "openstack_server", raw, scope=scope, region=region, attribution=attribution,
         native_id=raw["id"], name=raw.get("name"), namespace=raw.get("tenant_id"),
         state=status.lower(), vcpu=_number(flavor.get("vcpus")),
         memory_gib=None if ram is None else ram / MIB_PER_GIB, storage_gib=storage,
-        tags={**metadata, **tags}, system_code=attribution.system_of(tags, metadata),
+        tags={**safe_metadata, **safe_tags}, labels=labels,
+        system_code=attribution.system_of(tags, metadata),
         created_at_source=parse_time(raw.get("created")),
         terminal=status in SERVER_TERMINAL_STATES,
     )  # fmt: skip
@@ -302,11 +333,12 @@ def normalize_volume(
     """A Cinder volume as a `volume` row; its system from its metadata."""
     status = str(raw.get("status") or "unknown")
     metadata = _metadata(raw)
+    tags, labels = _labelled(raw, attribution)
     return _row(
         "volume", "openstack_volume", raw, scope=scope, region=region, attribution=attribution,
         native_id=raw["id"], name=raw.get("name"),
         namespace=raw.get("os-vol-tenant-attr:tenant_id"), state=status.lower(),
-        storage_gib=_number(raw.get("size")), tags=metadata,
+        storage_gib=_number(raw.get("size")), tags=tags, labels=labels,
         system_code=attribution.system_of({}, metadata),
         created_at_source=parse_time(raw.get("created_at")),
         terminal=status.lower() in VOLUME_TERMINAL_STATES,
@@ -340,12 +372,13 @@ def normalize_database(
     flavor = flavor_size(raw.get("flavor"), flavors)
     ram = _number(flavor.get("ram"))
     metadata = _metadata(raw)
+    tags, labels = _labelled(raw, attribution)
     return _row(
         "db_instance", "openstack_database", raw, scope=scope, region=region,
         attribution=attribution, native_id=raw["id"], name=raw.get("name"),
         namespace=raw.get("tenant_id"), state=status.lower(),
         vcpu=_number(flavor.get("vcpus")), memory_gib=None if ram is None else ram / MIB_PER_GIB,
-        storage_gib=_number((raw.get("volume") or {}).get("size")), tags=metadata,
+        storage_gib=_number((raw.get("volume") or {}).get("size")), tags=tags, labels=labels,
         system_code=attribution.system_of({}, metadata),
         created_at_source=parse_time(raw.get("created")),
         terminal=status in DATABASE_TERMINAL_STATES,

@@ -936,3 +936,30 @@ def test_stored_rows_carry_no_secret(
     text = json.dumps(stored, default=str)
     assert len(stored) == 2 and secret not in text and SIM_PASSWORD not in text
     assert ("JS-EDU-1" in text) and "adminPass" not in text and "addresses" not in text
+
+
+def test_a_random_looking_system_code_is_never_redacted_in_either_spelling() -> None:
+    # A generated code is as random as a token; the system key is exempt in both spellings,
+    # in the row's tags and in its stored raw alike, while a secret beside it is redacted.
+    code = "Xk29fQ7LmZ3pR8vT2nW5"
+    raw = payload("servers_detail")["servers"][0] | {
+        "tags": [f"yiyun.io:system={code}"],
+        "metadata": {"yiyun.io:system": code, "build": "Tq82LmX9vZ3kR7pW4nY6"},
+    }
+
+    row = normalize_server(raw, **SCOPE)
+
+    assert row.system_code == code
+    assert row.tags == {"yiyun.io:system": code, "build": REDACTED}
+    assert row.raw["tags"] == [f"yiyun.io:system={code}"]
+    assert row.raw["metadata"] == {"yiyun.io:system": code, "build": REDACTED}
+
+
+def test_a_secret_under_a_tag_key_given_twice_is_still_redacted() -> None:
+    raw = payload("servers_detail")["servers"][0] | {
+        "tags": ["note=Tq82LmX9vZ3kR7pW4nY6", "note=plain"],
+    }
+
+    row = normalize_server(raw, **SCOPE)
+
+    assert row.raw["tags"] == ["note=<redacted>", "note=plain"]
