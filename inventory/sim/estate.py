@@ -393,16 +393,12 @@ def plan_estate(
     # Whatever the dice said, the frozen VMware room and the frozen OpenStack cloud each show
     # one VM created after the freeze: the rule read from config.createDate and `created`.
     for node_id in ("hrss-room", "trans-dc"):
-        node = by_id.get(node_id)
+        frozen = by_id.get(node_id)
+        since = frozen.frozen_since if frozen else None
         late = [p for s in planned for p in s.placements if p.node_id == node_id]
-        if (
-            node
-            and node.frozen_since
-            and late
-            and not any(p.created and p.created.date() > node.frozen_since for p in late)
-        ):
+        if since and late and not any(p.created and p.created.date() > since for p in late):
             late[0].created = datetime.combine(
-                node.frozen_since + timedelta(days=200), datetime.min.time(), tzinfo=UTC
+                since + timedelta(days=200), datetime.min.time(), tzinfo=UTC
             )
     orphans = [Placement("gov-room", "vm", tagged=False) for _ in range(4)]
     orphans += [Placement("js-core", "deployment", tagged=False) for _ in range(2)]
