@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import threading
 from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
@@ -138,6 +139,8 @@ def execute_scan(
     )
     task = progress.add_task("", total=None)
 
+    printing = threading.Lock()
+
     def planned(total: int) -> None:
         progress.update(task, total=total)
 
@@ -153,7 +156,11 @@ def execute_scan(
                 style = "red" if outcome.status not in (OK, "retired") else "yellow"
                 progress.console.print(Text(line, style=style))
         else:
-            print(line, file=sys.stderr, flush=True)
+            # Scopes finish on worker threads: print() writes the line and its newline apart,
+            # so two lines could run together. One write of the whole line, one at a time.
+            with printing:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
 
     with progress:
         summary = Scanner(
