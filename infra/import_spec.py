@@ -3,6 +3,9 @@
 Pulumi is not needed here: the spec comes from the ledger alone. A resource counts as
 managed by Pulumi when it carries `yiyun.io/managed-by=pulumi` (every resource infra/ creates
 does) or the `app.kubernetes.io/managed-by=pulumi` label pulumi-kubernetes adds by itself.
+A row's Pulumi type depends on its source's kind as well as its own: a `vm` is an EC2
+instance, a vSphere VM or a Nova server, so the kind of the source that listed it is looked
+up in the node's stored sources (Node.sources; Resource.source is the source's id).
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ from sqlmodel import Session, col, select
 
 from infra.naming import short_hash, slug
 from inventory.confidentiality import Disclosure
-from inventory.models import Resource, System
+from inventory.models import Node, Resource, System
 
 MANAGED_MARKERS = (("yiyun.io/managed-by", "pulumi"), ("app.kubernetes.io/managed-by", "pulumi"))
 # States in which the source is already removing the thing: adopting it would be pointless.
-_GOING_STATES = frozenset({"terminating", "shutting-down", "terminated", "deleting"})
+# The last three are OpenStack's: a soft-deleted Nova server is reclaimed after an interval,
+# and a Cinder volume in error_deleting is half gone.
+_GOING_STATES = frozenset(
+    {"terminating", "shutting-down", "terminated", "deleting"}
+    | {"deleted", "soft_deleted", "error_deleting"}
+)
 _CLUSTER_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 
@@ -42,12 +50,32 @@ def _db_identifier(resource: Resource) -> str:
     return resource.name or resource.native_id.rsplit(":", 1)[-1]
 
 
+def _vsphere_vm_path(resource: Resource) -> str:
+    # pulumi-vsphere imports a VM by its inventory path, `/<datacenter>/vm/<folders…>/<name>`.
+    # The row's scope is the datacenter it was listed in. The ledger does not record the VM's
+    # folder, so this is the path of a VM in the datacenter's root VM folder; for a VM in a
+    # folder, `pulumi import` fails with "not found" (rather than adopting another VM, unless
+    # one of the same name sits in the root folder: the shared-id rule catches that when both
+    # are in the ledger). vCenter escapes "/", "\\" and "%" in names itself (%2f, %5c, %25).
+    return f"/{resource.scope.strip('/')}/vm/{resource.name or resource.native_id}"
+
+
+def _container_name(resource: Resource) -> str:
+    # The ledger keys a Swift container by "<project_id>/<name>" (names repeat across
+    # projects); pulumi-openstack imports it by its name, in the provider's own project.
+    return resource.name or resource.native_id.split("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class ImportMapping:
     """Which Pulumi type adopts a ledger kind, and which import id its provider expects."""
 
     type_token: str
     import_id: Callable[[Resource], str]
+    # For ids that are a name within something the ledger row does not carry into the id (a
+    # vSphere folder, an OpenStack project), why two rows with the same id are left out: the
+    # provider would find one resource for both, so `pulumi import` would adopt it twice.
+    shared_id: str | None = None
 
 
 # One line per kind; the id formats are those in each resource's "Import" documentation.
@@ -67,19 +95,73 @@ IMPORT_MAPPINGS: dict[str, ImportMapping] = {
     "resource_quota": ImportMapping("kubernetes:core/v1:ResourceQuota", _namespaced_id),
 }
 
+# Why rows whose import ids coincide are left out (ImportMapping.shared_id).
+_SAME_VM_PATH = (
+    "the same import path as another VM of the node (same name in another folder or vCenter): "
+    "the path needs the VM's folder, which the ledger does not record; import it by hand"
+)
+_SAME_CONTAINER = (
+    "the same container name in another project of the node: the provider imports by name "
+    "in its own project; import each project's with a provider for that project"
+)
+
+# Other source kinds, whose row kinds overlap AWS's (vm, volume, bucket, db_instance): their
+# rows map through their own table, never through IMPORT_MAPPINGS (which serves aws and
+# kubernetes sources, and rows whose node records no sources).
+SOURCE_MAPPINGS: dict[str, dict[str, ImportMapping]] = {
+    "vsphere": {
+        "vm": ImportMapping(
+            "vsphere:index/virtualMachine:VirtualMachine", _vsphere_vm_path, _SAME_VM_PATH
+        ),
+    },
+    "openstack": {
+        "vm": ImportMapping("openstack:compute/instance:Instance", _own_id),
+        # pulumi-openstack 5 named Cinder's v3 volume plain Volume (4.x's VolumeV3 is gone).
+        "volume": ImportMapping("openstack:blockstorage/volume:Volume", _own_id),
+        "bucket": ImportMapping(
+            "openstack:objectstorage/container:Container", _container_name, _SAME_CONTAINER
+        ),
+    },
+}
+
 # Kinds the ledger records that are deliberately not adopted, and why.
 NOT_ADOPTED: dict[str, str] = {
     "k8s_node": "cluster machines belong to the cluster's own lifecycle, not to a Pulumi stack",
     "cluster": "the cluster itself is the platform Pulumi deploys onto, not a tenant resource",
+    # pulumi-vsphere could import these (a host or datastore by managed object id, a cluster by
+    # path), but they are the vCenter's own estate, run by its administrators: a tenant stack
+    # that owned one could destroy it (disconnect a host, delete a datastore) under every VM
+    # on it. They are capacity in the ledger, as k8s_node is.
+    "vsphere_host": "ESXi hosts belong to the vCenter's own lifecycle, not to a Pulumi stack",
+    "vsphere_cluster": "the vCenter's clusters are the platform the VMs run on, not tenants'",
+    "datastore": "datastores belong to the vCenter's own lifecycle, not to a Pulumi stack",
+    # pulumi-openstack has no hypervisor resource (only a data source): Nova's capacity.
+    "hypervisor": "hypervisors are the OpenStack cloud's own capacity; no Pulumi type adopts one",
+}
+
+# Per source kind, row kinds that are not adopted from that source although another adopts them.
+SOURCE_NOT_ADOPTED: dict[str, dict[str, str]] = {
+    "openstack": {
+        # openstack:database/instance:Instance exists, but the provider cannot import it (its
+        # Terraform resource has no importer; the docs have no Import section).
+        "db_instance": "pulumi-openstack cannot import a Trove instance (no importer)",
+    },
 }
 
 
 # Why a classified system's resource is not in the spec (inventory/confidentiality.py).
 CLASSIFIED_REASON = "of a classified (涉密) system: counted, never named (--include-classified)"
+# Why a row of a source the node no longer lists (`nodes apply`) is not in the spec.
+RETIRED_SOURCE = "its source is no longer in the node's sources: the next scan retires it"
 
 
 class UnknownKind(ValueError):
     pass
+
+
+def mappings_for(source_kind: str | None) -> dict[str, ImportMapping]:
+    """The import table for rows of a source of this kind (None: the node records none)."""
+    return SOURCE_MAPPINGS.get(source_kind or "", IMPORT_MAPPINGS)
 
 
 def is_managed(tags: dict[str, str] | None) -> bool:
@@ -106,17 +188,18 @@ def check_kinds(kinds: Collection[str], known: Collection[str]) -> None:
     """Refuse a kind the ledger cannot have, or one no Pulumi type adopts, with a hint."""
     import difflib
 
-    choices = sorted(set(IMPORT_MAPPINGS) | set(known))
+    mapped = set(IMPORT_MAPPINGS).union(*SOURCE_MAPPINGS.values())
+    choices = sorted(mapped | set(known))
     for kind in kinds:
         if kind in NOT_ADOPTED:
             raise UnknownKind(f"kind {kind} is not adopted into Pulumi: {NOT_ADOPTED[kind]}")
-        if kind not in IMPORT_MAPPINGS:
+        if kind not in mapped:
             close = difflib.get_close_matches(kind, choices, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             reason = "it has no import mapping" if kind in known else "the ledger has no such kind"
             raise UnknownKind(
                 f"cannot import kind {kind}: {reason}; {hint}"
-                f"kinds with an import mapping: {', '.join(sorted(IMPORT_MAPPINGS))}"
+                f"kinds with an import mapping: {', '.join(sorted(mapped))}"
             )
 
 
@@ -149,6 +232,16 @@ def _base_name(resource: Resource, departments: dict[str, str], *, classified: b
     return name if name[:1].isalpha() else f"r-{name}"
 
 
+def source_kinds(*, session: Session, node_id: str) -> dict[str, str]:
+    """Source id → source kind, from the node's stored sources (empty: it records none)."""
+    sources = session.exec(select(Node.sources).where(col(Node.id) == node_id)).first() or []
+    return {
+        str(source["name"]): str(source["kind"])
+        for source in sources
+        if source.get("name") and source.get("kind")
+    }
+
+
 def build_import_spec(
     *,
     session: Session,
@@ -170,14 +263,33 @@ def build_import_spec(
         for code, department in session.exec(select(System.code, System.department_code)).all()
     }
 
+    kinds_of = source_kinds(session=session, node_id=node_id)
+    ledger = disclosure.classified(session)
+    mapped = [(row, mappings_for(kinds_of.get(row.source)).get(row.kind)) for row in rows]
+    # An id that is a name within a folder or project can stand for two live rows (managed or
+    # not), and then for neither. Counted among the rows this reader may see, so that a
+    # classified peer never shows through as a reason; with --include-classified it counts.
+    ids = Counter(
+        (mapping.type_token, mapping.import_id(row))
+        for row, mapping in mapped
+        if mapping is not None
+        and mapping.shared_id is not None
+        and (disclosure.include_classified or not ledger.owns_resource(row))
+    )
+
     spec = ImportSpec()
     chosen: list[tuple[Resource, ImportMapping]] = []
-    for row in rows:
-        mapping = IMPORT_MAPPINGS.get(row.kind)
+    for row, mapping in mapped:
+        source_kind = kinds_of.get(row.source)
+        refused = SOURCE_NOT_ADOPTED.get(source_kind or "", {}).get(row.kind)
         if is_managed(row.tags):
             spec.managed += 1
+        elif kinds_of and source_kind is None:
+            spec.leave_out(RETIRED_SOURCE, row.kind)
         elif row.kind in NOT_ADOPTED:
             spec.leave_out(NOT_ADOPTED[row.kind], row.kind)
+        elif refused is not None:
+            spec.leave_out(refused, row.kind)
         elif mapping is None:
             spec.leave_out("no import mapping for this kind yet", row.kind)
         elif (row.state or "").lower() in _GOING_STATES:
@@ -186,12 +298,13 @@ def build_import_spec(
             spec.leave_out("owned by the cluster (kube-* or default namespace)", row.kind)
         elif not disclosure.shows_resource(session, row):
             spec.leave_out(CLASSIFIED_REASON, row.kind)
+        elif mapping.shared_id and ids[(mapping.type_token, mapping.import_id(row))] > 1:
+            spec.leave_out(mapping.shared_id, row.kind)
         else:
             chosen.append((row, mapping))
 
     # Names must be unique in the file; a clash gets a hash of each resource's own identity,
     # so the same ledger always yields the same names whatever else is on the node.
-    ledger = disclosure.classified(session)
     bases = [
         _base_name(row, departments, classified=ledger.owns_resource(row)) for row, _ in chosen
     ]
