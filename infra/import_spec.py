@@ -51,12 +51,14 @@ def _db_identifier(resource: Resource) -> str:
 
 
 def _vsphere_vm_path(resource: Resource) -> str:
-    # pulumi-vsphere imports a VM by its inventory path, `/<datacenter>/vm/<folders…>/<name>`.
-    # The row's scope is the datacenter it was listed in. The ledger does not record the VM's
-    # folder, so this is the path of a VM in the datacenter's root VM folder; for a VM in a
-    # folder, `pulumi import` fails with "not found" (rather than adopting another VM, unless
-    # one of the same name sits in the root folder: the shared-id rule catches that when both
-    # are in the ledger). vCenter escapes "/", "\\" and "%" in names itself (%2f, %5c, %25).
+    # pulumi-vsphere imports a VM by its inventory path, `/<datacenter>/vm/<folders…>/<name>`,
+    # which the collector records as it lists (raw `inventoryPath`, names escaped as vCenter
+    # escapes them). Rows listed before it did carry none: for them this is the path of a VM
+    # in the datacenter's root VM folder, which `pulumi import` refuses with "not found" for
+    # a VM in a folder (the next scan records the real one).
+    recorded = (resource.raw or {}).get("inventoryPath")
+    if isinstance(recorded, str) and recorded.startswith("/"):
+        return recorded
     return f"/{resource.scope.strip('/')}/vm/{resource.name or resource.native_id}"
 
 
@@ -97,8 +99,8 @@ IMPORT_MAPPINGS: dict[str, ImportMapping] = {
 
 # Why rows whose import ids coincide are left out (ImportMapping.shared_id).
 _SAME_VM_PATH = (
-    "the same import path as another VM of the node (same name in another folder or vCenter): "
-    "the path needs the VM's folder, which the ledger does not record; import it by hand"
+    "the same import path as another VM of the node (the same folder and name in another "
+    "vCenter, or a row listed before folders were recorded): import it by hand"
 )
 _SAME_CONTAINER = (
     "the same container name in another project of the node: the provider imports by name "

@@ -87,6 +87,8 @@ RAW_FIELDS: dict[str, Shape] = {
             "runtime.host",
             "summary.storage.committed",
             "summary.storage.uncommitted",
+            "parent",
+            "inventoryPath",
         ),
         # Its disks, read from config.hardware.device and nothing else of it (vsphere._disks).
         "disks": [{"key": KEEP, "capacityInBytes": KEEP}],

@@ -227,7 +227,7 @@ KINDS: dict[str, KindSpec] = {
             "config.createDate", "config.guestId", "config.hardware.numCPU",
             "config.hardware.memoryMB", "config.hardware.device", "runtime.powerState",
             "runtime.host", "summary.storage.committed", "summary.storage.uncommitted",
-            "customValue",
+            "customValue", "parent",
         ), normalize_vm),
         KindSpec("vsphere_host", "HostSystem", (
             "name", "summary.hardware.uuid", "summary.hardware.numCpuCores",
@@ -483,6 +483,49 @@ def _field_names(content: Any, stats: ScopeStats) -> dict[int, str]:
     return {item.key: item.name for item in manager.field or []}
 
 
+def _escaped(name: str) -> str:
+    """A name as vSphere writes it in an inventory path ("%", "/" and "\\" escaped)."""
+    return name.replace("%", "%25").replace("/", "%2f").replace("\\", "%5c")
+
+
+@dataclass(frozen=True)
+class VmFolders:
+    """The datacenter's VM folders (moref → name, parent), for each VM's inventory path
+    `/<datacenter>/vm/<folders…>/<name>`: the id pulumi-vsphere imports a VM by."""
+
+    datacenter: str
+    folders: Mapping[str, tuple[str, str | None]]
+
+    def path(self, parent: str | None, name: str | None) -> str | None:
+        parts: list[str] = []
+        seen: set[str] = set()
+        while parent in self.folders and parent not in seen:
+            seen.add(parent)
+            folder_name, parent = self.folders[parent]
+            parts.append(_escaped(folder_name))
+        if not parts or name is None:
+            return None  # a VM outside the datacenter's VM folders (or unnamed): no path
+        return "/" + "/".join([_escaped(self.datacenter), *reversed(parts), _escaped(name)])
+
+
+FOLDER_PAGE = 1000
+
+
+def _vm_folders(content: Any, container: Any, stats: ScopeStats) -> VmFolders:
+    """Every folder under the datacenter, one paged retrieval (a few dozen objects)."""
+    folders: dict[str, tuple[str, str | None]] = {}
+    # Folders are few (dozens, rarely hundreds): one page of their own size, whatever the
+    # VMs' page size is.
+    pages = retrieve(content, container, "Folder", ("name", "parent"), FOLDER_PAGE)
+    for page in pages:
+        stats.api_calls += 1
+        for moref, prop_set in page:
+            props = {prop.name: prop.val for prop in prop_set}
+            parent = props.get("parent")
+            folders[moref] = (str(props.get("name") or moref), getattr(parent, "_moId", None))
+    return VmFolders(str(container.name), folders)
+
+
 def list_objects(
     session: Session,
     spec: KindSpec,
@@ -504,6 +547,11 @@ def list_objects(
             instance = session.instance
             field_names = _field_names(content, stats)
             container = _datacenter(content, datacenter, stats)
+            folders = (
+                _vm_folders(content, container, stats)
+                if spec.vim_type == "VirtualMachine"
+                else None
+            )
             pages = retrieve(content, container, spec.vim_type, spec.properties, policy.max_objects)
             while True:
                 stats.api_calls += 1
@@ -520,6 +568,8 @@ def list_objects(
                             raw["disks"] = _disks(prop.val)
                         else:
                             raw[prop.name] = _plain(prop.name, prop.val, field_names)
+                    if folders is not None:
+                        raw["inventoryPath"] = folders.path(raw.get("parent"), raw.get("name"))
                     items.append(raw)
                     handed_out.add(moref)
                 stats.pages += 1

@@ -43,12 +43,17 @@ SOURCES = [
     {"name": "aws-room", "kind": "aws"},
 ]
 
+# What the vSphere collector records beside the allowlisted properties, by native id.
+RAWS = {"4210-3333": {"parent": "group-v9", "inventoryPath": "/DC0/vm/教育%2f公共/edu-web"}}
+
 # (source, kind, native_id, name, scope, system, state, tags) on node room-a.
 Row = tuple[str, str, str, str | None, str, str | None, str | None, dict[str, str]]
 ESTATE: list[Row] = [
     # vSphere: native id = config.instanceUuid, scope = the datacenter listed.
     ("vc-room", "vm", "4210-aaaa", "edu-web", "DC0", "EDU-01", "running", {}),
     ("vc-room", "vm", "4210-bbbb", "教务前端", "DC0", "EDU-01", "stopped", {}),
+    # The same name in a folder: the path the collector recorded (RAWS) tells them apart.
+    ("vc-room", "vm", "4210-3333", "edu-web", "DC0", "EDU-01", "running", {}),
     # Same name in one datacenter (one is managed already): the path cannot tell them apart.
     ("vc-room", "vm", "4210-cccc", "dup", "DC0", None, "running", {}),
     ("vc-room", "vm", "4210-dddd", "dup", "DC0", None, "running", MANAGED),
@@ -81,6 +86,7 @@ ESTATE: list[Row] = [
 EXPECTED = {
     (VSPHERE_VM, "/DC0/vm/edu-web"),
     (VSPHERE_VM, "/DC0/vm/教务前端"),
+    (VSPHERE_VM, "/DC0/vm/教育%2f公共/edu-web"),
     (VSPHERE_VM, "/DC1/vm/dup"),
     (VSPHERE_VM, "/DC0/vm/twin"),  # EDU-02's: the classified twin is not counted for this reader
     (NOVA, "5f0c-server-a"),
@@ -114,7 +120,8 @@ def room(settings: Settings, engine: sa.Engine) -> Settings:
                 Resource(
                     node_id="room-a", source=source, kind=kind, native_id=native_id, name=name,
                     scope=scope, region=scope, state=state, system_code=system, tags=labels,
-                    raw={}, content_hash="x", first_seen_at=NOW, last_seen_at=NOW,
+                    raw=RAWS.get(native_id, {}), content_hash="x", first_seen_at=NOW,
+                    last_seen_at=NOW,
                 )
             )  # fmt: skip
         session.commit()
@@ -141,7 +148,7 @@ def test_each_row_maps_by_its_source_kind_to_the_providers_type_and_import_id(
     names = [r["name"] for r in spec["resources"]]
     assert len(set(names)) == len(names)
     assert all(re.fullmatch(r"[a-z][a-z0-9-]*", n) for n in names), names
-    assert "9 resources to adopt on room-a; 1 already managed by Pulumi" in stderr
+    assert "10 resources to adopt on room-a; 1 already managed by Pulumi" in stderr
 
 
 def test_names_are_the_same_scheme_for_every_provider(room: Settings) -> None:

@@ -340,3 +340,30 @@ def test_a_vm_created_after_the_freeze_is_a_freeze_violation_by_its_create_date(
     assert late.storage_gib == 80.0, "a VM's storage is its disks' capacity"
     assert late.created_at_source is not None
     assert late.created_at_source.replace(tzinfo=UTC) == datetime(2025, 3, 1, 9, tzinfo=UTC)
+
+
+def test_each_vm_records_its_inventory_path_with_its_folders(
+    engine: Any, vcsim: VsphereSimulator, source: dict[str, Any]
+) -> None:
+    from pyVim.task import WaitForTask
+
+    from inventory.sim.vsphere import VcsimInventory
+
+    inventory = VcsimInventory(vcsim)
+    try:
+        outer = inventory.datacenter.vmFolder.CreateFolder("教育")
+        inner = outer.CreateFolder("门户/前端")  # a "/" in a name is escaped in the path
+        vm = inventory.create_vm("web-01")
+        WaitForTask(inner.MoveIntoFolder_Task([vm]))
+    finally:
+        inventory.close()
+
+    scan(engine, source)
+
+    with Session(engine) as session:
+        paths = {
+            r.name: (r.raw or {}).get("inventoryPath")
+            for r in session.exec(select(Resource).where(Resource.kind == "vm"))
+        }
+    assert paths["web-01"] == "/DC0/vm/教育/门户%2f前端/web-01"
+    assert all(path == f"/DC0/vm/{name}" for name, path in paths.items() if name != "web-01")
