@@ -499,7 +499,7 @@ class VmFolders:
     def path(self, parent: str | None, name: str | None) -> str | None:
         parts: list[str] = []
         seen: set[str] = set()
-        while parent in self.folders and parent not in seen:
+        while parent is not None and parent in self.folders and parent not in seen:
             seen.add(parent)
             folder_name, parent = self.folders[parent]
             parts.append(_escaped(folder_name))
