@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -770,9 +771,9 @@ def list_items(
     ScopeFailed: `partial` when pages were already yielded, except denied and throttled,
     which say why whatever the progress.
     """
-    marker: str | None = None
-    yielded = False
-    while True:
+
+    def fetch(marker: str | None, pages_done: int) -> tuple[Any, list[Raw]]:
+        yielded = pages_done > 0
         query = {**spec.params, **(params or {}), "limit": policy.page_size}
         if marker is not None:
             query["marker"] = marker
@@ -783,14 +784,25 @@ def list_items(
         body = _json(response, yielded=yielded, what=spec.path)
         items = page_items(body, spec)
         if isinstance(items, str):
-            after = f" after {stats.pages} complete page(s)" if yielded else ""
+            after = f" after {pages_done} complete page(s)" if yielded else ""
             raise ScopeFailed(PARTIAL if yielded else ERROR, MALFORMED, items + after)
-        stats.pages += 1
-        yield items
-        yielded = True
-        if not _has_next(body, spec, items, policy.page_size):
-            return
-        marker = str(items[-1][spec.marker])
+        return body, items
+
+    body, items = fetch(None, 0)
+    # The next page is asked for while the consumer normalizes and stores this one, so the
+    # wait for the API and yiyun's own work overlap. One request is ever in flight per
+    # listing, in order; its failure surfaces when its page is due, as if fetched then.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yiyun-page") as ahead:
+        while True:
+            stats.pages += 1
+            more = _has_next(body, spec, items, policy.page_size)
+            upcoming = (
+                ahead.submit(fetch, str(items[-1][spec.marker]), stats.pages) if more else None
+            )
+            yield items
+            if upcoming is None:
+                return
+            body, items = upcoming.result()
 
 
 # --- what the scopes of a source share ----------------------------------------------------

@@ -456,6 +456,24 @@ def test_multi_page_listing_returns_every_item_exactly_once(
     assert markers[0] is None and len(set(markers)) == 3
 
 
+def test_multi_page_listing_asks_for_one_page_ahead_and_no_more(
+    cloud: OpenStackSimulator, clouds_yaml: str, sleeps: Sleeps
+) -> None:
+    # The next page is fetched while this one is stored; a consumer that stops after the
+    # first page has cost at most that one request more, never the rest of the listing.
+    add_servers(cloud, 10)
+    scope = scopes_of(clouds_yaml, fast(sleeps, page_size=2))[("vm", "RegionOne/*")]
+    pages = scope.pages(scope.stats)
+
+    first = next(pages)
+    pages.close()
+
+    listed = [r for r in cloud.requests if r.path.endswith("/servers/detail")]
+    assert len(first) == 2
+    assert 1 <= len(listed) <= 2
+    assert scope.stats.pages == 1
+
+
 def test_multi_page_listing_follows_the_servers_own_page_cap(
     clouds_yaml: str, tmp_path: Path, sleeps: Sleeps
 ) -> None:
