@@ -847,6 +847,27 @@ def test_two_runs_tombstone_a_deleted_and_a_soft_deleted_server(
     assert live(engine, "vm") == {(f"vm-{i:03d}", "JS-EDU-0001") for i in (0, 1, 2, 4, 6)}
 
 
+def test_two_runs_a_cloud_that_lists_none_of_its_servers_is_held_not_swept(
+    engine: Any, cloud: OpenStackSimulator, clouds_yaml: str, sleeps: Sleeps
+) -> None:
+    # Twelve servers gone at once looks like a cloud answering wrongly, not a mass deletion:
+    # the sweep guard of [truth] holds the rows until the next listing agrees.
+    ids = add_servers(cloud, 12)
+    policy = fast(sleeps, page_size=5)
+    scan(engine, clouds_yaml, policy)
+    for server_id in ids:
+        cloud.delete_server(server_id)
+
+    held = scan(engine, clouds_yaml, policy)
+    kept = live(engine, "vm")
+    agreed = scan(engine, clouds_yaml, policy)
+
+    assert held["vm/RegionOne/*"] == "held"
+    assert len(kept) == 12
+    assert agreed["vm/RegionOne/*"] == "ok"
+    assert live(engine, "vm") == set()
+
+
 # Every way a listing fails, and the status it fails with.
 FAULTS: dict[str, tuple[Callable[[OpenStackSimulator], None], str]] = {
     "forbidden": (lambda c: c.forbid(service="compute"), "denied"),

@@ -94,13 +94,16 @@ def source(proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]
     }
 
 
-def scan(engine: Any, source: dict[str, Any], *, use_tags: bool = False) -> dict[str, str]:
+def scan(
+    engine: Any, source: dict[str, Any], *, use_tags: bool = False, guard: Any = None
+) -> dict[str, str]:
     """One `yiyun scan` of the simulated vCenter; returns {kind/scope: status}."""
     node = Node(id=NODE_ID, name="无锡市自建机房", level="server_room", one_cloud=False)
     scopes = plan_scopes(
         node_id=NODE_ID, source=source, system_tag=SYSTEM, policy=POLICY, use_tags=use_tags
     )
-    summary = Scanner(engine, concurrency=4, planner=lambda _node: (scopes, [])).run([node])
+    scanner = Scanner(engine, concurrency=4, planner=lambda _node: (scopes, []), guard=guard)
+    summary = scanner.run([node])
     return {f"{o.kind}/{o.scope}": o.status for o in summary.outcomes}
 
 
@@ -220,6 +223,29 @@ def test_a_failed_scope_keeps_every_row_it_had(
 
     assert statuses["vm/DC0"] == status
     assert live(engine) == before
+
+
+EMPTY_FIRST_PAGE = _ENVELOPE.format(
+    body='<RetrievePropertiesExResponse xmlns="urn:vim25"/>'
+).encode()
+
+
+def test_a_vcenter_answering_no_vms_is_held_by_the_sweep_guard(
+    engine: Any, proxy: FaultProxy, source: dict[str, Any]
+) -> None:
+    # An empty first page is how vCenter says "nothing here", so it cannot be refused as
+    # malformed; losing every VM at once is what the sweep guard of [truth] holds back.
+    from inventory.store import SweepGuard
+
+    guard = SweepGuard(minimum=3)  # six VMs here; the default asks for ten
+    scan(engine, source, guard=guard)
+    before = live(engine)
+    proxy.respond_ok(FIRST_PAGE, EMPTY_FIRST_PAGE, headers=SOAP, times=None)
+
+    statuses = scan(engine, source, guard=guard)
+
+    assert statuses["vm/DC0"] == "held"
+    assert live(engine) == before and len(before) == MODEL.vm_count
 
 
 def test_revival_of_a_vm_that_comes_back(
