@@ -749,9 +749,9 @@ def test_example_file_applies(settings: Settings, engine: sa.Engine) -> None:
     result = invoke(settings, "nodes", "apply", str(EXAMPLE))
 
     assert result.exit_code == 0, result.output
-    assert "17 created" in result.stdout
+    assert "19 created" in result.stdout
     nodes = stored(engine)
-    assert len(nodes) == 17
+    assert len(nodes) == 19
     assert {n.id for n in nodes.values() if n.one_cloud} == {
         spec.id for spec in load_node_file(EXAMPLE) if spec.one_cloud
     }
