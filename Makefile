@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/yiyun demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n auto
+	$(BIN)/pytest -q -n auto --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
