@@ -10,17 +10,17 @@ import contextlib
 import json
 import random
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from inventory.sim.loopback import LoopbackHandler, LoopbackService
 
 SYSTEM_TAG = "yiyun.io/system"
 # A fixed, fake bearer token written into the simulator's kubeconfig. It is not, and never
@@ -604,13 +604,18 @@ class _Page:
     remaining: int | None
 
 
-class KubernetesSimulator:
+class KubernetesSimulator(LoopbackService):
     """An in-memory estate served over HTTP in the shapes of the Kubernetes list endpoints.
 
     `add`/`update`/`delete` change the estate from Python at any time (thread-safe); the fault
     switches make the next requests fail the ways real API servers do, and `reset_faults`
     puts everything back.
     """
+
+    thread_name = "k8s-sim"
+
+    def handler_class(self) -> type[LoopbackHandler]:
+        return _Handler
 
     def __init__(
         self,
@@ -621,13 +626,10 @@ class KubernetesSimulator:
         server_version: tuple[int, int] = (1, 30),
         system_namespaces: bool = True,
     ) -> None:
-        self._lock = threading.RLock()
+        self._init_loopback()
         self._tables: dict[str, _Table] = {name: _Table() for name in RESOURCE_TYPES}
         self._resource_version = 1000
         self._faults = _Faults()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
         self.token = token
         self.require_token = require_token
         self.server_version = server_version
@@ -649,52 +651,7 @@ class KubernetesSimulator:
         with self._lock:
             self._requests.append(request)
 
-    # --- lifecycle ---
-
-    def start(self) -> KubernetesSimulator:
-        if self._server is not None:
-            return self
-        handler = type("Handler", (_Handler,), {"sim": self})
-        server = _Server(("127.0.0.1", 0), handler)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="k8s-sim", kwargs={"poll_interval": 0.05}
-        )
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        # Keep-alive connections would otherwise hold their handler threads until they time out.
-        with self._lock:
-            connections, self._connections = set(self._connections), set()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> KubernetesSimulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    # --- addresses (start, stop, port, url: inventory/sim/loopback.py) ---
 
     @property
     def cluster_uid(self) -> str:
@@ -1044,42 +1001,11 @@ def _age(created: str | None, now: float) -> str:
     return f"{seconds}s"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (a timeout test, `stop()` closing keep-alive sockets) is
-        # expected here; anything else is a simulator bug and must show.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     """Routes one request; the simulator instance is a class attribute of a per-server subclass."""
 
     sim: KubernetesSimulator
-    protocol_version = "HTTP/1.1"  # keep-alive, as client-go and urllib3 expect
-    timeout = 60  # an idle keep-alive connection is closed after this long
     server_version = "yiyun-k8s-sim"
-    sys_version = ""
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle's algorithm meets the
-        # client's delayed ACK and every keep-alive response waits ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.sim._lock:
-            self.sim._connections.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.sim._lock:
-                self.sim._connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # tests and benchmarks read `sim.requests` instead
 
     # --- responses ---
 

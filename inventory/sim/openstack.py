@@ -13,18 +13,18 @@ import re
 import secrets
 import socket
 import struct
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import yaml
+
+from inventory.sim.loopback import LoopbackHandler, LoopbackService
 
 # Placeholder credentials of the simulated cloud's admin. They protect nothing real; tests
 # and the demo write them into a clouds.yaml that points only at 127.0.0.1.
@@ -427,7 +427,7 @@ class _Reply(Exception):
 # --- the simulator -----------------------------------------------------------------------
 
 
-class OpenStackSimulator:
+class OpenStackSimulator(LoopbackService):
     """An in-memory OpenStack cloud served over HTTP on 127.0.0.1.
 
     Each region's endpoints live under `/r/{region}/…`, so a client pointed at one region sees
@@ -435,6 +435,11 @@ class OpenStackSimulator:
     the estate at any time (thread-safe); the fault switches make the next requests fail the
     ways real clouds do, and `heal` puts everything back.
     """
+
+    thread_name = "openstack-sim"
+
+    def handler_class(self) -> type[LoopbackHandler]:
+        return _Handler
 
     def __init__(
         self,
@@ -451,7 +456,7 @@ class OpenStackSimulator:
         self.regions = tuple(regions)
         self.services = frozenset(_service_type(s) for s in services) | {"identity"}
         self.max_limit = max_limit
-        self._lock = threading.RLock()
+        self._init_loopback()
         self._regions = {name: _Region() for name in self.regions}
         self._projects: dict[str, _Project] = {}  # by name
         self._projects_by_id: dict[str, _Project] = {}
@@ -463,9 +468,6 @@ class OpenStackSimulator:
         self._expiry: _Expiry | None = None
         # (region, service, listing, marker) → the page number a request with that marker is
         self._pages: dict[tuple[str, str, str, str], int] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
         self._catalog_ids = {
             (service, region, interface): _hex_id()
             for service in SERVICE_PATHS
@@ -476,52 +478,7 @@ class OpenStackSimulator:
         self.add_project("admin")
         self.add_user(SIM_USER, SIM_PASSWORD, project="admin", admin=True)
 
-    # --- lifecycle ---
-
-    def start(self) -> OpenStackSimulator:
-        if self._server is not None:
-            return self
-        handler = type("Handler", (_Handler,), {"sim": self})
-        server = _HTTPServer(("127.0.0.1", 0), handler)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="openstack-sim", kwargs={"poll_interval": 0.05}
-        )
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        # Keep-alive connections would otherwise hold their handler threads until they time out.
-        with self._lock:
-            connections, self._connections = set(self._connections), set()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> OpenStackSimulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    # --- addresses (start, stop, port, url: inventory/sim/loopback.py) ---
 
     @property
     def auth_url(self) -> str:
@@ -1003,16 +960,6 @@ class OpenStackSimulator:
 # --- HTTP --------------------------------------------------------------------------------
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (a reset fault, `stop()` closing keep-alive sockets) is
-        # expected here; anything else is a simulator bug and must show.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
 def _version(text: str, bounds: tuple[tuple[int, int], tuple[int, int]]) -> tuple[int, int]:
     """Parse a microversion ("2.47", "latest"); _Reply 400/406 as the services answer."""
     low, high = bounds
@@ -1042,32 +989,11 @@ def _bool_query(value: str | None) -> bool:
     raise _Reply(400, f"Invalid value {value!r} for a boolean parameter")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     """Routes one request; the simulator is a class attribute of a per-server subclass."""
 
     sim: OpenStackSimulator
-    protocol_version = "HTTP/1.1"  # keep-alive, as keystoneauth's requests session expects
-    timeout = 60  # an idle keep-alive connection is closed after this long
     server_version = "yiyun-openstack-sim"
-    sys_version = ""
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle's algorithm meets the
-        # client's delayed ACK and every keep-alive response waits ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.sim._lock:
-            self.sim._connections.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.sim._lock:
-                self.sim._connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # tests and benchmarks read `sim.requests` instead
 
     # --- responses ---
 
