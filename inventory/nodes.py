@@ -404,6 +404,44 @@ def _no_blank(value: str, what: str) -> str:
     return value.strip()
 
 
+def _named_once(values: list[str], *, what: str, item: str, example: str) -> list[str]:
+    """A source's regions or datacenters: at least one, none blank (`item` says which is),
+    none twice."""
+    names = [_no_blank(name, item) for name in values]
+    if not names:
+        raise ValueError(f"must list at least one {what}, e.g. [{example}]")
+    if len(set(names)) != len(names):
+        raise ValueError(f"lists a {what} twice")
+    return names
+
+
+def _known_services(value: Any, known: tuple[str, ...]) -> Any:
+    """A source's `services:` (before type checks): known names, at least one, none twice."""
+    if not isinstance(value, list):
+        return value
+    for service in value:
+        if isinstance(service, str) and service not in known:
+            raise ValueError(
+                f"unknown service {service!r}{did_you_mean(service, known)}; "
+                f"use some of {', '.join(known)}"
+            )
+    if not value:
+        raise ValueError("must list at least one service (leave it out for all)")
+    # Only the names can repeat (a nested list is reported by the type checks).
+    names = [service for service in value if isinstance(service, str)]
+    if len(set(names)) != len(names):
+        raise ValueError("lists a service twice")
+    return value
+
+
+def _verified_ca_bundle(ca_bundle: str | None, verify_tls: bool) -> None:
+    if ca_bundle is not None and not verify_tls:
+        raise ValueError(
+            "ca_bundle is set but verify_tls is false, so it would be ignored: "
+            "keep verification on with the CA bundle (or drop ca_bundle)"
+        )
+
+
 # What every source shares; its id keys its rows in Resource.source and ScopeResult.source.
 class SourceBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -480,12 +518,7 @@ class AwsSource(SourceBase):
     @field_validator("regions")
     @classmethod
     def _some_regions(cls, value: list[str]) -> list[str]:
-        regions = [_no_blank(region, "a region") for region in value]
-        if not regions:
-            raise ValueError("must list at least one region, e.g. [cn-js-1]")
-        if len(set(regions)) != len(regions):
-            raise ValueError("lists a region twice")
-        return regions
+        return _named_once(value, what="region", item="a region", example="cn-js-1")
 
     @field_validator("profile", "ca_bundle")
     @classmethod
@@ -505,29 +538,11 @@ class AwsSource(SourceBase):
     @field_validator("services", mode="before")
     @classmethod
     def _known_services(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        for service in value:
-            if isinstance(service, str) and service not in AWS_SERVICES:
-                raise ValueError(
-                    f"unknown service {service!r}{did_you_mean(service, AWS_SERVICES)}; "
-                    f"use some of {', '.join(AWS_SERVICES)}"
-                )
-        if not value:
-            raise ValueError("must list at least one service (leave it out for all)")
-        # Before type checks: only the names can repeat (a nested list is reported by them).
-        names = [service for service in value if isinstance(service, str)]
-        if len(set(names)) != len(names):
-            raise ValueError("lists a service twice")
-        return value
+        return _known_services(value, AWS_SERVICES)
 
     @model_validator(mode="after")
     def _ca_bundle_needs_verification(self) -> AwsSource:
-        if self.ca_bundle is not None and not self.verify_tls:
-            raise ValueError(
-                "ca_bundle is set but verify_tls is false, so it would be ignored: "
-                "keep verification on with the CA bundle (or drop ca_bundle)"
-            )
+        _verified_ca_bundle(self.ca_bundle, self.verify_tls)
         return self
 
 
@@ -619,12 +634,7 @@ class VsphereSource(SourceBase):
     @field_validator("datacenters")
     @classmethod
     def _some_datacenters(cls, value: list[str]) -> list[str]:
-        names = [_no_blank(name, "a datacenter name") for name in value]
-        if not names:
-            raise ValueError("must list at least one datacenter, e.g. [DC-Nanjing]")
-        if len(set(names)) != len(names):
-            raise ValueError("lists a datacenter twice")
-        return names
+        return _named_once(value, what="datacenter", item="a datacenter name", example="DC-Nanjing")
 
     @field_validator("ca_bundle")
     @classmethod
@@ -633,11 +643,7 @@ class VsphereSource(SourceBase):
 
     @model_validator(mode="after")
     def _ca_bundle_needs_verification(self) -> VsphereSource:
-        if self.ca_bundle is not None and not self.verify_tls:
-            raise ValueError(
-                "ca_bundle is set but verify_tls is false, so it would be ignored: "
-                "keep verification on with the CA bundle (or drop ca_bundle)"
-            )
+        _verified_ca_bundle(self.ca_bundle, self.verify_tls)
         return self
 
 
@@ -673,12 +679,7 @@ class OpenstackSource(SourceBase):
     @field_validator("regions")
     @classmethod
     def _some_regions(cls, value: list[str]) -> list[str]:
-        regions = [_no_blank(region, "a region") for region in value]
-        if not regions:
-            raise ValueError("must list at least one region, e.g. [RegionOne]")
-        if len(set(regions)) != len(regions):
-            raise ValueError("lists a region twice")
-        return regions
+        return _named_once(value, what="region", item="a region", example="RegionOne")
 
     @field_validator("projects")
     @classmethod
@@ -700,20 +701,7 @@ class OpenstackSource(SourceBase):
     @field_validator("services", mode="before")
     @classmethod
     def _known_services(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        for service in value:
-            if isinstance(service, str) and service not in OPENSTACK_SERVICES:
-                raise ValueError(
-                    f"unknown service {service!r}{did_you_mean(service, OPENSTACK_SERVICES)}; "
-                    f"use some of {', '.join(OPENSTACK_SERVICES)}"
-                )
-        if not value:
-            raise ValueError("must list at least one service (leave it out for all)")
-        names = [service for service in value if isinstance(service, str)]
-        if len(set(names)) != len(names):
-            raise ValueError("lists a service twice")
-        return value
+        return _known_services(value, OPENSTACK_SERVICES)
 
 
 Source = Annotated[
