@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 # Kinds whose live rows are evidence of where a system is deployed (DESIGN.md, Evidence).
 EVIDENCE_KINDS = frozenset({"vm", "db_instance", "bucket", "volume", "daemonset"})
@@ -114,3 +116,40 @@ class Scope:
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.node_id, self.source, self.kind, self.scope)
+
+
+# Server errors worth another try: an API worker or the load balancer in front of it failing
+# for the moment. Others are not retried.
+RETRIED_SERVER_ERRORS = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a paged HTTP listing tries before it gives up; tests shrink the waits to
+    nothing. A collector's ListPolicy adds what only its API has."""
+
+    page_size: int = 500
+    read_timeout: float = 60.0
+    # Per request: 429s honoured (Retry-After), dropped connections and 5xx retried.
+    max_throttle_retries: int = 5
+    max_connection_retries: int = 2
+    # As botocore's standard mode does for AWS: exponential backoff with jitter.
+    max_server_error_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_source(cls, source: Mapping[str, Any]) -> Self:
+        """The defaults, with `page_size` and `request_timeout` (seconds) from the source."""
+        policy = cls()
+        if source.get("page_size") is not None:
+            policy = replace(policy, page_size=int(source["page_size"]))
+        if source.get("request_timeout") is not None:
+            policy = replace(policy, read_timeout=float(source["request_timeout"]))
+        return policy
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter, so parallel scanners do not retry in step."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)

@@ -7,9 +7,8 @@ import os
 import random
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
@@ -20,8 +19,10 @@ from inventory.collectors.base import (
     DENIED,
     ERROR,
     PARTIAL,
+    RETRIED_SERVER_ERRORS,
     THROTTLED,
     ResourceRow,
+    RetryPolicy,
     Scope,
     ScopeFailed,
     ScopeStats,
@@ -35,7 +36,6 @@ GIB = Decimal(2**30)
 MALFORMED = "malformed_response"
 # Server errors worth another try: the API server or a load balancer in front of it failing
 # for the moment (etcd leader election, a restarting replica). Others are not retried.
-RETRIED_SERVER_ERRORS = frozenset({500, 502, 503, 504})
 
 Raw = dict[str, Any]
 
@@ -44,37 +44,12 @@ Raw = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class ListPolicy:
-    """How hard a listing tries before it gives up; tests shrink the waits to nothing."""
+class ListPolicy(RetryPolicy):
+    """RetryPolicy, and what the Kubernetes list API adds: continue tokens that expire."""
 
-    page_size: int = 500
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
     # A 410 on a continue token restarts the listing from the start, at most this often.
     max_restarts: int = 3
-    # Per request: 429s honoured (Retry-After), dropped connections and 5xx retried.
-    max_throttle_retries: int = 5
-    max_connection_retries: int = 2
-    # As botocore's standard mode does for AWS: exponential backoff with jitter.
-    max_server_error_retries: int = 3
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-
-    @classmethod
-    def from_source(cls, source: Mapping[str, Any]) -> ListPolicy:
-        """The defaults, with `page_size` and `request_timeout` (seconds) from the node file."""
-        policy = cls()
-        if source.get("page_size") is not None:
-            policy = replace(policy, page_size=int(source["page_size"]))
-        if source.get("request_timeout") is not None:
-            policy = replace(policy, read_timeout=float(source["request_timeout"]))
-        return policy
-
-    def backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter, so parallel scanners do not retry in step."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
 
 
 # --- quantities and pod requests (pure) --------------------------------------------------

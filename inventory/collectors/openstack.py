@@ -22,7 +22,6 @@ import json
 import os
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -35,8 +34,10 @@ from inventory.collectors.base import (
     DENIED,
     ERROR,
     PARTIAL,
+    RETRIED_SERVER_ERRORS,
     THROTTLED,
     ResourceRow,
+    RetryPolicy,
     Scope,
     ScopeFailed,
     ScopeStats,
@@ -51,9 +52,6 @@ SERVICES = ("compute", "volume", "object_store", "database")
 # The error code of a scope whose answer was not the list asked for: an error document under
 # HTTP 200, a page without its `servers` key, not JSON at all.
 MALFORMED = "malformed_response"
-# Server errors worth another try: an API worker or the load balancer in front of it failing
-# for the moment. Others are not retried.
-RETRIED_SERVER_ERRORS = frozenset({500, 502, 503, 504})
 # Nova's over-limit answer was 413 with Retry-After before it became 429; a 413 without
 # Retry-After is a real "request too large" and is not retried.
 THROTTLE_STATUSES = frozenset({413, 429})
@@ -78,35 +76,12 @@ Raw = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class ListPolicy:
-    """How hard a listing tries before it gives up; tests shrink the waits to nothing."""
+class ListPolicy(RetryPolicy):
+    """RetryPolicy, and what Keystone adds: a token that expires mid-listing is replaced
+    this often. A dropped connection is retried once here, not twice."""
 
-    page_size: int = 500
-    read_timeout: float = 60.0
-    # Per request: 429/413 honoured (Retry-After), dropped connections and 5xx retried, a
-    # token that expired mid-listing replaced.
-    max_throttle_retries: int = 5
     max_connection_retries: int = 1
-    max_server_error_retries: int = 3
     max_reauth: int = 1
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-
-    @classmethod
-    def from_source(cls, source: Mapping[str, Any]) -> ListPolicy:
-        """The defaults, with `page_size` and `request_timeout` (seconds) from the node file."""
-        policy = cls()
-        if source.get("page_size") is not None:
-            policy = replace(policy, page_size=int(source["page_size"]))
-        if source.get("request_timeout") is not None:
-            policy = replace(policy, read_timeout=float(source["request_timeout"]))
-        return policy
-
-    def backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter, so parallel scanners do not retry in step."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
 
 
 # --- the source --------------------------------------------------------------------------
