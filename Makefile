@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv demo test lint bench clean
+.PHONY: all venv catalogs demo test lint bench clean
 
 all: test
 
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev,infra]"
+	$(MAKE) catalogs
 	touch $(STAMP)
+
+# gettext: compile inventory/locale/*/LC_MESSAGES/*.po to .mo (only those out of date).
+catalogs:
+	$(BIN)/python -m inventory.reporting.i18n
 
 venv: $(STAMP)
 

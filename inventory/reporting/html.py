@@ -12,7 +12,7 @@ from inventory.reporting import charts
 from inventory.reporting.content import PENDING_STATUSES, ReportContent
 from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
 from inventory.reporting.i18n import (
-    STATE_LABELS,
+    STATE_ORDER,
     node_level_label,
     readiness_label,
     state_label,
@@ -119,7 +119,7 @@ def build_charts(content: ReportContent, lang: str) -> dict[str, str]:
 def wave_states(content: ReportContent) -> list[str]:
     """States present in any wave, in the order of the migration sequence."""
     present = {state for wave in content.waves for state in wave.states}
-    known = [state for state in STATE_LABELS if state in present]
+    known = [state for state in STATE_ORDER if state in present]
     return known + sorted(present - set(known))
 
 

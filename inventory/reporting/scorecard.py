@@ -23,7 +23,7 @@ from inventory.reporting.content import PRIVATE_NETWORK, ReportContent, SystemLi
 from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
 from inventory.reporting.html import environment, percent, ranked, stamp
 from inventory.reporting.i18n import (
-    STATE_LABELS,
+    STATE_ORDER,
     readiness_label,
     state_label,
     status_label,
@@ -31,8 +31,8 @@ from inventory.reporting.i18n import (
     zone_label,
 )
 
-# The main migration sequence (DOMAIN.md): the order `STATE_LABELS` lists it in.
-SEQUENCE = tuple(STATE_LABELS)[:10]
+# The main migration sequence (DOMAIN.md): the order `STATE_ORDER` lists it in.
+SEQUENCE = STATE_ORDER[:10]
 DONE_STATES = frozenset({"accepted", "decommissioned", "cancelled", "exempted"})
 PAUSED_STATES = frozenset({"on_hold", "rolled_back"})
 # Pending systems first, in the order a department head should look at them.

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import gettext
+import io
+import re
+import string
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
 from inventory.adoption import STATUSES
@@ -32,53 +41,131 @@ def test_unknown_language_is_refused() -> None:
         i18n.resolve_lang(None, "fr", {})
 
 
-def test_every_wording_exists_in_both_languages() -> None:
-    tables = [i18n.TEXTS, i18n.STATUS_LABELS, i18n.STATE_LABELS, i18n.ZONE_LABELS]
-    for table in tables:
-        for key, (zh, en) in table.items():
-            assert zh and en, key
-    assert set(STATUSES) <= set(i18n.STATUS_LABELS)
+def _fields(wording: str) -> set[tuple[str, str | None, str]]:
+    # name, conversion (!r) and format spec: {value!r} in one language and {value} in the
+    # other would quote a value in one and not the other.
+    return {
+        (name, conversion, spec or "")
+        for _, name, spec, conversion in string.Formatter().parse(wording)
+        if name is not None
+    }
 
 
-def test_placeholders_match_across_languages() -> None:
-    import string
+def _domains(lang: str) -> set[str]:
+    return {path.stem for path in i18n.catalog_sources(lang)}
 
-    def fields(wording: str) -> set[str]:
-        return {name for _, name, _, _ in string.Formatter().parse(wording) if name}
 
-    for key, (zh, en) in i18n.TEXTS.items():
-        assert fields(zh) == fields(en), key
+def test_every_message_exists_in_both_languages() -> None:
+    # A key catalog (msgid = key) must exist in both languages with the same keys; the help
+    # domain's msgids are English already, so only its Chinese catalog exists.
+    assert _domains("zh") - i18n.SOURCE_LANGUAGE_DOMAINS == _domains("en")
+    zh, en = i18n.messages("zh"), i18n.messages("en")
+    keyed = {key for key in zh if key in en or not _is_help(key)}
+    assert sorted(keyed - set(en)) == [], "missing in English"
+    assert sorted(set(en) - set(zh)) == [], "missing in Chinese"
+    for key in keyed:
+        assert zh[key].strip() and en[key].strip(), key
+    assert {f"status.{status}" for status in STATUSES} <= set(zh)
+    assert {f"state.{state}" for state in i18n.STATE_ORDER} <= set(zh)
+
+
+def _is_help(msgid: str) -> bool:
+    return msgid in _help_msgids()
+
+
+@functools.cache
+def _help_msgids() -> frozenset[str]:
+    from babel.messages.pofile import read_po
+
+    msgids: set[str] = set()
+    for source in i18n.catalog_sources("zh"):
+        if source.stem in i18n.SOURCE_LANGUAGE_DOMAINS:
+            with source.open("rb") as handle:
+                msgids |= {str(m.id) for m in read_po(handle) if m.id}
+    return frozenset(msgids)
 
 
 def test_placeholders_are_filled_alike_in_both_languages() -> None:
-    import string
-
-    def fields(wording: str) -> set[tuple[str, str | None, str]]:
-        # name, conversion (!r) and format spec: {value!r} in one language and {value} in the
-        # other would quote a value in one and not the other.
-        return {
-            (name, conversion, spec or "")
-            for _, name, spec, conversion in string.Formatter().parse(wording)
-            if name is not None
-        }
-
-    for key, (zh, en) in i18n.TEXTS.items():
-        assert isinstance(zh, str) and isinstance(en, str), key
-        assert zh.strip() and en.strip(), key
-        assert fields(zh) == fields(en), key
+    zh, en = i18n.messages("zh"), i18n.messages("en")
+    for key, wording in zh.items():
+        source = en.get(key, key if _is_help(key) else None)
+        assert source is not None, key
+        assert _fields(wording) == _fields(source), key
 
 
-def test_no_key_is_written_twice() -> None:
-    import ast
-    from collections import Counter
-    from pathlib import Path
+@pytest.mark.parametrize("lang", i18n.LANGS)
+def test_no_catalog_entry_is_fuzzy_untranslated_or_written_twice(lang: str) -> None:
+    from babel.messages.pofile import read_po
 
-    # A repeated key in the dict literal silently replaces the first wording.
-    tree = ast.parse(Path(i18n.__file__).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
-            keys = [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
-            assert [k for k, n in Counter(keys).items() if n > 1] == []
+    for source in i18n.catalog_sources(lang):
+        raw = source.read_text(encoding="utf-8")
+        # read_po keeps the last of two equal msgids: count them in the text itself.
+        ids = re.findall(r'^msgid "(.+)"$', raw, flags=re.MULTILINE)
+        assert [k for k, n in Counter(ids).items() if n > 1] == [], source
+        with source.open("rb") as handle:
+            catalog = read_po(handle)
+        for message in catalog:
+            if not message.id:
+                continue
+            assert not message.fuzzy, (source.name, message.id)
+            assert message.string, (source.name, message.id)
+
+
+def test_no_message_is_defined_in_two_domains() -> None:
+    for lang in i18n.LANGS:
+        i18n.messages.cache_clear()
+        i18n.messages(lang)  # raises CatalogError on a msgid in two domains
+
+
+KEY = re.compile(r"[a-z][a-z0-9_.]*")
+
+
+def test_every_key_the_code_asks_for_is_in_the_catalog() -> None:
+    # text("key", …) with a literal key anywhere in the product: a typo is a KeyError at
+    # the moment a user reaches that line, so find it here instead.
+    root = Path(i18n.__file__).resolve().parents[2]
+    asked: dict[str, str] = {}
+    for package in ("inventory", "migrate", "exporters", "infra"):
+        for path in (root / package).rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name | ast.Attribute)
+                    and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+                    == "text"
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                    # sqlalchemy's text("SELECT …") shares the name; keys are identifiers.
+                    and KEY.fullmatch(node.args[0].value)
+                ):
+                    asked[node.args[0].value] = f"{path.relative_to(root)}:{node.lineno}"
+    for lang in i18n.LANGS:
+        missing = {key: where for key, where in asked.items() if key not in i18n.messages(lang)}
+        assert missing == {}, lang
+
+
+def test_compiled_catalogs_match_their_sources(tmp_path: Path) -> None:
+    # What the build writes is what the sources say: compile each .po and read it back.
+    for lang in i18n.LANGS:
+        for source in i18n.catalog_sources(lang):
+            translations = gettext.GNUTranslations(io.BytesIO(i18n.compile_catalog(source)))
+            with source.open("rb") as handle:
+                from babel.messages.pofile import read_po
+
+                for message in read_po(handle):
+                    if message.id:
+                        assert translations.gettext(str(message.id)) == message.string
+
+
+def test_text_fills_placeholders_and_refuses_unknown_keys() -> None:
+    assert i18n.text("written", "zh", path="a.html") == "已写入 a.html"
+    assert i18n.text("written", "en", path="a.html") == "written to a.html"
+    assert i18n.state_label("accepted", "zh") == "已验收"
+    assert i18n.state_label("made_up", "zh") == "made_up"
+    with pytest.raises(KeyError):
+        i18n.text("no_such_message", "zh")
 
 
 def test_unknown_language_names_the_value() -> None:
