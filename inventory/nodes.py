@@ -29,7 +29,7 @@ from inventory import locks
 from inventory.models import Node, utcnow
 from inventory.node_rows import rename_source_rows, retire_node_rows, source_has_rows
 from inventory.registry import CITIES, PROVINCIAL, parse_city
-from inventory.reporting.i18n import LANGS, text
+from inventory.reporting.i18n import LANGS, Wording, text
 from inventory.secret_shape import AWS_ACCESS_KEY_ID, REDACTED, names_a_secret
 from inventory.urls import UrlCredentials, credentials_in_text, mask_url, mask_urls_in
 
@@ -73,16 +73,18 @@ _URL_WITH_CREDENTIALS = "the value{where} is a URL carrying credentials"
 _REDACTED = REDACTED
 
 
-def did_you_mean(word: str, choices: Sequence[str], synonyms: dict[str, str] | None = None) -> str:
+def did_you_mean(
+    word: str, choices: Sequence[str], synonyms: dict[str, str] | None = None
+) -> Wording | str:
     """The suffix " (did you mean 'x'?)" naming the closest choice, or "" when none is close."""
     lowered = word.strip().lower()
     if synonyms and lowered in synonyms:
-        return f" (did you mean {synonyms[lowered]!r}?)"
+        return Wording("nf_did_you_mean", name=repr(synonyms[lowered]))
     close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
     if not close and len(lowered) >= 3:
         # A truncated name ("mlps" for "mlps_level") is not close by ratio but is obvious.
         close = [choice for choice in choices if choice.startswith(lowered)][:1]
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return Wording("nf_did_you_mean", name=repr(close[0])) if close else ""
 
 
 def normalize_city(value: str) -> str:
@@ -93,9 +95,12 @@ def normalize_city(value: str) -> str:
     except ValueError:
         text = value.strip()
         name = text if text.endswith("市") else f"{text}市"
-        raise ValueError(
-            f"unknown city {value!r}{did_you_mean(name, CITIES)}; "
-            f"use {PROVINCIAL} or one of the 13 cities: {' '.join(CITIES)}"
+        raise Wording(
+            "nf_unknown_city",
+            value=repr(value),
+            hint=did_you_mean(name, CITIES),
+            provincial=PROVINCIAL,
+            cities=" ".join(CITIES),
         ) from None
 
 
@@ -313,12 +318,18 @@ class DuplicateEndpoint:
     overlap: frozenset[str] | None
     kind: str = "aws"
 
-    def describe(self) -> str:
+    def describe(self) -> Wording | str:
         if self.overlap is None:
             return self.where
-        what = {"kubernetes": "namespace", "vsphere": "datacenter"}.get(self.kind, "region")
-        plural = "s" if len(self.overlap) > 1 else ""
-        return f"{self.where}, {what}{plural} {', '.join(sorted(self.overlap))}"
+        what = {"kubernetes": "nf_what_namespace", "vsphere": "nf_what_datacenter"}.get(
+            self.kind, "nf_what_region"
+        )
+        return Wording(
+            "nf_endpoint_overlap",
+            where=self.where,
+            what=Wording(what),
+            names=", ".join(sorted(self.overlap)),
+        )
 
 
 NodeSources = tuple[str, Sequence[Mapping[str, Any]]]
@@ -399,19 +410,20 @@ def _candidate_pairs(endpoints: Sequence[Endpoint], mine: int) -> set[tuple[int,
 
 
 def _no_blank(value: str, what: str) -> str:
+    """The value stripped; `what` is the catalog key naming it ("nf_what_value")."""
     if not value.strip():
-        raise ValueError(f"{what} must not be empty")
+        raise Wording("nf_empty", what=Wording(what))
     return value.strip()
 
 
-def _named_once(values: list[str], *, what: str, item: str, example: str) -> list[str]:
-    """A source's regions or datacenters: at least one, none blank (`item` says which is),
+def _named_once(values: list[str], *, what: str, example: str) -> list[str]:
+    """A source's regions or datacenters (`what`, a catalog key): at least one, none blank,
     none twice."""
-    names = [_no_blank(name, item) for name in values]
+    names = [_no_blank(name, what) for name in values]
     if not names:
-        raise ValueError(f"must list at least one {what}, e.g. [{example}]")
+        raise Wording("nf_list_at_least_one", what=Wording(what), example=example)
     if len(set(names)) != len(names):
-        raise ValueError(f"lists a {what} twice")
+        raise Wording("nf_listed_twice", what=Wording(what))
     return names
 
 
@@ -421,25 +433,24 @@ def _known_services(value: Any, known: tuple[str, ...]) -> Any:
         return value
     for service in value:
         if isinstance(service, str) and service not in known:
-            raise ValueError(
-                f"unknown service {service!r}{did_you_mean(service, known)}; "
-                f"use some of {', '.join(known)}"
+            raise Wording(
+                "nf_unknown_service",
+                value=repr(service),
+                hint=did_you_mean(service, known),
+                known=", ".join(known),
             )
     if not value:
-        raise ValueError("must list at least one service (leave it out for all)")
+        raise Wording("nf_no_service")
     # Only the names can repeat (a nested list is reported by the type checks).
     names = [service for service in value if isinstance(service, str)]
     if len(set(names)) != len(names):
-        raise ValueError("lists a service twice")
+        raise Wording("nf_listed_twice", what=Wording("nf_what_service"))
     return value
 
 
 def _verified_ca_bundle(ca_bundle: str | None, verify_tls: bool) -> None:
     if ca_bundle is not None and not verify_tls:
-        raise ValueError(
-            "ca_bundle is set but verify_tls is false, so it would be ignored: "
-            "keep verification on with the CA bundle (or drop ca_bundle)"
-        )
+        raise Wording("nf_ca_bundle_ignored")
 
 
 # What every source shares; its id keys its rows in Resource.source and ScopeResult.source.
@@ -456,18 +467,13 @@ class SourceBase(BaseModel):
     @classmethod
     def _slug_name(cls, value: str) -> str:
         if not _SLUG.fullmatch(value):
-            raise ValueError(
-                "must be a lowercase slug of at most 63 characters: a-z, 0-9 and '-' (e.g. core-s3)"
-            )
+            raise Wording("nf_slug", example="core-s3")
         return value
 
     @model_validator(mode="after")
     def _settle_id(self) -> SourceBase:
         if self.id and self.name and self.id != self.name:
-            raise ValueError(
-                f"`id: {self.id}` and `name: {self.name}` disagree: both are the source's id "
-                "(`name:` is its older spelling); keep one"
-            )
+            raise Wording("nf_id_name_disagree", id=self.id, name=self.name)
         key = self.id or self.name or derived_source_id(self.model_dump()) or ""
         self.id = self.name = key
         return self
@@ -495,43 +501,43 @@ class AwsSource(SourceBase):
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                "must be an http:// or https:// URL, e.g. https://ecs.core.example:8443"
-            )
+            raise Wording("nf_http_url")
         if parts.username is not None:
-            raise ValueError("must not carry a user name: credentials come from the AWS chain")
+            raise Wording("nf_url_user")
         # The node file refuses these before validation; a row stored before it did is
         # refused here, so a scan never sends (or logs) the credential.
         carried = credentials_in_text(value).parameters
         if carried:
-            names = [repr(n) if _PARAMETER_NAME.fullmatch(n) else "a parameter" for n in carried]
-            raise ValueError(
-                f"carries a credential in its query ({', '.join(names)}): "
-                "credentials come from the AWS chain"
-            )
+            named = [repr(n) for n in carried if _PARAMETER_NAME.fullmatch(n)]
+            if len(named) == len(carried):
+                raise Wording("nf_url_credential", names=", ".join(named))
+            raise Wording("nf_url_credential_unnamed")
         try:
             parts.port  # noqa: B018  (urlsplit checks the port only when asked for it)
         except ValueError:
-            raise ValueError("has a port that is not a number from 0 to 65535") from None
+            raise Wording("nf_bad_port") from None
         return value.strip()
 
     @field_validator("regions")
     @classmethod
     def _some_regions(cls, value: list[str]) -> list[str]:
-        return _named_once(value, what="region", item="a region", example="cn-js-1")
+        return _named_once(value, what="nf_what_region", example="cn-js-1")
 
     @field_validator("profile", "ca_bundle")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
-        return None if value is None else _no_blank(value, "the value")
+        return None if value is None else _no_blank(value, "nf_what_value")
 
     @field_validator("addressing_style", mode="before")
     @classmethod
     def _known_style(cls, value: Any) -> Any:
         if isinstance(value, str) and value not in ADDRESSING_STYLES:
-            raise ValueError(
-                f"unknown addressing_style {value!r}{did_you_mean(value, ADDRESSING_STYLES)}; "
-                f"use one of {', '.join(ADDRESSING_STYLES)}"
+            raise Wording(
+                "nf_unknown_choice",
+                what=Wording("nf_what_addressing_style"),
+                value=repr(value),
+                hint=did_you_mean(value, ADDRESSING_STYLES),
+                choices=", ".join(ADDRESSING_STYLES),
             )
         return value
 
@@ -559,12 +565,12 @@ class KubernetesSource(SourceBase):
     @field_validator("context")
     @classmethod
     def _context_named(cls, value: str) -> str:
-        return _no_blank(value, "the value")
+        return _no_blank(value, "nf_what_value")
 
     @field_validator("kubeconfig")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
-        return None if value is None else _no_blank(value, "the value")
+        return None if value is None else _no_blank(value, "nf_what_value")
 
     @field_validator("namespaces")
     @classmethod
@@ -572,18 +578,18 @@ class KubernetesSource(SourceBase):
         if value is None:
             return None
         if not value:
-            raise ValueError(
-                "is empty, so nothing would be scanned: leave it out to scan all namespaces"
-            )
+            raise Wording("nf_namespaces_empty")
         for namespace in value:
             if not _NAMESPACE.fullmatch(namespace):
-                raise ValueError(f"{namespace!r} is not a Kubernetes namespace name")
+                raise Wording("nf_not_namespace", value=repr(namespace))
         if len(set(value)) != len(value):
-            raise ValueError("lists a namespace twice")
+            raise Wording("nf_listed_twice", what=Wording("nf_what_namespace"))
         return value
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# A date written as the node file asks (YYYY-MM-DD), whether or not the day exists.
+_DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
 
 
@@ -608,38 +614,32 @@ class VsphereSource(SourceBase):
     def _bare_host(cls, value: str) -> str:
         host = value.strip()
         if "://" in host or "/" in host or "@" in host:
-            raise ValueError(
-                "must be the vCenter's host name or address alone, e.g. vc.dept.example "
-                "(the port goes in `port:`)"
-            )
+            raise Wording("nf_host_alone")
         if not _HOST.fullmatch(host):
-            raise ValueError("is not a host name or address, e.g. vc.dept.example")
+            raise Wording("nf_not_host")
         return host
 
     @field_validator("username")
     @classmethod
     def _user_named(cls, value: str) -> str:
-        return _no_blank(value, "the value")
+        return _no_blank(value, "nf_what_value")
 
     @field_validator("password_env")
     @classmethod
     def _variable_name(cls, value: str) -> str:
         if not _ENV_NAME.fullmatch(value.strip()):
-            raise ValueError(
-                "must name an environment variable (letters, digits and '_', e.g. "
-                "YIYUN_VC_PASSWORD) that holds the password; never the password itself"
-            )
+            raise Wording("nf_password_env")
         return value.strip()
 
     @field_validator("datacenters")
     @classmethod
     def _some_datacenters(cls, value: list[str]) -> list[str]:
-        return _named_once(value, what="datacenter", item="a datacenter name", example="DC-Nanjing")
+        return _named_once(value, what="nf_what_datacenter", example="DC-Nanjing")
 
     @field_validator("ca_bundle")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
-        return None if value is None else _no_blank(value, "the value")
+        return None if value is None else _no_blank(value, "nf_what_value")
 
     @model_validator(mode="after")
     def _ca_bundle_needs_verification(self) -> VsphereSource:
@@ -669,33 +669,30 @@ class OpenstackSource(SourceBase):
     @field_validator("cloud")
     @classmethod
     def _cloud_named(cls, value: str) -> str:
-        return _no_blank(value, "the value")
+        return _no_blank(value, "nf_what_value")
 
     @field_validator("clouds_yaml")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
-        return None if value is None else _no_blank(value, "the value")
+        return None if value is None else _no_blank(value, "nf_what_value")
 
     @field_validator("regions")
     @classmethod
     def _some_regions(cls, value: list[str]) -> list[str]:
-        return _named_once(value, what="region", item="a region", example="RegionOne")
+        return _named_once(value, what="nf_what_region", example="RegionOne")
 
     @field_validator("projects")
     @classmethod
     def _project_names(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        projects = [_no_blank(project, "a project name") for project in value]
+        projects = [_no_blank(project, "nf_what_project") for project in value]
         if not projects:
-            raise ValueError(
-                "is empty, so nothing would be scanned: leave it out to list every project "
-                "the credentials see"
-            )
+            raise Wording("nf_projects_empty")
         if "*" in projects or any("/" in project for project in projects):
-            raise ValueError("names projects by name; '*' and '/' are not project names")
+            raise Wording("nf_project_names")
         if len(set(projects)) != len(projects):
-            raise ValueError("lists a project twice")
+            raise Wording("nf_listed_twice", what=Wording("nf_what_project"))
         return projects
 
     @field_validator("services", mode="before")
@@ -748,24 +745,24 @@ class NodeSpec(BaseModel):
     @classmethod
     def _slug_id(cls, value: str) -> str:
         if not _SLUG.fullmatch(value):
-            raise ValueError(
-                "must be a lowercase slug of at most 63 characters: a-z, 0-9 and '-' "
-                "(e.g. js-core, edu-dc)"
-            )
+            raise Wording("nf_slug", example="js-core, edu-dc")
         return value
 
     @field_validator("name", "owner_department")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
-        return None if value is None else _no_blank(value, "the value")
+        return None if value is None else _no_blank(value, "nf_what_value")
 
     @field_validator("level", mode="before")
     @classmethod
     def _known_level(cls, value: Any) -> Any:
         if isinstance(value, str) and value not in LEVELS:
-            raise ValueError(
-                f"unknown level {value!r}{did_you_mean(value, LEVELS)}; "
-                f"use one of {', '.join(LEVELS)}"
+            raise Wording(
+                "nf_unknown_choice",
+                what=Wording("nf_what_level"),
+                value=repr(value),
+                hint=did_you_mean(value, LEVELS),
+                choices=", ".join(LEVELS),
             )
         return value
 
@@ -784,22 +781,24 @@ class NodeSpec(BaseModel):
             try:
                 return date.fromisoformat(value.strip())
             except ValueError:
-                pass
+                if _DATE_SHAPE.fullmatch(value.strip()):
+                    # Written right, but no such day (2022-02-30): say so, not "write a date".
+                    raise Wording("err_node_impossible_date", value=value.strip()) from None
         raise ValueError("must be a calendar date written YYYY-MM-DD, e.g. 2022-04-04")
 
     @field_validator("zones")
     @classmethod
     def _zone_names(cls, value: list[str]) -> list[str]:
-        zones = [_no_blank(zone, "a zone") for zone in value]
+        zones = [_no_blank(zone, "nf_what_zone") for zone in value]
         if len(set(zones)) != len(zones):
-            raise ValueError("lists a zone twice")
+            raise Wording("nf_listed_twice", what=Wording("nf_what_zone"))
         return zones
 
     @field_validator("system_tag")
     @classmethod
     def _tag_key(cls, value: str) -> str:
         if not value or len(value) > 128 or any(char.isspace() for char in value):
-            raise ValueError("must be a tag/label key without spaces, e.g. yiyun.io/system")
+            raise Wording("nf_tag_key")
         return value
 
     @field_validator("sources")
@@ -814,22 +813,21 @@ class NodeSpec(BaseModel):
             derived = all(
                 derived_source_id(each.model_dump()) == each.id for each in (source, other)
             )
-            why = " (both derive it from their endpoint)" if derived else ""
-            raise ValueError(
-                f"source id {source.id!r} is used twice on this node, by sources "
-                f"#{first[source.id] + 1} and #{index + 1}{why}: give each its own `id:`"
+            raise Wording(
+                "nf_source_id_twice",
+                id=repr(source.id),
+                first=first[source.id] + 1,
+                second=index + 1,
+                why=Wording("nf_both_derived") if derived else "",
             )
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> NodeSpec:
         if self.dedicated_level4_pool and (self.mlps_level or 0) < 4:
-            raise ValueError(
-                "dedicated_level4_pool is true but mlps_level is "
-                f"{self.mlps_level or 'not set'}: a level-4 pool needs a platform at level 4"
-            )
+            raise Wording("nf_level4_pool", level=self.mlps_level or Wording("nf_not_set"))
         if self.level == "city_backbone" and self.city in (None, PROVINCIAL):
-            raise ValueError("a city_backbone node needs `city:` set to its city, e.g. 南京市")
+            raise Wording("nf_backbone_city")
         return self
 
     def source(self, name: str) -> AwsSource | KubernetesSource | VsphereSource | OpenstackSource:
@@ -851,6 +849,11 @@ class Problem:
     line: int | None = None
     # The message in each language, (lang, message) pairs, when it has more than English.
     translations: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def worded(cls, wording: Wording, **where: Any) -> Problem:
+        """A problem whose message is a catalog Wording, kept in every language."""
+        return cls(str(wording), translations=wording.translations(), **where)
 
     def __str__(self) -> str:
         return self.describe("en")
@@ -881,7 +884,11 @@ class NodeFileError(ValueError):
 
     def describe(self, lang: str) -> str:
         """The origin, how many problems, and each on its own line (in `lang` where it can)."""
-        count = f"{len(self.problems)} problem" + ("s" if len(self.problems) != 1 else "")
+        count = text(
+            "nf_one_problem" if len(self.problems) == 1 else "nf_problems",
+            lang,
+            count=len(self.problems),
+        )
         lines = [f"  {problem.describe(lang)}" for problem in self.problems]
         return f"{self.origin}: {count}\n" + "\n".join(lines)
 
@@ -917,9 +924,14 @@ class _Document:
         return nodes if isinstance(nodes, list) else []
 
     def report(
-        self, path: KeyPath, message: str, translations: tuple[tuple[str, str], ...] = ()
+        self,
+        path: KeyPath,
+        message: str | Wording,
+        translations: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Record a problem at `path` (from the document root), naming the node it is in."""
+        if isinstance(message, Wording):
+            translations = message.translations()
         position = node_id = None
         inner = path
         if len(path) >= 2 and path[0] == "nodes" and isinstance(path[1], int):
@@ -929,7 +941,9 @@ class _Document:
             raw_id = raw.get("id") if isinstance(raw, dict) else None
             node_id = raw_id if isinstance(raw_id, str) and _SLUG.fullmatch(raw_id) else None
         self.problems.append(
-            Problem(message, _dotted(inner), position, node_id, self.line_of(path), translations)
+            Problem(
+                str(message), _dotted(inner), position, node_id, self.line_of(path), translations
+            )
         )
 
 
@@ -949,7 +963,7 @@ def _index_yaml(node: yaml.Node, path: KeyPath, document: _Document, active: set
                 # PyYAML would silently keep the last one, hiding half of the definition.
                 document.report(
                     (*path, key),
-                    f"key {key!r} is given twice (lines {first_line[key]} and {line})",
+                    Wording("nf_key_twice", key=repr(key), first=first_line[key], line=line),
                 )
             first_line.setdefault(key, line)
             _index_yaml(value_node, (*path, key), document, active)
@@ -1020,7 +1034,23 @@ class _AliasWalk:
 # libyaml's parser, where PyYAML was built with it: it composes a node file of 20,000 nodes
 # (9 MB) about five times faster than the pure-Python one (13 s against 69 s, measured on a
 # busy 2-core machine).
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, but a date-shaped value that is no day of the calendar (2022-02-30)
+    stays the text written, for the field's validator to report with its line: PyYAML's own
+    constructor raises a bare ValueError out of the whole document."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
 # libyaml's own limit on nesting (1,000 levels), a ScannerError with this problem; Python's
 # recursion limit stops the pure-Python parser and the walks that follow it.
 _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
@@ -1216,7 +1246,7 @@ def _parent_model(loc: KeyPath) -> type[BaseModel] | None:
     return None
 
 
-def _explain(detail: Any) -> tuple[KeyPath, str]:
+def _explain(detail: Any) -> tuple[KeyPath, Wording]:
     """A pydantic error as (path in the node's raw data, message a person understands)."""
     loc: KeyPath = tuple(detail["loc"])
     kind_tag = None
@@ -1227,25 +1257,55 @@ def _explain(detail: Any) -> tuple[KeyPath, str]:
     key = str(loc[-1]) if loc else ""
     error_type = detail["type"]
     ctx = detail.get("ctx") or {}
+    if isinstance(ctx.get("error"), Wording):
+        return path, ctx["error"]
     if error_type == "missing":
-        needed = f" (every {kind_tag} source needs it)" if kind_tag else ""
-        return path, f"required key {key!r} is missing{needed}"
+        needed = Wording("nf_every_source_needs", kind=kind_tag) if kind_tag else ""
+        return path, Wording("nf_missing_key", key=repr(key), needed=needed)
     if error_type == "extra_forbidden":
         parent = _parent_model(loc)
         known = sorted(parent.model_fields) if parent else []
-        return path, f"unknown key {key!r}{did_you_mean(key, known)}"
+        return path, Wording("nf_unknown_key", key=repr(key), hint=did_you_mean(key, known))
     if error_type == "union_tag_invalid":
         tag = str(ctx.get("tag", ""))
-        return (*path, "kind"), (
-            f"unknown source kind {tag!r}{did_you_mean(tag, SOURCE_KINDS, _KIND_SYNONYMS)}; "
-            f"use one of {', '.join(SOURCE_KINDS)}"
+        return (*path, "kind"), Wording(
+            "nf_unknown_choice",
+            what=Wording("nf_what_source_kind"),
+            value=repr(tag),
+            hint=did_you_mean(tag, SOURCE_KINDS, _KIND_SYNONYMS),
+            choices=", ".join(SOURCE_KINDS),
         )
     if error_type == "union_tag_not_found":
-        return path, f"a source needs `kind:` ({', '.join(SOURCE_KINDS)})"
-    if error_type == "model_attributes_type":
-        return path, "expected a mapping of keys (key: value), not a single value"
+        return path, Wording("nf_source_needs_kind", kinds=", ".join(SOURCE_KINDS))
+    if error_type in ("model_attributes_type", "dict_type", "model_type"):
+        return path, Wording("nf_expected_mapping")
+    if error_type in _PYDANTIC_WORDING:
+        key, field = _PYDANTIC_WORDING[error_type]
+        return path, Wording(key, **({"limit": ctx.get(field)} if field else {}))
+    if error_type == "literal_error":
+        return path, Wording("nf_one_of", choices=str(ctx.get("expected", "")))
+    # Anything else keeps pydantic's own (English) words inside the sentence.
     message = str(detail["msg"]).removeprefix("Value error, ")
-    return path, message[0].lower() + message[1:] if message else message
+    detail_text = message[0].lower() + message[1:] if message else message
+    return path, Wording("nf_invalid", detail=detail_text)
+
+
+# pydantic's error types a node file meets, worded by the catalog: (key, ctx field to show).
+_PYDANTIC_WORDING: dict[str, tuple[str, str | None]] = {
+    "string_type": ("nf_expect_text", None),
+    "int_type": ("nf_expect_integer", None),
+    "int_parsing": ("nf_expect_integer", None),
+    "int_from_float": ("nf_expect_integer", None),
+    "float_type": ("nf_expect_number", None),
+    "float_parsing": ("nf_expect_number", None),
+    "finite_number": ("nf_expect_number", None),
+    "bool_type": ("nf_expect_bool", None),
+    "bool_parsing": ("nf_expect_bool", None),
+    "list_type": ("nf_expect_list", None),
+    "greater_than_equal": ("nf_at_least", "ge"),
+    "greater_than": ("nf_more_than", "gt"),
+    "less_than_equal": ("nf_at_most", "le"),
+}
 
 
 def _validate_node(
@@ -1253,7 +1313,7 @@ def _validate_node(
 ) -> NodeSpec | None:
     base: KeyPath = ("nodes", index)
     if not isinstance(raw, dict):
-        document.report(base, "a node must be a mapping (id:, name:, level:, …)")
+        document.report(base, Wording("nf_node_mapping"))
         return None
     try:
         return NodeSpec.model_validate(raw)
@@ -1271,21 +1331,25 @@ def _report_nul(document: _Document, value: Any, path: KeyPath) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and "\x00" in key:
-                document.report(path, "a key holds a NUL character (\\0), which cannot be stored")
+                document.report(path, Wording("nf_key_nul"))
             _report_nul(document, item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _report_nul(document, item, (*path, index))
     elif isinstance(value, str) and "\x00" in value:
-        document.report(path, "the value holds a NUL character (\\0), which cannot be stored")
+        document.report(path, Wording("nf_value_nul"))
 
 
 def _check(document: _Document) -> list[NodeSpec]:
     """Validate a parsed document completely, recording every problem in it."""
     data = document.data
     if not isinstance(data, dict):
-        found = "an empty file" if data is None else f"a {type(data).__name__}"
-        document.report((), f"expected a top-level `nodes:` list, found {found}")
+        found = (
+            Wording("nf_found_empty")
+            if data is None
+            else Wording("nf_found_type", type=type(data).__name__)
+        )
+        document.report((), Wording("nf_top_level", found=found))
         return []
     _report_nul(document, data, ())
     found_secrets: list[tuple[KeyPath, str]] = []
@@ -1294,10 +1358,13 @@ def _check(document: _Document) -> list[NodeSpec]:
     for key in data:
         if key != "nodes":
             document.report(
-                (key,), f"unknown top-level key {key!r}{did_you_mean(str(key), ['nodes'])}"
+                (key,),
+                Wording(
+                    "nf_unknown_top_key", key=repr(key), hint=did_you_mean(str(key), ["nodes"])
+                ),
             )
     if "nodes" not in data:
-        document.report((), "no top-level `nodes:` list: the file must start with `nodes:`")
+        document.report((), Wording("nf_no_nodes"))
         return []
     raw_nodes = data["nodes"]
     if not isinstance(raw_nodes, list) or not raw_nodes:
@@ -1430,24 +1497,16 @@ class NodeBusy(NodeError):
 def _duplicate_problem(duplicate: DuplicateEndpoint, *, in_ledger: bool) -> Problem:
     new, old = duplicate.node_id, duplicate.other_node_id
     where = duplicate.describe()
-    if in_ledger:
-        message = (
-            f"lists the same cloud as node {old!r}, which the ledger keeps and still scans "
-            f"(source {duplicate.source!r} and {old!r}'s source {duplicate.other_source!r}: "
-            f"{where}); scanning both would count everything there twice. If {new!r} is "
-            f"{old!r} renamed, retire the old id first: `yiyun nodes retire {old} --by WHO "
-            f"--reason TEXT` (or apply with `--prune --by WHO`); otherwise point the two "
-            "nodes at different endpoints or regions"
-        )
-    else:
-        message = (
-            f"lists the same cloud as node {old!r} in this file (source {duplicate.source!r} "
-            f"and {old!r}'s source {duplicate.other_source!r}: {where}); scanning both would "
-            f"count everything there twice: keep one node for it (if one is the other renamed, "
-            f"keep the new id and retire the old: `yiyun nodes retire OLD --by WHO --reason "
-            f"TEXT`)"
-        )
-    return Problem(f"duplicate node: {message}", node_id=new)
+    wording = Wording(
+        "nf_duplicate_in_ledger" if in_ledger else "nf_duplicate_in_file",
+        new=repr(new),
+        old=repr(old),
+        old_id=old,
+        source=repr(duplicate.source),
+        other_source=repr(duplicate.other_source),
+        where=where,
+    )
+    return Problem.worded(wording, node_id=new)
 
 
 def _endpoints_by_id(
@@ -1630,10 +1689,8 @@ def _refusals(
         for old, new in carried_sources(node.sources or [], sources):
             if source_has_rows(session=session, node_id=node_id, source=new):
                 problems.append(
-                    Problem(
-                        f"source {old!r} is now given the id {new!r}, but the ledger already "
-                        f"keeps other rows under {new!r} on this node (from an earlier "
-                        f"source): give it another id, so the two histories are not mixed",
+                    Problem.worded(
+                        Wording("nf_source_id_taken", old=repr(old), new=repr(new)),
                         node_id=node_id,
                     )
                 )
@@ -1721,13 +1778,17 @@ def node_specs_from_db(*, session: Session, ids: Sequence[str] | None = None) ->
         except ValidationError as error:
             for detail in error.errors(include_url=False, include_input=False):
                 path, message = _explain(detail)
-                problems.append(Problem(message, _dotted(path), node_id=row.id))
+                problems.append(Problem.worded(message, path=_dotted(path), node_id=row.id))
     missing = sorted(set(ids or ()) - {row.id for row in rows})
     if missing:
         known = sorted(session.exec(select(Node.id)).all())
         for node_id in missing:
             problems.append(
-                Problem(f"no node {node_id!r} in the ledger{did_you_mean(node_id, known)}")
+                Problem.worded(
+                    Wording(
+                        "nf_no_such_node", node=repr(node_id), hint=did_you_mean(node_id, known)
+                    )
+                )
             )
     if problems:
         raise NodeFileError("the ledger's nodes", problems)

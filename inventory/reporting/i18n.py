@@ -115,7 +115,7 @@ class UnknownLanguage(ValueError):
         self.value = value
 
 
-def text(key: str, lang: str, **values: object) -> str:
+def text(key: str, /, lang: str, **values: object) -> str:
     """The wording of `key` in `lang`, with `{placeholders}` filled in.
 
     An unknown key is a KeyError, never the key shown to a reader: the catalog test lists
@@ -123,6 +123,30 @@ def text(key: str, lang: str, **values: object) -> str:
     """
     wording = messages(lang)[key]
     return wording.format(**values) if values else wording
+
+
+class Wording(ValueError):
+    """A message known by its catalog key and fields, worded when someone shows it.
+
+    Raised where the reader's language is unknown (a pydantic validator, a parser): its str()
+    is English, for logs and for code that only has str(); `render(lang)` words it for a
+    person. A field may itself be a Wording ("region" inside "must list at least one …").
+    """
+
+    def __init__(self, key: str, /, **fields: object) -> None:
+        self.key = key
+        self.fields = fields
+        super().__init__(self.render("en"))
+
+    def render(self, lang: str) -> str:
+        values = {
+            name: value.render(lang) if isinstance(value, Wording) else value
+            for name, value in self.fields.items()
+        }
+        return text(self.key, lang, **values)
+
+    def translations(self) -> tuple[tuple[str, str], ...]:
+        return tuple((lang, self.render(lang)) for lang in LANGS)
 
 
 def has_text(key: str, lang: str) -> bool:

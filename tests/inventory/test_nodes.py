@@ -346,25 +346,25 @@ INVALID_NODES = [
     pytest.param(
         [node(mlps_level=6)],
         "mlps_level",
-        ["less than or equal to 5"],
+        ["must be at most 5"],
         id="mlps-level-above-5",
     ),
     pytest.param(
         [node(mlps_level=0)],
         "mlps_level",
-        ["greater than or equal to 1"],
+        ["must be at least 1"],
         id="mlps-level-below-1",
     ),
     pytest.param(
         [node(capacity={"vcpu": 8, "storage_gib": -1})],
         "capacity.storage_gib",
-        ["greater than or equal to 0"],
+        ["must be at least 0"],
         id="negative-capacity",
     ),
     pytest.param(
         [node(capacity={"vcpu": "lots"})],
         "capacity.vcpu",
-        ["valid number"],
+        ["must be a number"],
         id="capacity-not-a-number",
     ),
     pytest.param(
@@ -388,7 +388,7 @@ INVALID_NODES = [
     pytest.param(
         [node(sources=[aws(max_attempts=0)])],
         "sources[0].max_attempts",
-        ["greater than or equal to 1"],
+        ["must be at least 1"],
         id="max-attempts-zero",
     ),
     pytest.param(

@@ -121,7 +121,7 @@ def test_two_nodes_listing_the_same_datacenter_of_one_vcenter_are_duplicates() -
     apart = [vsphere(datacenters=["DC-Yixing"]) | {"name": "c"}]
 
     [duplicate] = duplicate_endpoints([("n1", same), ("n2", other)])
-    assert "datacenter DC-Jiangyin" in duplicate.describe()
+    assert "datacenter DC-Jiangyin" in str(duplicate.describe())
     assert duplicate_endpoints([("n1", same), ("n3", apart)]) == []
 
 
@@ -130,7 +130,7 @@ def test_two_nodes_listing_one_cloud_and_region_are_duplicates() -> None:
     second = [openstack(regions=["RegionTwo"])]
 
     [duplicate] = duplicate_endpoints([("n1", first), ("n2", second)])
-    assert "region RegionTwo" in duplicate.describe()
+    assert "region RegionTwo" in str(duplicate.describe())
 
 
 def test_nodes_apply_stores_the_variable_name_not_a_password(
