@@ -61,14 +61,58 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+# The URL forms yiyun is built and tested with; the drivers of both come with it.
+SUPPORTED_SCHEMES = ("sqlite:///", "postgresql+psycopg://")
+
+
+class UnusableDatabaseUrl(sa.exc.ArgumentError):
+    """A database URL that cannot name a ledger yiyun opens: empty, a bare path, or a driver
+    that is not installed. An ArgumentError, so every "not a database URL" handler holds it."""
+
+    def __init__(self, reason: str, url: str, scheme: str = "") -> None:
+        # reason: "empty", "bare_path", "no_driver" or "unknown_scheme".
+        super().__init__(f"unusable database URL ({reason}): {mask_url(url)}")
+        self.reason, self.url, self.scheme = reason, url, scheme
+
+
+def check_database_url(url: str) -> str:
+    """The URL normalized, or UnusableDatabaseUrl before anything is connected or created."""
+    if not url.strip():
+        raise UnusableDatabaseUrl("empty", url)
+    if "://" not in url:
+        # A path where a URL belongs: sqlite would otherwise never be asked.
+        raise UnusableDatabaseUrl("bare_path", url)
     url = normalize_url(url)
     try:
-        make_url(url)
+        parsed = make_url(url)
     except ValueError:
         # SQLAlchemy's parser lets a bad port through as a bare ValueError, whose text may
         # quote the URL: callers know ArgumentError as "not a database URL".
         raise sa.exc.ArgumentError(f"not a database URL: {mask_url(url)}") from None
+    try:
+        dialect = parsed.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise UnusableDatabaseUrl("unknown_scheme", url, parsed.drivername) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise UnusableDatabaseUrl("no_driver", url, parsed.drivername) from None
+    return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL, an in-memory database or a URI form."""
+    parsed = make_url(normalize_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # sqlite's own URI syntax: the caller knows best
+        return None
+    return Path(database)
+
+
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    url = check_database_url(url)
     kwargs.setdefault("json_serializer", json_dumps)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **kwargs)

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from inventory.confidentiality import Disclosure
 from inventory.models import Department, Node, System, utcnow
 from inventory.output import escape_formula, unescape_formula
+from inventory.reporting.i18n import Wording, text
 
 PROVINCIAL = "省级"
 # The 13 prefecture-level cities, each with a city backbone node (DOMAIN.md, "1+13").
@@ -124,7 +125,7 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$"),
     re.compile(r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日$"),
 )
-_NUL_REASON = "holds a NUL character (\\0), which no register value may contain"
+_NUL_REASON = Wording("rg_nul")
 _CITY_LOOKUP = (
     {city: city for city in CITIES}
     | {city.removesuffix("市"): city for city in CITIES}
@@ -148,15 +149,24 @@ class Problem:
     row: int | None  # as the spreadsheet numbers it (header = 1); None for the whole file
     column: str  # the header as written in the file
     value: str
-    reason: str
+    reason: str | Wording  # a Wording is worded in the reader's language when shown
 
     def __str__(self) -> str:
-        where = "file" if self.row is None else f"row {self.row}"
+        return self.render("en")
+
+    def render(self, lang: str) -> str:
+        """The problem as a line; the reason in `lang` when the catalog words it."""
+        reason = self.reason.render(lang) if isinstance(self.reason, Wording) else self.reason
+        where = (
+            text("rg_where_file", lang)
+            if self.row is None
+            else text("rg_where_row", lang, row=self.row)
+        )
         if self.column:
-            where += f", {self.column}"
+            where += text("rg_where_separator", lang) + self.column
         if self.value:
             where += f" {self.value!r}"
-        return f"{where}: {self.reason}"
+        return text("rg_problem", lang, where=where, reason=reason)
 
 
 # One validated register row, with values normalised to what the ledger stores.
@@ -191,7 +201,7 @@ class RegisterRow:
 class ParsedRegister:
     rows: list[RegisterRow] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str | Wording] = field(default_factory=list)
     # System fields whose columns the file has; an absent optional column leaves stored values.
     fields: frozenset[str] = frozenset()
     data_rows: int = 0
@@ -212,7 +222,7 @@ class ImportReport:
     departments_updated: int = 0
     not_in_file: int = 0  # registered systems this file does not mention (kept)
     problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str | Wording] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -246,17 +256,17 @@ def parse_classified(text: str) -> bool:
         return True
     if key in _NO:
         return False
-    raise ValueError("must be 是/否, yes/no, true/false or 1/0")
+    raise Wording("rg_yes_no")
 
 
 def parse_mlps_level(text: str) -> int:
     match = _MLPS_PATTERN.match(text.strip())
     if match is None:
-        raise ValueError("not an MLPS level: use 1–5, 一级…五级 or 第三级")
+        raise Wording("rg_not_mlps")
     digits = match.group(1)
     level = int(digits) if digits.isdigit() else _CN_NUMERALS[digits]
     if not 1 <= level <= 5:
-        raise ValueError("MLPS level must be 1–5 (一级…五级)")
+        raise Wording("rg_mlps_range")
     return level
 
 
@@ -266,7 +276,7 @@ def parse_choice(name: str, text: str) -> str:
     lookup = _CHOICE_LOOKUP[name]
     value = lookup.get(key) or lookup.get(key.lower().replace("-", "_").replace(" ", "_"))
     if value is None:
-        raise ValueError(f"must be one of {_CHOICE_HELP[name]}")
+        raise Wording("rg_one_of", choices=_CHOICE_HELP[name])
     return value
 
 
@@ -284,15 +294,15 @@ def parse_date(raw: Any) -> date:
             try:
                 return date(year, month, day)
             except ValueError:
-                raise ValueError("not a real calendar date") from None
-    raise ValueError("not a date: use YYYY-MM-DD, YYYY/MM/DD or YYYY年M月D日")
+                raise Wording("rg_not_real_date") from None
+    raise Wording("rg_not_date")
 
 
 def parse_city(text: str) -> str:
     """省级, or one of the 13 cities with or without 市 (stored with it: 南京 → 南京市)."""
     city = _CITY_LOOKUP.get(text.strip())
     if city is None:
-        raise ValueError(f"unknown city: use {PROVINCIAL} or one of {'、'.join(CITIES)}")
+        raise Wording("rg_unknown_city", provincial=PROVINCIAL, cities="、".join(CITIES))
     return city
 
 
@@ -334,11 +344,13 @@ class _Unreadable(Exception):
 
 
 def _decode_csv(payload: bytes) -> tuple[str, str]:
-    """The text and a description of its encoding: UTF-8 (with or without BOM), else GB18030."""
+    """The text and a description of its encoding: UTF-16 by its BOM (Excel's "Unicode Text"),
+    else UTF-8 (with or without BOM), else GB18030."""
     if payload.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _Unreadable(
-            "the file is UTF-16 text (Excel's 'Unicode Text'); save it as CSV UTF-8 or CSV instead"
-        )
+        try:
+            return payload.decode("utf-16"), "UTF-16 text"
+        except UnicodeDecodeError as error:
+            raise _Unreadable(Wording("err_register_utf16", offset=error.start)) from None
     try:
         text = payload.decode("utf-8-sig")
         return text, "UTF-8 CSV with BOM" if payload.startswith(b"\xef\xbb\xbf") else "UTF-8 CSV"
@@ -348,16 +360,16 @@ def _decode_csv(payload: bytes) -> tuple[str, str]:
     try:
         return payload.decode("gb18030"), "GB18030 CSV"
     except UnicodeDecodeError as error:
-        raise _Unreadable(
-            f"the file is neither UTF-8 nor GB18030 text (undecodable byte at offset "
-            f"{error.start}); save it from Excel as CSV UTF-8, CSV or .xlsx"
-        ) from None
+        raise _Unreadable(Wording("err_register_encoding", offset=error.start)) from None
 
 
 def _read_csv(path: Path) -> tuple[Iterator[tuple[int, Sequence[Any]]], str]:
     text, source = _decode_csv(path.read_bytes())
+    # Excel's "Unicode Text" separates cells with tabs; every other CSV with commas.
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
     try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as error:
         raise _Unreadable(f"not a readable CSV file: {error}") from None
     return enumerate(records, start=1), source
@@ -421,19 +433,49 @@ def parse_register(path: Path | str) -> ParsedRegister:
     try:
         records, source = _read_csv(path) if kind == "csv" else _read_xlsx(path)
     except _Unreadable as error:
-        return ParsedRegister(problems=[Problem(None, "", "", str(error))])
+        (reason,) = error.args
+        return ParsedRegister(problems=[Problem(None, "", "", reason)])
     parsed = _validate(records)
     parsed.source = source
     return parsed
 
 
+# How far down a title block above the headers may reach (non-blank rows).
+_TITLE_ROWS_MAX = 10
+
+
+def _known_headers(cells: Sequence[Any]) -> int:
+    return sum(_header_key(cell_text(cell).lstrip("\ufeff")) in _HEADER_LOOKUP for cell in cells)
+
+
+def _find_header(
+    records: Iterator[tuple[int, Sequence[Any]]], parsed: ParsedRegister
+) -> tuple[int | None, Sequence[Any] | None]:
+    """The header row: the first non-blank one, unless title rows stand above it (a sheet's
+    caption, a date line), which are skipped and named in a warning. Headerless: the first."""
+    looked: list[tuple[int, Sequence[Any]]] = []
+    for number, cells in records:
+        if _is_blank(cells):
+            continue
+        filled = sum(not _is_blank([cell]) for cell in cells)
+        # Two known headers (one for a one-column row) make a header row, not a title.
+        if _known_headers(cells) >= min(2, filled):
+            if looked:
+                parsed.warnings.append(
+                    Wording("err_register_title_rows", header=number, count=len(looked))
+                )
+            return number, cells
+        looked.append((number, cells))
+        if len(looked) >= _TITLE_ROWS_MAX:
+            break
+    return looked[0] if looked else (None, None)
+
+
 def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
     parsed = ParsedRegister()
-    header_row, headers = next(
-        ((number, cells) for number, cells in records if not _is_blank(cells)), (None, None)
-    )
+    header_row, headers = _find_header(records, parsed)
     if header_row is None or headers is None:
-        parsed.problems.append(Problem(None, "", "", "the file is empty: expected a header row"))
+        parsed.problems.append(Problem(None, "", "", Wording("rg_empty_file")))
         return parsed
 
     # Map the file's columns to register columns, keeping each header as written.
@@ -453,8 +495,12 @@ def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
                     header_row,
                     header,
                     "",
-                    f"column {column.english}/{column.chinese} appears twice "
-                    f"(also as {seen[column.field]})",
+                    Wording(
+                        "rg_column_twice",
+                        english=column.english,
+                        chinese=column.chinese,
+                        other=seen[column.field],
+                    ),
                 )
             )
         else:
@@ -467,8 +513,7 @@ def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
                 header_row,
                 "",
                 "",
-                f"row {header_row} has none of the register's headers; the first row must name "
-                f"the columns ({expected}, …)",
+                Wording("rg_no_headers", row=header_row, expected=expected),
             )
         )
         return parsed
@@ -481,13 +526,11 @@ def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
                     header_row,
                     column.label(chinese),
                     "",
-                    f"required column {column.chinese} ({column.english}) is missing",
+                    Wording("rg_column_missing", chinese=column.chinese, english=column.english),
                 )
             )
     if unknown:
-        parsed.warnings.append(
-            f"ignored column(s) that are not register columns: {', '.join(unknown)}"
-        )
+        parsed.warnings.append(Wording("rg_ignored_columns", columns=", ".join(unknown)))
     if parsed.problems:
         return parsed
     parsed.fields = frozenset(seen) - {"department_name"}
@@ -521,7 +564,7 @@ def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
             if not text:
                 if column.required:
                     failed.add(column.field)
-                    parsed.problems.append(Problem(number, header, "", "required value missing"))
+                    parsed.problems.append(Problem(number, header, "", Wording("rg_value_missing")))
                 continue
             parser = _PARSERS.get(column.field)
             if parser is None:
@@ -531,7 +574,8 @@ def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
                 values[column.field] = parser(raw)
             except ValueError as error:
                 failed.add(column.field)
-                parsed.problems.append(Problem(number, header, text, str(error)))
+                reason = error if isinstance(error, Wording) else str(error)
+                parsed.problems.append(Problem(number, header, text, reason))
 
         code = values.get("code")
         if code is not None:
@@ -542,7 +586,7 @@ def _validate(records: Iterator[tuple[int, Sequence[Any]]]) -> ParsedRegister:
                         number,
                         label("code"),
                         code,
-                        f"duplicate system code: rows {first} and {number} both have it",
+                        Wording("rg_duplicate_code", first=first, row=number),
                     )
                 )
         _check_exemption(parsed, number, values, failed, label)
@@ -579,7 +623,7 @@ def _check_exemption(
                 number,
                 label("exemption_valid_until"),
                 "",
-                f"an exemption needs {label('exemption_valid_until')} as well",
+                Wording("rg_exemption_needs_until", column=label("exemption_valid_until")),
             )
         )
     if valid_until is not None and not reason:
@@ -588,7 +632,7 @@ def _check_exemption(
                 number,
                 label("exemption_reason"),
                 "",
-                f"{label('exemption_valid_until')} is given without an exemption reason",
+                Wording("rg_without_reason", column=label("exemption_valid_until")),
             )
         )
     if values.get("exemption_doc") and not reason:
@@ -597,7 +641,7 @@ def _check_exemption(
                 number,
                 label("exemption_reason"),
                 "",
-                f"{label('exemption_doc')} is given without an exemption reason",
+                Wording("rg_without_reason", column=label("exemption_doc")),
             )
         )
 
@@ -621,8 +665,15 @@ def _check_department(
             number,
             column,
             name if first[0] != name else city,
-            f"department {code} is {first[0]} ({first[1]}) in row {first[2]} "
-            f"but {name} ({city}) here",
+            Wording(
+                "rg_department_differs",
+                code=code,
+                first_name=first[0],
+                first_city=first[1],
+                first_row=first[2],
+                name=name,
+                city=city,
+            ),
         )
     )
 
@@ -639,7 +690,7 @@ def write_problems(path: Path, problems: Iterable[Problem]) -> None:
                     "" if problem.row is None else problem.row,
                     escape_formula(problem.column),
                     escape_formula(problem.value),
-                    escape_formula(problem.reason),
+                    escape_formula(str(problem.reason)),
                 ]
             )
 

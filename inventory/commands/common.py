@@ -10,8 +10,16 @@ from rich.console import Console
 from rich.text import Text
 
 from inventory.commands.lang import lang_or_locale
-from inventory.db import SchemaOutOfDate, get_engine, mask_url, require_schema
-from inventory.output import message_text
+from inventory.db import (
+    SUPPORTED_SCHEMES,
+    SchemaOutOfDate,
+    UnusableDatabaseUrl,
+    get_engine,
+    mask_url,
+    require_schema,
+    sqlite_file,
+)
+from inventory.output import Prose, message_text
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 from inventory.urls import scrub
@@ -28,7 +36,12 @@ def report_error(message: str, lang: str | None = None) -> None:
     prefix = text("error_prefix", lang or lang_or_locale())
     # A full-width colon carries its own space.
     gap = "" if prefix.endswith("：") else " "
-    err_console.print(Text.assemble((prefix, "red"), gap, message_text(message)), soft_wrap=True)
+    # On a terminal, wrapped as prose with each `command` whole; into a file or a pipe, one
+    # line per message.
+    err_console.print(
+        Prose.assemble((prefix, "red"), gap, message_text(message)),
+        soft_wrap=not err_console.is_terminal,
+    )
 
 
 def fail(message: str, code: int = EXIT_USAGE, *, lang: str | None = None) -> NoReturn:
@@ -49,6 +62,11 @@ def open_ledger(lang: str | None = None) -> sa.Engine:
     lang = lang or lang_or_locale()
     try:
         engine = get_engine(url)
+        # Connecting to a SQLite path that is not there would leave an empty database at a
+        # mistyped path; only `db upgrade` (and `demo`) create a ledger.
+        path = sqlite_file(url)
+        if path is not None and not path.exists():
+            fail(text("err_no_ledger_file", lang, path=path), lang=lang)
         require_schema(engine)
     except SchemaOutOfDate as error:
         fail(
@@ -69,6 +87,8 @@ def open_ledger(lang: str | None = None) -> sa.Engine:
 def fail_to_open(error: sa.exc.DBAPIError | sa.exc.ArgumentError, url: str, lang: str) -> NoReturn:
     """Leave with "cannot open database" (or "not a database URL"): the URL masked, and the
     driver's own words with every secret of the URL taken out (an error may quote it)."""
+    if isinstance(error, UnusableDatabaseUrl):
+        fail(unusable_url_message(error, lang), lang=lang)
     if isinstance(error, sa.exc.ArgumentError):
         fail(text("not_db_url", lang, url=mask_url(url)), lang=lang)
     # Only a failure to connect (no statement ran) is the database's: others are a bug to see.
@@ -76,3 +96,16 @@ def fail_to_open(error: sa.exc.DBAPIError | sa.exc.ArgumentError, url: str, lang
         raise error
     reason = scrub(str(error.orig or error), url)
     fail(text("cannot_open_db", lang, url=mask_url(url), error=reason), lang=lang)
+
+
+def unusable_url_message(error: UnusableDatabaseUrl, lang: str) -> str:
+    """What is wrong with the URL, and the form that would work."""
+    supported = ("、" if lang == "zh" else ", ").join(SUPPORTED_SCHEMES)
+    if error.reason == "empty":
+        return text("err_db_url_empty", lang, supported=supported)
+    if error.reason == "bare_path":
+        # A path is no secret, unless it is a URL without its scheme ("user:pw@host/db").
+        path = error.url if "@" not in error.url else mask_url(error.url)
+        return text("err_db_url_bare_path", lang, path=path)
+    key = "err_db_driver_missing" if error.reason == "no_driver" else "err_db_scheme_unknown"
+    return text(key, lang, scheme=error.scheme, url=mask_url(error.url), supported=supported)

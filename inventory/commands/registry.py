@@ -12,7 +12,7 @@ from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledg
 from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
 from inventory.commands.lang import cli_lang
 from inventory.output import Format, as_text, message_text
-from inventory.reporting.i18n import text
+from inventory.reporting.i18n import Wording, text
 
 app = typer.Typer(
     help="The system register (政务信息系统目录): import it from CSV/XLSX, list it.",
@@ -80,7 +80,7 @@ def import_command(
 
     console = Console(highlight=False, soft_wrap=True)
     for warning in report.warnings:
-        warn(str(warning), lang)
+        warn(warning.render(lang) if isinstance(warning, Wording) else str(warning), lang)
     if report.problems:
         err_console.print(
             message_text(
@@ -97,7 +97,7 @@ def import_command(
         )
         for problem in report.problems:
             # Cells are the department's own text: never let them be read as rich markup.
-            err_console.print(as_text(f"  {problem}"), soft_wrap=True)
+            err_console.print(as_text(f"  {problem.render(lang)}"), soft_wrap=True)
         if errors_out is not None:
             err_console.print(message_text(text("problems_written", lang, path=errors_out)))
         raise typer.Exit(EXIT_PROBLEM)

@@ -374,7 +374,7 @@ def test_english_headers_in_any_order_with_whitespace_and_an_extra_column(tmp_pa
     assert [(row.code, row.name, row.mlps_level, row.classified) for row in parsed.rows] == [
         ("A-1", "System A", 3, False)
     ]
-    assert any("Remarks" in warning for warning in parsed.warnings)
+    assert any("Remarks" in str(warning) for warning in parsed.warnings)
 
 
 def test_missing_required_column_is_one_error_naming_it(tmp_path: Path) -> None:
@@ -387,7 +387,7 @@ def test_missing_required_column_is_one_error_naming_it(tmp_path: Path) -> None:
     assert len(parsed.problems) == 1
     problem = parsed.problems[0]
     assert (problem.row, problem.column) == (1, "等保级别")
-    assert "等保级别" in problem.reason and "mlps_level" in problem.reason
+    assert "等保级别" in str(problem.reason) and "mlps_level" in str(problem.reason)
     assert parsed.rows == []
 
 
@@ -395,7 +395,7 @@ def test_a_header_row_that_names_no_register_column(tmp_path: Path) -> None:
     parsed = parse_register(write_csv(tmp_path / "r.csv", [["a", "b"], ["1", "2"]], "utf-8"))
 
     assert len(parsed.problems) == 1
-    assert "none of the register's headers" in parsed.problems[0].reason
+    assert "none of the register's headers" in str(parsed.problems[0].reason)
 
 
 def test_repeated_column_is_an_error(tmp_path: Path) -> None:
@@ -428,14 +428,17 @@ def test_undecodable_csv_is_reported_clearly(tmp_path: Path) -> None:
 
     assert len(parsed.problems) == 1
     assert parsed.problems[0].row is None
-    assert "neither UTF-8 nor GB18030" in parsed.problems[0].reason
+    assert "tried UTF-8 and GB18030" in str(parsed.problems[0].reason)
 
 
-def test_utf16_csv_is_reported_clearly(tmp_path: Path) -> None:
+def test_utf16_csv_is_read(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_bytes("系统编码,系统名称\r\n".encode("utf-16"))
 
-    assert "UTF-16" in parse_register(path).problems[0].reason
+    parsed = parse_register(path)
+    # Read as UTF-16: what is wrong is the columns it lacks, not its encoding.
+    assert parsed.source == "UTF-16 text"
+    assert all("required column" in str(problem.reason) for problem in parsed.problems)
 
 
 def test_missing_file_and_unsupported_kinds_raise(tmp_path: Path) -> None:
@@ -452,7 +455,7 @@ def test_corrupt_xlsx_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 
     parsed = parse_register(path)
 
-    assert "not a readable XLSX" in parsed.problems[0].reason
+    assert "not a readable XLSX" in str(parsed.problems[0].reason)
 
 
 def test_every_problem_is_collected_with_spreadsheet_row_numbers(tmp_path: Path) -> None:
@@ -483,9 +486,9 @@ def test_every_problem_is_collected_with_spreadsheet_row_numbers(tmp_path: Path)
         (12, "网络区域"),
     }
     duplicate = next(p for p in parsed.problems if p.row == 6)
-    assert "rows 4 and 6" in duplicate.reason
+    assert "rows 4 and 6" in str(duplicate.reason)
     department = next(p for p in parsed.problems if p.row == 10)
-    assert "row 2" in department.reason and "江苏省教育厅" in department.reason
+    assert "row 2" in str(department.reason) and "江苏省教育厅" in str(department.reason)
     assert [row.row for row in parsed.rows] == [4, 5, 13]
 
 
