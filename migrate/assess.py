@@ -13,8 +13,11 @@ from inventory.confidentiality import Disclosure
 from inventory.evidence import one_cloud_nodes, system_facts
 from inventory.models import Node, Resource, System
 from inventory.registry import find_system
+from migrate.messages import Refusal, labels, one
 from migrate.models import Assessment
 from migrate.rules import (
+    MOVING_STRATEGIES,
+    PLACEABLE,
     READINESS,
     STRATEGIES,
     SystemProfile,
@@ -23,6 +26,7 @@ from migrate.rules import (
     assess,
     assess_best,
     override_refusal,
+    recommend_strategy,
 )
 from migrate.sizing import Sizing, system_sizing
 
@@ -30,7 +34,7 @@ from migrate.sizing import Sizing, system_sizing
 EVIDENCE_ONLY = PolicySwitches(trust_declared=False)
 
 
-class AssessmentError(Exception):
+class AssessmentError(Refusal):
     """A request the assessment cannot honour (unknown node or system, refused override)."""
 
 
@@ -101,9 +105,9 @@ def target_profiles(*, session: Session, node_id: str | None = None) -> list[Tar
     if node_id is not None:
         node = session.get(Node, node_id)
         if node is None:
-            raise AssessmentError(f"unknown node {node_id!r}: load it with `yiyun nodes apply`")
+            raise AssessmentError("mig_unknown_node", node=node_id)
         if not node.one_cloud:
-            raise AssessmentError(f"node {node_id} is not part of the unified cloud (one_cloud)")
+            raise AssessmentError("mig_node_not_one_cloud", node=node_id)
         return [target_profile(node)]
     nodes = session.exec(
         select(Node)
@@ -209,23 +213,23 @@ def override_assessment(
 ) -> Assessment:
     """Record a person's readiness and/or strategy for a system; the old row stays as history."""
     if not by.strip():
-        raise AssessmentError("--by is required: say who decides")
+        raise AssessmentError("mig_override_by_required")
     if not rationale.strip():
-        raise AssessmentError("--rationale is required: say why")
+        raise AssessmentError("mig_override_rationale_required")
     if not clear and readiness is None and strategy is None:
-        raise AssessmentError("give --readiness, --strategy or --clear")
+        raise AssessmentError("mig_override_nothing")
     if readiness is not None and readiness not in READINESS:
         raise AssessmentError(
-            f"unknown readiness {readiness!r}; expected one of {', '.join(READINESS)}"
+            "mig_unknown_readiness", value=readiness, choices=labels("readiness", READINESS)
         )
     if strategy is not None and strategy not in STRATEGIES:
         raise AssessmentError(
-            f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}"
+            "mig_unknown_strategy", value=strategy, choices=labels("strategy", STRATEGIES)
         )
     # Classified systems are outside migration (R3) and never confirmed by name
     # (inventory/confidentiality.py).
     if find_system(session=session, code=code) is None:
-        raise AssessmentError(f"unknown system {code!r} (or outside migration)")
+        raise AssessmentError("mig_override_unknown_system", code=code)
     row = current_assessments(session=session).get(code)
     if row is None:
         profile = system_profiles(session=session, today=today)[code][1]
@@ -233,9 +237,24 @@ def override_assessment(
         verdict = assess_best(profile, target_profiles(session=session), today=today)
         sizing = system_sizing(session=session, exclude_node_ids=cloud).get(code, Sizing())
         row = Assessment(system_code=code, assessed_at=now, **_outcome(verdict, sizing))
+    if readiness in PLACEABLE and strategy is None and not clear:
+        # A system made placeable needs a moving strategy too: the one the rules recommend
+        # for a placeable system, unless the person gave one (retain would keep it out).
+        kept = row.override_strategy or row.strategy
+        if kept not in MOVING_STRATEGIES:
+            profile = system_profiles(session=session, today=today)[code][1]
+            recommended = recommend_strategy(profile, readiness).outcome
+            if recommended not in MOVING_STRATEGIES:
+                raise AssessmentError(
+                    "mig_override_needs_strategy",
+                    code=code,
+                    strategy=one("strategy", recommended),
+                    choices=labels("strategy", sorted(MOVING_STRATEGIES)),
+                )
+            strategy = recommended
     refusal = override_refusal(row.rules or [], readiness, strategy)
     if refusal is not None:
-        raise AssessmentError(refusal)
+        raise AssessmentError("mig_r3_override")
     new = Assessment(
         system_code=code,
         node_id=row.node_id,

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger, warn
+from inventory.commands.choices import LabelledChoice
+from inventory.commands.common import (
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    err_console,
+    fail,
+    open_ledger,
+    warn,
+)
 from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
 from inventory.commands.lang import cli_lang
 from inventory.confidentiality import Disclosure
@@ -23,7 +31,9 @@ from inventory.output import (
     message_text,
     render_rows,
 )
-from inventory.reporting.i18n import readiness_label, state_label, text
+from inventory.reporting.i18n import STATE_ORDER as STATES
+from inventory.reporting.i18n import label, readiness_label, state_label, text
+from migrate.rules import READINESS, STRATEGIES
 
 app = typer.Typer(
     help="Migration of department clouds: dependencies, assessment, wave plans, tracking.",
@@ -44,6 +54,11 @@ app.add_typer(assess_app, name="assess")
 app.add_typer(plan_app, name="plan")
 
 console = Console(highlight=False, soft_wrap=True)
+
+# Typed as codes or as their Chinese or English names (`--to 已验收`, `--to accepted`).
+STATE_CHOICE = LabelledChoice("state", STATES)
+READINESS_CHOICE = LabelledChoice("readiness", READINESS)
+STRATEGY_CHOICE = LabelledChoice("strategy", STRATEGIES)
 
 
 class ExportFormat(StrEnum):
@@ -247,7 +262,7 @@ def assess_command(
                 session=session, now=_now(), today=_today(), node_id=node, disclosure=disclosure
             )
     except AssessmentError as error:
-        fail(str(error), lang=lang)
+        fail(error.render(lang), lang=lang)
     note_withheld(disclosure, lang)
     rows: list[dict[str, Any]] = []
     for system, row in run.rows:
@@ -312,13 +327,20 @@ def assess_override(
     rationale: Annotated[str, typer.Option("--rationale", help="Why; kept in the audit trail.")],
     readiness: Annotated[
         str | None,
-        typer.Option("--readiness", help="ready / needs_work / blocked / exempt / out_of_scope."),
+        typer.Option(
+            "--readiness",
+            help="ready / needs_work / blocked / exempt / out_of_scope.",
+            parser=READINESS_CHOICE.parse,
+            metavar=READINESS_CHOICE.metavar,
+        ),
     ] = None,
     strategy: Annotated[
         str | None,
         typer.Option(
             "--strategy",
             help="rehost / replatform / refactor / repurchase / retire / retain / relocate.",
+            parser=STRATEGY_CHOICE.parse,
+            metavar=STRATEGY_CHOICE.metavar,
         ),
     ] = None,
     clear: Annotated[
@@ -345,7 +367,7 @@ def assess_override(
                 clear=clear,
             )
     except AssessmentError as error:
-        fail(str(error), EXIT_PROBLEM, lang=lang)
+        fail(error.render(lang), EXIT_PROBLEM, lang=lang)
     final_readiness, final_strategy = effective(row)
     _say(
         text(
@@ -489,7 +511,7 @@ def plan_create(
             )
             review = dict(plan.review or {})
     except PlanError as error:
-        fail(str(error), lang=lang)
+        fail(error.render(lang), lang=lang)
     excluded = review.get("excluded", {})
     _say(
         text(
@@ -510,6 +532,27 @@ def plan_create(
     _say(text("plan_see", lang, plan=plan_name))
 
 
+@plan_app.command("archive")
+def plan_archive(
+    name: Annotated[str, typer.Argument(help="Plan name.", show_default=False)],
+    by: Annotated[str, typer.Option("--by", help="Who archives the plan.")],
+) -> None:
+    """Drop a plan: it no longer holds its systems; refused once any is past planned."""
+    from inventory.db import session_scope
+    from migrate.plans import PlanError, archive_plan
+
+    lang = cli_lang()
+    engine = open_ledger(lang)
+    try:
+        with session_scope(engine) as session:
+            archive_plan(session=session, name=name, by=by, now=_now())
+    except PlanError as error:
+        # An unknown plan is a mistake in the command (2); a refusal of a real plan is 1.
+        code = EXIT_USAGE if error.key == "mig_unknown_plan" else EXIT_PROBLEM
+        fail(error.render(lang), code, lang=lang)
+    _say(text("mig_plan_archived", lang, plan=name))
+
+
 @plan_app.command("list")
 def plan_list(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
@@ -522,6 +565,8 @@ def plan_list(
     engine = open_ledger(lang)
     with session_scope(engine) as session:
         rows = list_plans(session=session)
+    if fmt is Format.table:
+        rows = [{**r, "status": label("plan_status", r["status"], lang)} for r in rows]
     columns = (
         "name",
         "target_node",
@@ -567,7 +612,7 @@ def _load_plan(
             document = plan_document(session=session, plan=plan, disclosure=disclosure, rows=rows)
             return head, rows, document
     except PlanError as error:
-        fail(str(error), lang=lang)
+        fail(error.render(lang), lang=lang)
 
 
 @plan_app.command("show")
@@ -699,7 +744,9 @@ def plan_import(
             )
             if not outcome.ok or dry_run:
                 session.rollback()
-    except (PlanError, SheetError) as error:
+    except PlanError as error:
+        fail(error.render(lang), lang=lang)
+    except SheetError as error:
         fail(str(error), lang=lang)
     for warning in outcome.warnings:
         warn(str(warning), lang)
@@ -724,7 +771,15 @@ def plan_import(
 @app.command("advance")
 def advance_command(
     system: Annotated[str, typer.Argument(help="System code.", show_default=False)],
-    to: Annotated[str, typer.Option("--to", help="The new state (see `migrate transitions`).")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The new state (see `migrate transitions`).",
+            parser=STATE_CHOICE.parse,
+            metavar=STATE_CHOICE.metavar,
+        ),
+    ],
     by: Annotated[str, typer.Option("--by", help="Who records the change.")],
     note: Annotated[str | None, typer.Option("--note", help="Free text for the log.")] = None,
     evidence: Annotated[
@@ -755,7 +810,7 @@ def advance_command(
                 plan_name=plan,
             )
     except TransitionRefused as error:
-        fail(text("refused", lang, reason=error), EXIT_PROBLEM, lang=lang)
+        fail(text("refused", lang, reason=error.render(lang)), EXIT_PROBLEM, lang=lang)
     _say(
         text(
             "advanced",
@@ -795,12 +850,21 @@ def status_command(
                 disclosure=disclosure,
             )
     except PlanError as error:
-        fail(str(error), lang=lang)
+        fail(error.render(lang), lang=lang)
     note_withheld(disclosure, lang)
     if fmt is Format.json:
         print(dumps(report.as_dict()))
         return
     flat = [{**g, **g["states"]} for g in report.groups]
+    if fmt is Format.table:
+        flat = [
+            {
+                **g,
+                "progress": "-" if g["progress"] is None else f"{g['progress']:.0%}",
+                "wave": label("wave", str(g.get("wave")), lang) if "wave" in g else None,
+            }
+            for g in flat
+        ]
     states = [s for s in STATES if any(s in g["states"] for g in report.groups)]
     columns = ("plan", by.value, "systems", "accepted_or_done", "progress", *states)
     if fmt is Format.csv:
@@ -847,12 +911,31 @@ def history_command(
     with session_scope(engine) as session:
         rows = history_rows(session=session, code=system, plan_name=plan, disclosure=disclosure)
     note_withheld(disclosure, lang)
+    if fmt is Format.table:
+        from migrate.tracking import checks_text
+
+        rows = [
+            {
+                **r,
+                "from_state": state_label(r["from_state"], lang),
+                "to_state": state_label(r["to_state"], lang),
+                "checks": checks_text(r["checks"], lang),
+            }
+            for r in rows
+        ]
     render_rows(
         rows,
-        ("at", "plan_id", "from_state", "to_state", "by", "note", "evidence", "checks"),
+        ("at", "plan", "from_state", "to_state", "by", "note", "evidence", "checks"),
         fmt,
         title=text("migration_log", lang, system=system),
         lang=lang,
+        headings={
+            "plan": text("plan", lang),
+            "from_state": text("mig_from_state", lang),
+            "to_state": text("mig_to_state", lang),
+            "evidence": text("mig_evidence", lang),
+            "checks": text("mig_checks", lang),
+        },
     )
 
 

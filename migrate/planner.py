@@ -352,6 +352,16 @@ def plan_waves(
     used: dict[str, Sizing] = {t: Sizing() for t in target_free}
     wave_phases: list[str] = []
 
+    # Dev/test groups that need a production group moved first (directly or through other
+    # groups): only these may wait behind production waves; the rest go first.
+    needs_production: dict[str, bool] = {}
+    for gid in sorted(active, key=lambda g: (depth_memo.get(g, 0), g)):
+        needs_production[gid] = any(
+            groups[p].phase == PROD or needs_production.get(p, False)
+            for p in preds.get(gid, ())
+            if p in active_set
+        )
+
     def make_available(gid: str, wave: int) -> None:
         earliest.setdefault(gid, wave)
         if wave == 1 and groups[gid].pilot_excluded:
@@ -380,9 +390,11 @@ def plan_waves(
                 heapq.heappush(heaps[groups[gid].phase], (priority(gid), gid))
             after_pilot.clear()
         phase = NONPROD if heaps[NONPROD] else PROD
-        if phase == NONPROD and PROD in wave_phases and heaps[PROD]:
-            # Dev/test groups that only became ready after production started (they need
-            # production systems) wait until they fill a wave, rather than splinter the plan.
+        late = all(needs_production[g] for _, g in heaps[NONPROD])
+        if phase == NONPROD and late and PROD in wave_phases and heaps[PROD]:
+            # Dev/test groups that need production systems (so they could only become ready
+            # after production started) wait until they fill a wave, rather than splinter
+            # the plan; a dev/test group that needs none never waits behind production.
             waiting_systems = sum(len(groups[g].members) for _, g in heaps[NONPROD])
             if waiting_systems < parameters.max_systems_per_wave:
                 phase = PROD
@@ -670,8 +682,18 @@ def review(
         if code in by_code:
             by_wave[wave].append(by_code[code])
     flags: dict[str, list[str]] = defaultdict(list)
+    # A move group's phase is its strictest member's, as the planner schedules it: a group
+    # holding dev/test and production systems cannot be split, so it never mixes a wave.
+    group_phase = {
+        gid: PROD if any(by_code[c].phase == PROD for c in codes) else NONPROD
+        for gid, codes in members.items()
+    }
+
+    def phase_of(candidate: Candidate) -> str:
+        return group_phase[group_of.get(candidate.code, candidate.code)]
+
     first_prod = min(
-        (w for w, cs in by_wave.items() if any(c.phase == PROD for c in cs)), default=None
+        (w for w, cs in by_wave.items() if any(phase_of(c) == PROD for c in cs)), default=None
     )
     for wave, systems in sorted(by_wave.items()):
         in_wave = tuple(sorted(c.code for c in systems))
@@ -686,7 +708,7 @@ def review(
             )
             for code in in_wave:
                 flags[code].append(f"wave {wave} is over its size")
-        phases = {c.phase for c in systems}
+        phases = {phase_of(c) for c in systems}
         if len(phases) > 1:
             constraints.append(
                 Constraint(
@@ -715,7 +737,7 @@ def review(
                     )
                     flags[c.code].append("in the pilot wave: " + ", ".join(risky))
         if first_prod is not None and wave > first_prod:
-            late = tuple(sorted(c.code for c in systems if c.phase == NONPROD))
+            late = tuple(sorted(c.code for c in systems if phase_of(c) == NONPROD))
             if late:
                 constraints.append(
                     Constraint(

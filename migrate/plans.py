@@ -15,6 +15,7 @@ from inventory.confidentiality import Disclosure
 from inventory.models import Node, Resource, System
 from migrate.assess import current_assessments, effective, system_profiles, target_profile
 from migrate.deps import planner_edges, refresh_inferred
+from migrate.messages import Refusal
 from migrate.models import MigrationEvent, Plan, SystemMigration, Wave
 from migrate.planner import (
     NOT_PLACED_KINDS,
@@ -32,7 +33,7 @@ from migrate.planner import (
 from migrate.rules import EXEMPT, assess
 from migrate.sheets import Problem, read_sheet
 from migrate.sizing import Sizing, node_capacity, system_sizing
-from migrate.tracking import IN_PROGRESS, STARTED
+from migrate.tracking import ARCHIVED, PAST_PLANNED, STARTED, held_from, in_force
 
 DEFAULT_WAVE_SIZE = 20
 DEFAULT_WAVE_DAYS = 14
@@ -67,7 +68,7 @@ IMPORT_HEADERS = {
 }
 
 
-class PlanError(Exception):
+class PlanError(Refusal):
     """A plan request that cannot be carried out (unknown node, name taken, …)."""
 
 
@@ -100,15 +101,68 @@ def plan_scope(*, session: Session, sources: list[str]) -> tuple[list[str], int,
     found = list(session.exec(query))
     classified = sum(1 for _, is_classified in found if is_classified)
     codes = sorted(code for code, is_classified in found if not is_classified)
-    # A system another plan is already moving stays with that plan.
-    moving = (
-        select(SystemMigration.system_code, Plan.name)
-        .join(Plan, col(Plan.id) == col(SystemMigration.plan_id))
-        .where(col(SystemMigration.state).in_(sorted(IN_PROGRESS)))
-    )
-    in_scope = set(codes)
-    taken = {code: name for code, name in session.exec(moving) if code in in_scope}
+    # A system another plan is already moving (past `planned`, in a plan in force) stays with
+    # that plan; a draft that only placed it takes nothing.
+    taken = moving_systems(session=session, codes=set(codes))
     return [c for c in codes if c not in taken], classified, taken
+
+
+def moving_systems(*, session: Session, codes: set[str]) -> dict[str, str]:
+    """code → the plan in force in which it is past `planned` (held while past it counts)."""
+    query = (
+        select(SystemMigration.system_code, SystemMigration.state, Plan.name, Plan.id)
+        .join(Plan, col(Plan.id) == col(SystemMigration.plan_id))
+        .where(
+            col(SystemMigration.state).in_(sorted(PAST_PLANNED | {"on_hold"})),
+            in_force(),
+        )
+        .order_by(col(Plan.name))
+    )
+    taken: dict[str, str] = {}
+    for code, state, name, plan_id in session.exec(query):
+        if code not in codes or code in taken:
+            continue
+        if (
+            state == "on_hold"
+            and (held_from(session=session, plan_id=plan_id or 0, code=code) or "")
+            not in PAST_PLANNED
+        ):
+            continue
+        taken[code] = name
+    return taken
+
+
+def archive_plan(*, session: Session, name: str, by: str, now: datetime) -> Plan:
+    """Take a plan out of force: it no longer holds its systems, is kept with its log, and its
+    name stays taken. Refused while any of its systems is past `planned`."""
+    if not by.strip():
+        raise PlanError("mig_archive_by_required")
+    plan = get_plan(session=session, name=name)
+    if plan.status == ARCHIVED:
+        raise PlanError("mig_plan_already_archived", name=name)
+    rows = session.exec(
+        select(SystemMigration).where(col(SystemMigration.plan_id) == plan.id)
+    ).all()
+    started = sorted(
+        m.system_code
+        for m in rows
+        if m.state in PAST_PLANNED
+        or (
+            m.state == "on_hold"
+            and held_from(session=session, plan_id=plan.id or 0, code=m.system_code) in PAST_PLANNED
+        )
+    )
+    if started:
+        shown = ", ".join(started[:10]) + (" …" if len(started) > 10 else "")
+        raise PlanError(
+            "mig_archive_started", name=name, count=len(started), systems=shown, first=started[0]
+        )
+    plan.status = ARCHIVED
+    plan.review = {**(plan.review or {}), "archived_by": by.strip(), "archived_at": now.isoformat()}
+    plan.updated_at = now
+    session.add(plan)
+    session.flush()
+    return plan
 
 
 @dataclass
@@ -195,25 +249,28 @@ def create_plan(
 ) -> tuple[Plan, PlanResult]:
     """Plan the systems on `sources` onto `target` and store plan, waves and tracking rows."""
     if not name.strip():
-        raise PlanError("a plan needs a name")
+        raise PlanError("mig_plan_needs_name")
     if session.exec(select(Plan).where(col(Plan.name) == name)).first() is not None:
-        raise PlanError(f"a plan named {name!r} exists already; choose another --name")
+        raise PlanError("mig_plan_name_taken", name=name)
     if not sources:
-        raise PlanError("give at least one --source node")
+        raise PlanError("mig_plan_no_source")
     if wave_days < 1:
-        raise PlanError("--wave-days must be at least 1")
+        raise PlanError("mig_plan_wave_days")
     if parameters.max_systems_per_wave < 1:
-        raise PlanError("--max-systems-per-wave must be at least 1")
+        raise PlanError("mig_plan_wave_size")
     nodes = {n.id: n for n in session.exec(select(Node))}
     unknown = [n for n in [*sources, target] if n not in nodes]
     if unknown:
-        raise PlanError(
-            f"unknown node(s): {', '.join(unknown)}; load them with `yiyun nodes apply`"
-        )
+        raise PlanError("mig_plan_unknown_nodes", nodes=", ".join(unknown))
     if not nodes[target].one_cloud:
-        raise PlanError(f"target {target} is not part of the unified cloud (one_cloud: false)")
+        raise PlanError("mig_plan_target_not_one_cloud", target=target)
     if target in sources:
-        raise PlanError(f"target {target} is also a source")
+        raise PlanError("mig_plan_target_is_source", target=target)
+    on_cloud = [n for n in sources if nodes[n].one_cloud]
+    if on_cloud:
+        # A one_cloud node is the unified cloud itself: its systems are already where a
+        # migration would take them (moves between cloud nodes are not migrations).
+        raise PlanError("mig_plan_source_one_cloud", nodes=", ".join(sorted(on_cloud)))
     start = start or today
     sources = sorted(set(sources))
 
@@ -221,10 +278,10 @@ def create_plan(
     codes, classified, taken = plan_scope(session=session, sources=sources)
     if not codes:
         raise PlanError(
-            f"nothing to plan on {', '.join(sources)}: no registered system has live resources "
-            f"there or is declared there"
-            + (f" ({len(taken)} already moving in other plans)" if taken else "")
-            + (f" ({classified} classified, outside migration)" if classified else "")
+            "mig_plan_nothing",
+            nodes=", ".join(sources),
+            taken=len(taken),
+            classified=classified,
         )
     capacity = node_capacity(session=session, node=nodes[target])
     inputs = gather_inputs(
@@ -331,7 +388,12 @@ def create_plan(
                 "at": now,
                 "note": f"plan {name} created" + (f", wave {wave}" if wave else ""),
                 "evidence": None,
-                "checks": None,
+                # The facts the plan was made on, as `advance` records its gates.
+                "checks": {
+                    "wave": wave,
+                    "readiness": candidate.readiness,
+                    "strategy": candidate.strategy,
+                },
             }
         )
     if migrations:
@@ -347,8 +409,8 @@ def create_plan(
 def get_plan(*, session: Session, name: str) -> Plan:
     plan = session.exec(select(Plan).where(col(Plan.name) == name)).first()
     if plan is None:
-        names = ", ".join(session.exec(select(Plan.name).order_by(col(Plan.name)))) or "none yet"
-        raise PlanError(f"no plan named {name!r} (plans: {names})")
+        names = ", ".join(session.exec(select(Plan.name).order_by(col(Plan.name)))) or "-"
+        raise PlanError("mig_unknown_plan", name=name, plans=names)
     return plan
 
 
@@ -781,7 +843,11 @@ def import_plan(
                         "at": now,
                         "note": f"plan import: wave {migration.wave or '-'} → {new_wave or '-'}",
                         "evidence": None,
-                        "checks": None,
+                        "checks": {
+                            "wave": new_wave,
+                            "readiness": candidate.readiness,
+                            "strategy": candidate.strategy,
+                        },
                     }
                 )
         updates[code] = update

@@ -17,7 +17,9 @@ from inventory.evidence import evidence_clause, one_cloud_nodes
 from inventory.models import Resource, System
 from inventory.registry import find_system
 from migrate.assess import EVIDENCE_ONLY, evidence_statuses
+from migrate.messages import Refusal, labels, one
 from migrate.models import MigrationEvent, Plan, SystemMigration
+from migrate.rules import MOVING_STRATEGIES, PLACEABLE
 
 # The main sequence (DOMAIN.md, "Migration practice").
 SEQUENCE = (
@@ -84,12 +86,26 @@ STARTED = frozenset(
 )
 
 
-class TransitionRefused(Exception):
+# A plan that no longer binds anything: kept with its log, never resolved or counted.
+ARCHIVED = "archived"
+# States past `planned`: work has started (or was paused or undone after it started), so the
+# system belongs to its plan and no other plan may take it.
+PAST_PLANNED = STARTED | {"rolled_back"}
+# MLPS level from which acceptance needs an acceptance document number (验收文号), as 密评.
+ACCEPTANCE_DOCUMENT_LEVEL = 3
+
+
+class TransitionRefused(Refusal):
     """A state change the rules or the evidence do not allow; nothing was written."""
 
 
 def allowed(from_state: str, to_state: str) -> bool:
     return to_state in TRANSITIONS.get(from_state, frozenset())
+
+
+def in_force() -> sa.ColumnElement[bool]:
+    """The clause of plans in force (not archived)."""
+    return col(Plan.status) != ARCHIVED
 
 
 def resolve_migration(
@@ -99,22 +115,24 @@ def resolve_migration(
     query = (
         select(Plan, SystemMigration)
         .join(SystemMigration, col(SystemMigration.plan_id) == col(Plan.id))
-        .where(col(SystemMigration.system_code) == code)
+        .where(col(SystemMigration.system_code) == code, in_force())
         .order_by(col(Plan.id))
     )
     if plan_name is not None:
         query = query.where(col(Plan.name) == plan_name)
     found = list(session.exec(query))
     if not found:
-        where = f" in plan {plan_name}" if plan_name else " in any plan"
-        raise TransitionRefused(f"system {code} is not{where}")
+        if plan_name:
+            raise TransitionRefused("mig_not_in_plan", code=code, plan=plan_name)
+        raise TransitionRefused("mig_not_in_any_plan", code=code)
     if len(found) > 1:
         # Prefer the plan the system is actually moving in.
-        active = [pair for pair in found if pair[1].state in IN_PROGRESS]
-        if len(active) == 1:
-            return active[0]
+        for states in (PAST_PLANNED | {"on_hold"}, IN_PROGRESS):
+            active = [pair for pair in found if pair[1].state in states]
+            if len(active) == 1:
+                return active[0]
         names = ", ".join(p.name for p, _ in found)
-        raise TransitionRefused(f"system {code} is in plans {names}: say which with --plan")
+        raise TransitionRefused("mig_several_plans", code=code, plans=names)
     return found[0]
 
 
@@ -160,46 +178,66 @@ def check_gates(
     system: System,
     to_state: str,
     today: date,
+    evidence: str | None = None,
 ) -> dict[str, Any]:
     """What the inventory says about the move; raises TransitionRefused when a gate is shut."""
     checks: dict[str, Any] = {}
-    if (to_state == "planned" or to_state in STARTED) and migration.wave is None:
-        raise TransitionRefused(
-            f"{system.code} has no wave in plan {plan.name}: place it in one first "
-            "(`yiyun migrate plan import`)"
-        )
+    if to_state == "planned" or to_state in STARTED:
+        checks.update(wave=migration.wave)
+        if migration.wave is None:
+            placeable = migration.readiness in PLACEABLE and migration.strategy in MOVING_STRATEGIES
+            if placeable:
+                raise TransitionRefused("mig_no_wave", code=system.code, plan=plan.name)
+            raise TransitionRefused(
+                "mig_no_wave_cannot_move",
+                code=system.code,
+                plan=plan.name,
+                readiness=one("readiness", migration.readiness),
+                strategy=one("strategy", migration.strategy),
+            )
     if to_state == "accepted":
         status, nodes = evidence_status(session=session, system=system, today=today)
         checks.update(evidence_status=status, evidence_nodes=nodes)
         if status != "on_cloud":
-            seen = ", ".join(nodes) if nodes else "no live evidence anywhere"
             raise TransitionRefused(
-                f"{system.code} cannot be accepted: the inventory does not see it on the "
-                f"unified cloud (status {status}; evidence on: {seen})"
+                "mig_not_on_cloud",
+                code=system.code,
+                status=one("status", status),
+                nodes=", ".join(nodes) or "-",
             )
         checks.update(mlps_level=system.mlps_level, crypto_assessed_on=system.crypto_assessed_on)
         if system.mlps_level >= 3:
             if system.crypto_assessed_on is None:
-                raise TransitionRefused(
-                    f"{system.code} is MLPS level {system.mlps_level}: it needs a 密评 "
-                    "(cryptography assessment) record before acceptance (R6)"
-                )
+                raise TransitionRefused("mig_no_crypto", code=system.code, level=system.mlps_level)
             if system.crypto_assessed_on > today:
                 raise TransitionRefused(
-                    f"{system.code}'s 密评 date {system.crypto_assessed_on} is in the future"
+                    "mig_crypto_future", code=system.code, on=system.crypto_assessed_on
                 )
+        if system.mlps_level >= ACCEPTANCE_DOCUMENT_LEVEL:
+            if not (evidence or "").strip():
+                raise TransitionRefused(
+                    "mig_no_acceptance_document", code=system.code, level=system.mlps_level
+                )
+            checks.update(acceptance_document=evidence.strip() if evidence else None)
     if to_state == "decommissioned":
         left = live_resources_on(session=session, code=system.code, node_ids=plan.source_nodes)
         checks.update(source_nodes=plan.source_nodes, live_resources_on_source=left)
         if left:
             raise TransitionRefused(
-                f"{system.code} cannot be decommissioned: the inventory still sees {left} live "
-                f"resource(s) of it on {', '.join(plan.source_nodes)}"
+                "mig_still_live",
+                code=system.code,
+                count=left,
+                nodes=", ".join(plan.source_nodes),
             )
+    if to_state in STARTED and to_state != "decommissioned":
+        # Where the inventory sees the system as it moves: the log then shows the move.
+        status, nodes = evidence_status(session=session, system=system, today=today)
+        checks.setdefault("evidence_status", status)
+        checks.setdefault("evidence_nodes", nodes)
     return checks
 
 
-def _held_from(*, session: Session, plan_id: int, code: str) -> str | None:
+def held_from(*, session: Session, plan_id: int, code: str) -> str | None:
     """The state a system was in when it was last put on hold."""
     query = (
         select(MigrationEvent.from_state)
@@ -227,28 +265,43 @@ def advance(
 ) -> MigrationEvent:
     """Move a system to `to_state` if the table and the gates allow; log it append-only."""
     if to_state not in STATES:
-        raise TransitionRefused(f"unknown state {to_state!r}; expected one of {', '.join(STATES)}")
+        raise TransitionRefused("mig_unknown_state", state=to_state, states=labels("state", STATES))
     if not by.strip():
-        raise TransitionRefused("--by is required: say who records this")
+        raise TransitionRefused("mig_by_required")
     # A classified system is refused as an unknown one (inventory/confidentiality.py).
     system = find_system(session=session, code=code)
     if system is None:
-        raise TransitionRefused(f"unknown system {code!r}")
+        raise TransitionRefused("mig_unknown_system", code=code)
     plan, migration = resolve_migration(session=session, code=code, plan_name=plan_name)
     current = migration.state
     if current == to_state:
-        raise TransitionRefused(f"{code} is already {to_state}")
+        raise TransitionRefused("mig_already", code=code, state=one("state", to_state))
     if not allowed(current, to_state):
-        options = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none (final state)"
+        options = [s for s in STATES if s in TRANSITIONS.get(current, ())]
+        if not options:
+            raise TransitionRefused(
+                "mig_final_state",
+                code=code,
+                state=one("state", current),
+                to=one("state", to_state),
+            )
         raise TransitionRefused(
-            f"{code} cannot go from {current} to {to_state}; from {current} it may go to: {options}"
+            "mig_not_allowed",
+            code=code,
+            state=one("state", current),
+            to=one("state", to_state),
+            options=labels("state", options),
         )
     if current == "on_hold" and to_state in SEQUENCE:
-        held = _held_from(session=session, plan_id=plan.id or 0, code=code)
+        held = held_from(session=session, plan_id=plan.id or 0, code=code)
         if held in SEQUENCE and SEQUENCE.index(to_state) > SEQUENCE.index(held):
             raise TransitionRefused(
-                f"{code} was put on hold while {held}: it can resume at {held} or an earlier state"
+                "mig_resume_too_far", code=code, held=one("state", held), held_code=held
             )
+    if to_state in STARTED:
+        other = moving_elsewhere(session=session, code=code, plan_id=plan.id or 0)
+        if other is not None:
+            raise TransitionRefused("mig_moving_elsewhere", code=code, plan=plan.name, other=other)
     checks = check_gates(
         session=session,
         plan=plan,
@@ -256,6 +309,7 @@ def advance(
         system=system,
         to_state=to_state,
         today=today,
+        evidence=evidence,
     )
     # Conditional on the state read above, so two people advancing the same system at once
     # cannot both succeed: the second finds the state changed and is refused.
@@ -266,7 +320,7 @@ def advance(
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise TransitionRefused(f"{code} changed while this ran; look again and retry")
+        raise TransitionRefused("mig_changed_meanwhile", code=code)
     session.expire(migration)
     event = MigrationEvent(
         system_code=code,
@@ -282,6 +336,22 @@ def advance(
     session.add(event)
     session.flush()
     return event
+
+
+def moving_elsewhere(*, session: Session, code: str, plan_id: int) -> str | None:
+    """The plan in force, other than `plan_id`, in which the system is past `planned`."""
+    query = (
+        select(Plan.name)
+        .join(SystemMigration, col(SystemMigration.plan_id) == col(Plan.id))
+        .where(
+            col(SystemMigration.system_code) == code,
+            col(SystemMigration.plan_id) != plan_id,
+            col(SystemMigration.state).in_(sorted(PAST_PLANNED)),
+            in_force(),
+        )
+        .order_by(col(Plan.name))
+    )
+    return session.exec(query).first()
 
 
 def jsonable_checks(checks: dict[str, Any]) -> dict[str, Any]:
@@ -302,9 +372,11 @@ def history_rows(
     classified = session.exec(select(System.classified).where(col(System.code) == code)).first()
     if not disclosure.answers_about(session, code, classified=bool(classified)):
         return []
+    names = dict(session.exec(select(Plan.id, Plan.name)).all())
     return [
         {
             "at": e.at,
+            "plan": names.get(e.plan_id, f"#{e.plan_id}") if e.plan_id is not None else None,
             "plan_id": e.plan_id,
             "from_state": e.from_state,
             "to_state": e.to_state,
@@ -315,6 +387,37 @@ def history_rows(
         }
         for e in history(session=session, code=code, plan_name=plan_name)
     ]
+
+
+# How each gate fact reads in a table: its label's key, and the kind of label for its value.
+_CHECK_VALUE_LABELS = {
+    "evidence_status": "status",
+    "readiness": "readiness",
+    "strategy": "strategy",
+}
+
+
+def checks_text(checks: dict[str, Any] | None, lang: str) -> str:
+    """The gate facts of one log entry as a person reads them ("上云状态：已上云；波次：2")."""
+    from inventory.reporting.i18n import label, text
+
+    if not checks:
+        return ""
+    parts = []
+    for key, value in checks.items():
+        if isinstance(value, list):
+            shown = ", ".join(str(v) for v in value) or "-"
+        elif value is None:
+            shown = "-"
+        elif isinstance(value, bool):
+            shown = text("mig_yes" if value else "mig_no", lang)
+        elif key in _CHECK_VALUE_LABELS:
+            shown = label(_CHECK_VALUE_LABELS[key], str(value), lang)
+        else:
+            shown = str(value)
+        name = label("mig_check", key, lang)
+        parts.append(f"{name}{'：' if lang != 'en' else ': '}{shown}")
+    return ("；" if lang != "en" else "; ").join(parts)
 
 
 def history(*, session: Session, code: str, plan_name: str | None = None) -> list[MigrationEvent]:

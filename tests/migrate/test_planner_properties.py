@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from migrate.planner import (
@@ -197,3 +197,71 @@ def test_plans_are_deterministic(inputs, rng: random.Random) -> None:  # type: i
         second.unplaced,
         second.notes,
     )
+
+
+def _needs_production(result: PlanResult, edges: list[Edge]) -> dict[str, bool]:
+    """Move group → whether a production group is among its dependencies (transitively)."""
+    preds: dict[str, set[str]] = defaultdict(set)
+    for edge in edges:
+        a, b = result.group_of[edge.from_system], result.group_of[edge.to_system]
+        if a != b:
+            preds[a].add(b)
+    found: dict[str, bool] = {}
+    for gid in result.groups:
+        seen, stack, needs = {gid}, [gid], False
+        while stack and not needs:
+            for pred in preds[stack.pop()]:
+                if result.groups[pred].phase == PROD:
+                    needs = True
+                elif pred not in seen:
+                    seen.add(pred)
+                    stack.append(pred)
+        found[gid] = needs
+    return found
+
+
+# Issue #16: a ready high-criticality dev system with no dependencies (kept out of the pilot
+# wave, which production then opened) landed after every production wave.
+ISSUE_16 = (
+    [Candidate("JS-FIN-007", "core", environment="dev", criticality="high")]
+    + [Candidate(f"P{i}", "core", environment="production", criticality="low") for i in range(7)],
+    [],
+    Target("core"),
+    Parameters(max_systems_per_wave=3),
+)
+
+
+@PROPERTY_SETTINGS
+@given(planning_inputs())
+@example(ISSUE_16)
+@example(
+    (
+        [
+            Candidate("D", "core", environment="dev"),
+            Candidate("P", "core", environment="production"),
+        ],
+        [Edge("D", "P", "calls", "hard")],
+        Target("core"),
+        Parameters(),
+    )
+)
+def test_dev_test_needing_no_production_never_waits_behind_production(inputs) -> None:  # type: ignore[no-untyped-def]
+    """A placed dev/test group with no production system among its dependencies comes before
+    every production wave, except a production pilot wave 1 (taken when no dev/test group
+    could open the plan); and the planner's own plan reports no mixed wave."""
+    candidates, edges, target, parameters = inputs
+
+    result = plan_waves(candidates, edges, [target], parameters)
+
+    needs = _needs_production(result, edges)
+    prod_waves = sorted(
+        {w for c, w in result.wave_of.items() if result.groups[result.group_of[c]].phase == PROD}
+    )
+    later_prod = [w for w in prod_waves if w > 1]
+    for gid, group in result.groups.items():
+        wave = result.wave_of.get(group.members[0])
+        if wave is None or group.phase != NONPROD or needs[gid] or not later_prod:
+            continue
+        assert wave < later_prod[0], (gid, wave, prod_waves)
+    checked = review(candidates, edges, [target], parameters, result.group_of, result.wave_of)
+    assert not [c for c in checked.constraints if c.kind == "mixed_wave"]

@@ -302,15 +302,19 @@ def test_strict_order_puts_dependencies_in_earlier_waves(estate: Settings) -> No
 
 
 def test_systems_moving_in_another_plan_stay_there(planned: Settings) -> None:
+    # Issue #16: a draft plan locks nothing; only a system past `planned` stays with its plan.
+    moved = invoke("migrate", "advance", "A01", "--to", "provisioning", "--by", "x")
     code, out, err = invoke(
         "migrate", "plan", "create", "--source", "edu-dc", "--target", "core4", "--name", "p2"
     )
     plan = shown("p2")
 
-    assert code == 0, out + err
-    # A14 is on the server room, not a source of p2; the other five are planned in p1.
-    assert "5 system(s) are already moving in another plan" in out
-    assert not set(EXPECTED_WAVES) & {s["system_code"] for s in plan["systems"]}
+    assert moved[0] == 0 and code == 0, out + err
+    assert "1 system(s) are already moving in another plan" in out
+    in_p2 = {s["system_code"] for s in plan["systems"]}
+    assert "A01" not in in_p2
+    # A14 is on the server room, not a source of p2; the others are only planned in p1.
+    assert set(EXPECTED_WAVES) - {"A01", "A14"} <= in_p2
     # On core4 the level-4 system is placeable.
     assert "A03" in waves(plan)
 
@@ -321,7 +325,7 @@ def test_plan_create_refuses_bad_requests(planned: Settings) -> None:
         (["--source", "edu-dc", "--target", "edu-dc"], "not part of the unified cloud"),
         (["--source", "core", "--target", "core"], "is also a source"),
         (["--source", "edu-dc", "--target", "core", "--name", "p1"], "exists already"),
-        (["--source", "nj", "--target", "core"], "nothing to plan on nj"),
+        (["--source", "nj", "--target", "core"], "is the unified cloud itself"),
     ]
     for args, message in cases:
         code, _, err = invoke("migrate", "plan", "create", *args)
@@ -335,7 +339,7 @@ def test_plan_list_and_table_views(planned: Settings) -> None:
 
     assert json.loads(listed[1])[0]["placed"] == 6
     assert table[0] == 0 and "why each system is where it is" in table[1]
-    assert unknown[0] == 2 and "no plan named 'nope' (plans: p1)" in unknown[2]
+    assert unknown[0] == 2 and "no plan named nope (plans: p1)" in unknown[2]
 
 
 def test_plan_rows_are_stored_with_dates(planned: Settings, engine: sa.Engine) -> None:

@@ -159,6 +159,7 @@ def test_accepted_needs_the_system_on_the_cloud_by_evidence(
             select(MigrationEvent).where(col(MigrationEvent.to_state) == "accepted")
         ).one()
     assert event.checks == {
+        "wave": 1,
         "evidence_status": "on_cloud",
         "evidence_nodes": ["core"],
         "mlps_level": 2,
@@ -197,11 +198,22 @@ def test_level_3_needs_a_crypto_assessment_record_before_acceptance(
         system.crypto_assessed_on = planned.today()
         session.add(system)
         session.commit()
-    accepted = invoke("migrate", "advance", "A02", "--to", "accepted", "--by", "x")
+    no_document = invoke("migrate", "advance", "A02", "--to", "accepted", "--by", "x")
+    accepted = invoke(
+        "migrate", "advance", "A02", "--to", "已验收", "--by", "x", "--evidence", "苏验〔2027〕8号"
+    )
 
     assert without[0] == 1 and "needs a 密评" in without[2]
+    assert "Re-import the register with 密评日期 filled in" in without[2]
     assert future[0] == 1 and "is in the future" in future[2]
+    # Issue #16: at MLPS level 3 acceptance also needs the acceptance document number.
+    assert no_document[0] == 1 and "acceptance document number" in no_document[2]
     assert accepted[0] == 0, accepted[2]
+    with Session(engine) as session:
+        event = session.exec(
+            select(MigrationEvent).where(col(MigrationEvent.to_state) == "accepted")
+        ).one()
+    assert event.checks and event.checks["acceptance_document"] == "苏验〔2027〕8号"
 
 
 def test_decommissioning_needs_nothing_left_on_the_source(
@@ -275,13 +287,15 @@ def test_two_people_advancing_at_once_cannot_both_succeed(
 
 def test_unknown_system_classified_system_and_unknown_state(planned: Settings) -> None:
     for args, message in (
-        (["NOPE", "--to", "planned"], "unknown system 'NOPE'"),
-        (["A05", "--to", "planned"], "unknown system 'A05'"),
-        (["A01", "--to", "flying"], "unknown state 'flying'"),
+        (["NOPE", "--to", "planned"], "unknown system NOPE"),
+        (["A05", "--to", "planned"], "unknown system A05"),
         (["A01", "--to", "planned"], "already planned"),
     ):
         code, _, err = invoke("migrate", "advance", *args, "--by", "x")
         assert (code, message in err) == (1, True), err
+    # An unknown state is a usage error that names the choices.
+    code, _, err = invoke("migrate", "advance", "A01", "--to", "flying", "--by", "x")
+    assert code == 2 and "flying" in err and "provisioning" in err, err
 
 
 # ---------------------------------------------------------------- append-only log
