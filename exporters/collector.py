@@ -85,7 +85,8 @@ FAMILIES = (
     ),
     Family(
         "yiyun_policy_violations",
-        "Policy violations the inventory proves: freeze (不再新建或外租) and unattributed.",
+        "Policy violations the inventory proves: freeze (不再新建或外租), unattributed, and "
+        "placement (systems on the unified cloud whose node breaks R1–R6).",
         ("rule", "node"),
         "policy_violations",
     ),

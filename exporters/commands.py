@@ -42,6 +42,7 @@ def serve(
     from inventory.reports import UnknownPolicy, policy_from
     from inventory.settings import get_settings
     from migrate.metrics import migration_state_counts
+    from migrate.placement import placement_counts
 
     settings = get_settings()
     lang = cli_lang()
@@ -56,9 +57,14 @@ def serve(
         engine = ledger_engine(settings.database_url)
     except (sa.exc.ArgumentError, ValueError):  # SQLAlchemy's parser: a bad port is a ValueError
         fail(text("not_a_db_url", lang, url=mask_url(settings.database_url)), lang=lang)
-    # The seam to `migrate` (exporters.snapshot.MigrationCounts): systems per plan, wave, state.
+    # The seams to `migrate` (exporters.snapshot): systems per plan, wave and state, and
+    # systems placed against R1–R6 per unified-cloud node.
     exporter = Exporter(
-        engine=engine, settings=settings, interval=refresh, migration_counts=migration_state_counts
+        engine=engine,
+        settings=settings,
+        interval=refresh,
+        migration_counts=migration_state_counts,
+        placement_counts=placement_counts,
     )
     try:
         endpoint = serve_http(exporter.collector, host=host, port=port)

@@ -28,7 +28,14 @@ from sqlmodel import Session
 
 from exporters.collector import ReadyFamilies, SnapshotCollector
 from exporters.ledger_file import LedgerFile, LedgerGone, sqlite_path
-from exporters.snapshot import MetricsSnapshot, MigrationCounts, build_snapshot, no_migration_counts
+from exporters.snapshot import (
+    MetricsSnapshot,
+    MigrationCounts,
+    PlacementCounts,
+    build_snapshot,
+    no_migration_counts,
+    no_placement_counts,
+)
 from inventory.db import mask_url, require_schema
 from inventory.settings import Settings
 from inventory.urls import scrub
@@ -79,6 +86,7 @@ class Exporter:
         settings: Settings,
         interval: float = DEFAULT_REFRESH_SECONDS,
         migration_counts: MigrationCounts = no_migration_counts,
+        placement_counts: PlacementCounts = no_placement_counts,
         collector: SnapshotCollector | None = None,
         build: Callable[[], MetricsSnapshot] | None = None,
     ) -> None:
@@ -86,6 +94,7 @@ class Exporter:
         self.settings = settings
         self.interval = interval
         self.migration_counts = migration_counts
+        self.placement_counts = placement_counts
         self.collector = collector or SnapshotCollector()
         self._reader = _reader(engine)
         # Tests put a stand-in here to hold a refresh open; production reads the database.
@@ -113,6 +122,7 @@ class Exporter:
                 settings=self.settings,
                 now=datetime.now(tz=UTC),
                 migration_counts=self.migration_counts,
+                placement_counts=self.placement_counts,
             )
 
     def refresh(self) -> Refresh:

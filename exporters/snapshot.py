@@ -33,7 +33,13 @@ from inventory.models import Node, Resource, ScanRun, ScopeResult, System
 from inventory.reports import gather_evidence, policy_from
 from inventory.runs import COMPLETED_RUNS
 from inventory.settings import Settings
-from inventory.violations import FREEZE, UNATTRIBUTED, freeze_counts, unattributed_counts
+from inventory.violations import (
+    FREEZE,
+    PLACEMENT,
+    UNATTRIBUTED,
+    freeze_counts,
+    unattributed_counts,
+)
 
 GIB = 1024**3
 UNKNOWN_ZONE = "unknown"
@@ -49,6 +55,17 @@ class MigrationCounts(Protocol):
 
 
 def no_migration_counts(*, session: Session) -> Mapping[tuple[str, str, str], int]:
+    return {}
+
+
+class PlacementCounts(Protocol):
+    """The seam to migrate's placement rules: {unified-cloud node: systems on it that break
+    R1–R6}, zeros included. The default exports no rule="placement" series."""
+
+    def __call__(self, *, session: Session) -> Mapping[str, int]: ...
+
+
+def no_placement_counts(*, session: Session) -> Mapping[str, int]:
     return {}
 
 
@@ -80,6 +97,7 @@ def build_snapshot(
     settings: Settings,
     now: datetime,
     migration_counts: MigrationCounts = no_migration_counts,
+    placement_counts: PlacementCounts = no_placement_counts,
 ) -> MetricsSnapshot:
     """Read the ledger once and aggregate every metric; the caller owns the session."""
     switches = PolicySwitches(
@@ -112,7 +130,10 @@ def build_snapshot(
         node_allocated=_allocated(live, nodes=nodes),
         scan_last_success=_last_success(session=session, nodes=nodes),
         scan_scope_status=_scope_status(session=session, known=known),
-        policy_violations=_violations(session=session, nodes=nodes, tz=settings.tz),
+        policy_violations={
+            **_violations(session=session, nodes=nodes, tz=settings.tz),
+            **_placement(placement_counts(session=session), known=known),
+        },
         migration_systems=_migration(migration_counts(session=session)),
         systems_by_network_zone=_network_zones(session=session),
         expired_scopes=_expired(evidence.expired, nodes=nodes),
@@ -319,6 +340,11 @@ def _violations(*, session: Session, nodes: list[Node], tz: ZoneInfo) -> dict[La
         if (UNATTRIBUTED, node_id) in found:  # a retired node is no longer exported
             found[(UNATTRIBUTED, node_id)] += count
     return found
+
+
+def _placement(counts: Mapping[str, int], *, known: set[str]) -> dict[Labels, float]:
+    """(placement, node) → systems on the node placed against R1–R6; a retired node, never."""
+    return {(PLACEMENT, str(node)): float(n) for node, n in counts.items() if node in known}
 
 
 def _expired(expired: list[ScopeKey], *, nodes: list[Node]) -> dict[Labels, float]:

@@ -1,11 +1,13 @@
 """Policy violations the inventory can prove: new resources on frozen nodes (不再新建或外租),
-and resources no system claims."""
+resources no system claims, and systems placed on the unified cloud against the rules."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -17,6 +19,7 @@ from inventory.models import Node, Resource
 
 FREEZE = "freeze"
 UNATTRIBUTED = "unattributed"
+PLACEMENT = "placement"
 # Kinds that run or hold something; a namespace or service without an owner is not worth a page.
 ATTRIBUTABLE_KINDS = (
     "vm",
@@ -201,3 +204,58 @@ def violation_counts(*, session: Session, tz: ZoneInfo) -> Counter[tuple[str, st
     for (node, _kind), count in unattributed_counts(session=session).items():
         counts[(UNATTRIBUTED, node)] += count
     return counts
+
+
+# ---------------------------------------------------------------- placement (合规问题)
+
+
+@dataclass(frozen=True)
+class RuleBreach:
+    """One placement rule (R1–R6) a system breaks where it runs, and the facts it was decided
+    on: the rule's own result (migrate/rules.py), kept in its stored shape."""
+
+    rule: str
+    outcome: str  # blocked / needs_work / out_of_scope
+    reason: str  # the rule's English reason: the machine formats carry it
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlacementViolation:
+    """A system already on the unified cloud whose node breaks placement rules: a compliance
+    finding (部署不合规), never a blocker of a move. A classified system's is counted with its
+    code, name and facts REDACTED unless the disclosure includes it."""
+
+    node_id: str
+    system_code: str
+    name: str | None
+    department_code: str | None
+    breaches: tuple[RuleBreach, ...]
+    redacted: bool = False
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(b.rule for b in self.breaches)
+
+
+# The placement rules are migrate/'s (R1–R6), a layer above: whoever composes the layers
+# (cli.py) installs the check, as it installs the reports' migration view.
+PlacementCheck = Callable[..., list[PlacementViolation]]
+_placement_check: PlacementCheck | None = None
+
+
+def use_placement_check(check: PlacementCheck | None) -> None:
+    """Install the placement check (migrate.placement.placement_violations): called as
+    check(session=…, disclosure=…). inventory/ never imports migrate/."""
+    global _placement_check
+    _placement_check = check
+
+
+def placement_violations(
+    *, session: Session, disclosure: Disclosure | None = None
+) -> list[PlacementViolation]:
+    """Systems on the unified cloud placed against R1–R6, by node then system; none when no
+    check is installed (inventory alone knows no placement rules)."""
+    if _placement_check is None:
+        return []
+    return _placement_check(session=session, disclosure=disclosure or Disclosure())

@@ -26,11 +26,18 @@ from inventory.evidence import last_ok_scans, one_cloud_nodes, stale_nodes
 from inventory.models import AdoptionSnapshot, Department, Node, System
 from inventory.reports import as_contract, gather_evidence, policy_from
 from inventory.settings import Settings
-from inventory.violations import freeze_violations, unattributed_counts
+from inventory.violations import (
+    PlacementViolation,
+    freeze_violations,
+    placement_violations,
+    unattributed_counts,
+)
 
 # Statuses of systems that count in the KPI but are not (wholly) on the unified cloud.
 PENDING_STATUSES = (PARTIAL, OFF_CLOUD, NO_EVIDENCE, EXEMPT)
 PRIVATE_NETWORK = "private_network"
+# Readiness of a system with nothing to move (migrate/rules.py): no rule blocks a move.
+NOTHING_TO_MOVE = "out_of_scope"
 UNKNOWN_ZONE = "unknown"  # the exporter's word for a zone the register left empty
 
 
@@ -62,6 +69,8 @@ class SystemLine:
     placement: Placement | None
     readiness: str | None
     blockers: tuple[str, ...]
+    # Placed on the unified cloud against R1–R6: compliance findings, never blockers.
+    findings: tuple[PlacementViolation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,8 @@ class ReportContent:
     zones: dict[str, Counter[str]]
     migration_ledger: bool
     waves: list[WaveProgress] = field(default_factory=list)
+    # Systems on the unified cloud placed against R1–R6 (合规问题), a classified one redacted.
+    placement: list[PlacementViolation] = field(default_factory=list)
     # evidence-v2's limit, for the wording of expired_scopes
     evidence_max_age_hours: float = 168.0
 
@@ -356,6 +367,11 @@ def gather_report(
 
     view = migration_view or _migration_view
     ledger, placements, waves, assessments = view(session) if view else NO_MIGRATION_LEDGER
+    placement = placement_violations(session=session, disclosure=disclosure)
+    findings: dict[str, list[PlacementViolation]] = defaultdict(list)
+    for finding in placement:
+        if not finding.redacted:
+            findings[finding.system_code].append(finding)
     systems: list[SystemLine] = []
     classified = 0
     for s in session.exec(select(System).order_by(col(System.code))):
@@ -364,6 +380,10 @@ def gather_report(
         if not disclosure.shows_system(session, s.code, classified=s.classified):
             continue
         readiness, blockers = assessments.get(s.code, (None, ()))
+        if readiness == NOTHING_TO_MOVE:
+            # A system with nothing to move has no blockers of a move: rules it breaks where it
+            # runs are compliance findings (placement), not obstacles.
+            blockers = ()
         systems.append(
             SystemLine(
                 code=s.code,
@@ -378,6 +398,7 @@ def gather_report(
                 placement=placements.get(s.code),
                 readiness=readiness,
                 blockers=blockers,
+                findings=tuple(findings.get(s.code, ())),
             )
         )
     names = {code: name for code, name in session.exec(select(Department.code, Department.name))}
@@ -406,5 +427,6 @@ def gather_report(
         zones=_zones(session),
         migration_ledger=ledger,
         waves=waves,
+        placement=placement,
         evidence_max_age_hours=settings.evidence_max_age_hours,
     )

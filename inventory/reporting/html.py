@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from inventory.reporting import charts
 from inventory.reporting.content import PENDING_STATUSES, ReportContent
+from inventory.reporting.findings import finding_text
 from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
 from inventory.reporting.i18n import (
     STATE_ORDER,
@@ -151,6 +152,7 @@ def render_html(content: ReportContent, lang: str) -> str:
         state_label=partial(state_label, lang=lang),
         zone_label=partial(zone_label, lang=lang),
         readiness_label=partial(readiness_label, lang=lang),
+        finding_text=partial(finding_text, lang=lang),
         node_level_label=partial(node_level_label, lang=lang),
         when=partial(local_time, timezone=content.timezone),
         stamp=stamp(content, lang),

@@ -139,10 +139,11 @@ class Wording(ValueError):
         super().__init__(self.render("en"))
 
     def render(self, lang: str) -> str:
-        values = {
-            name: value.render(lang) if isinstance(value, Wording) else value
-            for name, value in self.fields.items()
-        }
+        # A field that words itself (a Wording, migrate's Labels) is worded in `lang` too.
+        values: dict[str, object] = {}
+        for name, value in self.fields.items():
+            render = getattr(value, "render", None)
+            values[name] = render(lang) if callable(render) else value
         return text(self.key, lang, **values)
 
     def translations(self) -> tuple[tuple[str, str], ...]:

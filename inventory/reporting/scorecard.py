@@ -20,6 +20,7 @@ from inventory.adoption import (
 )
 from inventory.output import jsonable, md_cell
 from inventory.reporting.content import PRIVATE_NETWORK, ReportContent, SystemLine
+from inventory.reporting.findings import finding_reasons, finding_text
 from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
 from inventory.reporting.html import environment, percent, ranked, stamp
 from inventory.reporting.i18n import (
@@ -30,6 +31,7 @@ from inventory.reporting.i18n import (
     text,
     zone_label,
 )
+from inventory.violations import PlacementViolation
 
 # The main migration sequence (DOMAIN.md): the order `STATE_ORDER` lists it in.
 SEQUENCE = STATE_ORDER[:10]
@@ -79,6 +81,11 @@ class Scorecard:
     @property
     def classified_count(self) -> int:
         return int(self.group["counts"]["classified_excluded"])
+
+    @property
+    def findings(self) -> list[PlacementViolation]:
+        """Its systems placed on the unified cloud against R1–R6 (合规问题)."""
+        return [finding for line in self.systems for finding in line.findings]
 
 
 def next_steps(line: SystemLine, *, today: date, tag: str, lang: str) -> list[Step]:
@@ -131,6 +138,9 @@ def next_steps(line: SystemLine, *, today: date, tag: str, lang: str) -> list[St
                         ),
                     )
                 )
+    for finding in line.findings:
+        # A compliance finding: the system is where it may not be, whatever its migration.
+        steps.append(("placement", t("pl_step", findings=finding_text(finding, lang))))
     if line.network_zone == PRIVATE_NETWORK:
         steps.append(("network", t("step_network")))
     return [Step(line.code, kind, wording) for kind, wording in steps]
@@ -188,6 +198,10 @@ def scorecard_json(card: Scorecard, content: ReportContent) -> dict[str, Any]:
                     "migration_state": s.placement.state if s.placement else None,
                     "readiness": s.readiness,
                     "blockers": list(s.blockers),
+                    "findings": [
+                        {"node": f.node_id, "rules": list(f.rules), "reasons": finding_reasons(f)}
+                        for f in s.findings
+                    ],
                     "exemption_valid_until": s.exemption_valid_until,
                 }
                 for s in card.systems
@@ -204,6 +218,12 @@ def scorecard_json(card: Scorecard, content: ReportContent) -> dict[str, Any]:
 def _md_cell(value: object) -> str:
     # Markdown viewers render inline HTML and links: names from the register must stay text.
     return md_cell(value)
+
+
+def _readiness(line: SystemLine, lang: str) -> str:
+    """Its readiness to move, and "部署不合规" beside it when it is placed against the rules."""
+    label = readiness_label(line.readiness, lang)
+    return f"{label} · {text('pl_rule', lang)}" if line.findings else label
 
 
 def scorecard_markdown(card: Scorecard, content: ReportContent, lang: str) -> str:
@@ -245,10 +265,17 @@ def scorecard_markdown(card: Scorecard, content: ReportContent, lang: str) -> st
             p.plan if p else "—",
             p.wave if p and p.wave is not None else "—",
             state_label(p.state if p else None, lang),
-            readiness_label(s.readiness, lang),
+            _readiness(s, lang),
             "; ".join(s.blockers) or "—",
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    if card.findings:
+        lines += ["", f"## {t('pl_section')}", "", t("pl_note"), ""]
+        lines += [
+            f"- **{_md_cell(f.system_code)}** ({_md_cell(f.node_id)}): "
+            f"{_md_cell(finding_text(f, lang))}"
+            for f in card.findings
+        ]
     lines += ["", f"## {t('scorecard_next')}", ""]
     if card.steps:
         lines += [
@@ -270,6 +297,8 @@ def scorecard_html(card: Scorecard, content: ReportContent, lang: str) -> str:
         state_label=partial(state_label, lang=lang),
         zone_label=partial(zone_label, lang=lang),
         readiness_label=partial(readiness_label, lang=lang),
+        readiness=partial(_readiness, lang=lang),
+        finding_text=partial(finding_text, lang=lang),
         stamp=stamp(content, lang),
         font_face=FONT_FACE_SLOT,  # fonts.embed_font puts the @font-face there
     )

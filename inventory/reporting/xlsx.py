@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from inventory.adoption import STATUSES
 from inventory.output import escape_formula
 from inventory.reporting.content import ReportContent
+from inventory.reporting.findings import finding_text
 from inventory.reporting.html import ranked, stamp, wave_states
 from inventory.reporting.i18n import (
     lifecycle_label,
@@ -34,6 +35,8 @@ MOMENT = "yyyy-mm-dd hh:mm"
 HEADER_ROW = 2  # row 1 carries the sheet's title, as-of time and policy
 MIN_WIDTH = 6
 MAX_WIDTH = 60
+# Several findings in one cell, as each language lists them.
+_LIST_SEPARATOR = {"zh": "；", "en": "; "}
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ def build_workbook(content: ReportContent, lang: str) -> WorkbookWriter:
         [t("stale_nodes"), ", ".join(content.stale_nodes) or "—"],
         [t("expired_scopes"), ", ".join(content.expired_scopes) or "—"],
         [t("freeze_violations"), Value(len(content.violations), INTEGER)],
+        [t("pl_count"), Value(len(content.placement), INTEGER)],
         [t("unattributed_resources"), Value(sum(n for *_, n in content.unattributed), INTEGER)],
         [t("classified_count"), Value(content.classified_count, INTEGER)],
     ]
@@ -226,6 +230,7 @@ def build_workbook(content: ReportContent, lang: str) -> WorkbookWriter:
                 state_label(p.state, lang) if p else no_ledger,
                 readiness_label(s.readiness, lang),
                 "; ".join(s.blockers) or no_ledger,
+                _LIST_SEPARATOR[lang].join(finding_text(f, lang) for f in s.findings) or None,
             ]
         )
     writer.sheet(
@@ -248,6 +253,7 @@ def build_workbook(content: ReportContent, lang: str) -> WorkbookWriter:
             Column(t("migration_state")),
             Column(t("readiness")),
             Column(t("blockers")),
+            Column(t("pl_findings")),
         ],
         systems,
     )
@@ -269,6 +275,20 @@ def build_workbook(content: ReportContent, lang: str) -> WorkbookWriter:
     violations += [
         [t("rule_unattributed"), node, kind, None, None, count, None, None, None]
         for node, kind, count in content.unattributed
+    ]
+    violations += [
+        [
+            t("pl_rule"),
+            f.node_id,
+            t("pl_system"),
+            t("redacted") if f.redacted else f.system_code,
+            None if f.redacted else f.name,
+            1,
+            None,
+            None,
+            finding_text(f, lang),
+        ]
+        for f in content.placement
     ]
     writer.sheet(
         t("sheet_violations"),

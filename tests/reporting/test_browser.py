@@ -233,3 +233,148 @@ def test_pages_draw_every_character_with_the_embedded_face(
             screenshot = ARTIFACTS / f"{kind}-zh-{desktop}.png"
             browser.screenshot(screenshot)
             assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- a desktop with DejaVu only: pixels, against the same page drawn by a system CJK font ---
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+FONT_FACE_RULE = re.compile(r"@font-face \{[^}]*\}")
+# Share of a region's pixels that may differ between two drawings of the same glyphs: their
+# antialiased edges shift by a shade (0.3 % seen), ink against paper does not.
+SAME_GLYPHS = 0.02
+# Tofu boxes against real ideographs: most of the inked area differs (20 % of the region seen).
+TOFU = 0.10
+
+
+def text_box(browser: Browser, selector: str) -> dict[str, float]:
+    """Where the text of the first element matching `selector` is drawn (its line box)."""
+    box: dict[str, float] = browser.evaluate(
+        "(() => { const text = document.createRange();"
+        f" text.selectNodeContents(document.querySelector({json.dumps(selector)}));"
+        " const r = text.getBoundingClientRect();"
+        " return {x: r.x, y: r.y, width: r.width, height: r.height}; })()"
+    )
+    return box
+
+
+def region_png(browser: Browser, box: dict[str, float]) -> bytes:
+    """A screenshot of `box` on the open page."""
+    import base64
+
+    shot = browser.send("Page.captureScreenshot", page=True, format="png", clip={**box, "scale": 1})
+    return base64.b64decode(shot["data"])
+
+
+def differing_share(first: bytes, second: bytes) -> float:
+    """Share of pixels that differ by more than half the grey range: ink against paper, not
+    a shade of antialiasing."""
+    import io
+
+    from PIL import Image, ImageChops
+
+    one = Image.open(io.BytesIO(first)).convert("L")
+    two = Image.open(io.BytesIO(second)).convert("L")
+    assert one.size == two.size, (one.size, two.size)
+    counts = ImageChops.difference(one, two).histogram()
+    return sum(counts[129:]) / (one.width * one.height)
+
+
+def inked_share(png: bytes) -> float:
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("L")
+    return sum(image.histogram()[:128]) / (image.width * image.height)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_dejavu_only_desktop_draws_the_chinese_the_cjk_font_draws(
+    report_estate: Settings, tmp_path: Path, chromium_binary: str
+) -> None:
+    """The scorecard's heading on a desktop whose fontconfig offers only DejaVu looks like the
+    same heading on a desktop with the CJK font installed; without the page's @font-face the
+    DejaVu desktop shows tofu instead (the control that proves the comparison can fail)."""
+    if not DEJAVU.is_dir():
+        pytest.skip(f"{DEJAVU} is missing")  # the Debian/Ubuntu fonts-dejavu-core location
+    page = tmp_path / "scorecard.html"
+    command = ["report", "scorecard", "--department", "JS-EDU", "--format", "html"]
+    result = runner.invoke(app, [*command, "-o", str(page), "--lang", "zh"])
+    assert result.exit_code == 0, result.output
+    bare = tmp_path / "scorecard-without-face.html"
+    embedded = page.read_text(encoding="utf-8")
+    assert len(FONT_FACE_RULE.findall(embedded)) == 1
+    bare.write_text(FONT_FACE_RULE.sub("", embedded), encoding="utf-8")
+    with Browser(
+        chromium_binary, tmp_path / "with-cjk", [DEJAVU, cjk_font_path().parent]
+    ) as browser:
+        browser.open(bare.as_uri())
+        # The heading's text as the installed CJK font lays it out: the region compared.
+        box = text_box(browser, "header h1")
+        reference = region_png(browser, box)
+    with Browser(chromium_binary, tmp_path / "dejavu", [DEJAVU]) as browser:
+        browser.open(page.as_uri())
+        assert "部门上云工作单" in browser.evaluate("document.querySelector('h1').innerText")
+        shipped = region_png(browser, box)
+        browser.open(bare.as_uri())
+        # The control: DejaVu alone has no ideograph, so nothing draws them but the page.
+        assert browser.evaluate("document.fonts.size") == 0
+        tofu = region_png(browser, box)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, shot in (("embedded", shipped), ("system-font", reference), ("tofu", tofu)):
+        (ARTIFACTS / f"scorecard-heading-{name}.png").write_bytes(shot)
+    assert inked_share(reference) > 0.02  # the region holds drawn text, not blank page
+    assert differing_share(shipped, reference) < SAME_GLYPHS
+    assert differing_share(tofu, reference) > TOFU
+
+
+# --- the scorecard's systems table: short columns keep one line ---------------------------
+
+# Everything the table's short columns rely on; removing it is the control.
+SHORT_COLUMN_RULES = re.compile(r"^\s*table\.systems[^\n]*\n", re.M)
+
+
+def cell_lines(browser: Browser, selector: str) -> list[float]:
+    """For each cell matching `selector`: how many lines its text takes (its text's height
+    over the cell's line height)."""
+    lines: list[float] = browser.evaluate(
+        f"[...document.querySelectorAll({json.dumps(selector)})].map(cell => {{"
+        " const text = document.createRange(); text.selectNodeContents(cell);"
+        " return text.getBoundingClientRect().height"
+        " / parseFloat(getComputedStyle(cell).lineHeight); })"
+    )
+    return lines
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("width", [600, 1280])
+def test_scorecard_status_cells_take_one_line(
+    report_estate: Settings, tmp_path: Path, chromium_binary: str, width: int
+) -> None:
+    page = tmp_path / "scorecard.html"
+    command = ["report", "scorecard", "--department", "JS-EDU", "--format", "html"]
+    result = runner.invoke(app, [*command, "-o", str(page), "--lang", "zh"])
+    assert result.exit_code == 0, result.output
+    squeezed = tmp_path / "scorecard-old-css.html"
+    styled = page.read_text(encoding="utf-8")
+    assert SHORT_COLUMN_RULES.search(styled)
+    squeezed.write_text(SHORT_COLUMN_RULES.sub("", styled), encoding="utf-8")
+
+    with Browser(chromium_binary, tmp_path / "chromium", [DEJAVU]) as browser:
+        browser.open(page.as_uri(), width=width)
+        status = cell_lines(browser, "table.systems td.status")
+        headings = cell_lines(browser, "table.systems th")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.screenshot(ARTIFACTS / f"scorecard-zh-{width}px.png")
+        browser.open(squeezed.as_uri(), width=width)
+        before = cell_lines(browser, "table.systems td.status")
+
+    assert len(status) == 3 and len(headings) == 9
+    assert all(lines == pytest.approx(1, abs=0.3) for lines in status), status
+    assert all(lines == pytest.approx(1, abs=0.3) for lines in headings), headings
+    if width == 600:
+        # The control: without those rules a narrow window stacks the status a character a line.
+        assert max(before) >= 2, before

@@ -66,8 +66,10 @@ def embedded_face(page: str) -> tuple[str, bytes]:
     assert len(found) == 1, "one @font-face"
     family, flavor, data = found[0]
     assert family == fonts.SHIPPED_FAMILY
+    # WOFF2 always (brotli is a dependency), never a silent fallback to the larger WOFF.
+    assert flavor == "woff2"
     font = base64.b64decode(data)
-    assert font[:4] == (b"wOF2" if flavor == "woff2" else b"wOFF")
+    assert font[:4] == b"wOF2"
     return family, font
 
 
