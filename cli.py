@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+# First: from here until the commands run, Ctrl-C ends start-up with one line and exit 130,
+# never a traceback out of an import.
+from inventory.commands import interrupt  # isort: split
+
 import logging
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,17 +16,22 @@ from infra.commands import app as infra_app
 from inventory.commands.db import app as db_app
 from inventory.commands.demo import demo
 from inventory.commands.lang import Lang
+from inventory.commands.localize import LocalizedGroup
 from inventory.commands.nodes import app as nodes_app
 from inventory.commands.registry import app as registry_app
 from inventory.commands.report import app as report_app
 from inventory.commands.scan import scan
 from inventory.reporting.content import use_migration_view
+from inventory.violations import use_placement_check
 from migrate.commands import app as migrate_app
+
+interrupt.started()
 
 if TYPE_CHECKING:
     from sqlmodel import Session
 
     from inventory.reporting.content import MigrationLedger
+    from inventory.violations import PlacementViolation
 
 
 def _migration_ledger(session: Session) -> MigrationLedger:
@@ -32,10 +41,20 @@ def _migration_ledger(session: Session) -> MigrationLedger:
     return migration_ledger(session)
 
 
+def _placement_violations(**arguments: Any) -> list[PlacementViolation]:
+    """Systems placed on the unified cloud against R1–R6 (migrate's rules), imported when asked."""
+    from migrate.placement import placement_violations
+
+    return placement_violations(**arguments)
+
+
 # The layers meet here: inventory's reports read the migration ledger without importing it.
 use_migration_view(_migration_ledger)
+use_placement_check(_placement_violations)
 
 app = typer.Typer(
+    # Every --help in the reader's language: the root group translates the tree before parsing.
+    cls=LocalizedGroup,
     name="yiyun",
     help="一云 — inventory and migration ledger of the provincial unified government cloud.",
     no_args_is_help=True,
@@ -70,7 +89,7 @@ def main_options(
     from inventory.settings import get_settings, set_settings
 
     overrides: dict[str, str] = {}
-    if db:
+    if db is not None:  # `--db ''` is a mistake to report, not the default
         overrides["database_url"] = db
     if config:
         overrides["config"] = config
@@ -95,7 +114,13 @@ app.command("demo")(demo)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        # Typer turns one inside a command into exit 130; this is one while building the
+        # command tree or after it, which would otherwise end in a traceback.
+        interrupt.say_interrupted()
+        raise SystemExit(interrupt.EXIT_INTERRUPTED) from None
 
 
 if __name__ == "__main__":

@@ -141,9 +141,15 @@ def check(
         for namespace in zone.namespaces:
             hard = namespace.quota.hard()
             echo(
-                f"    {namespace.namespace} ({namespace.system_code}): "
-                f"cpu {hard['requests.cpu']}, memory {hard['requests.memory']}, "
-                f"storage {hard['requests.storage']}"
+                say_in(
+                    "cli_stack_quota",
+                    lang,
+                    namespace=namespace.namespace,
+                    system=namespace.system_code,
+                    cpu=hard["requests.cpu"],
+                    memory=hard["requests.memory"],
+                    storage=hard["requests.storage"],
+                )
             )
     if config.agent:
         exporter = say_in("with_exporter" if config.agent.exporter else "no_exporter", lang)

@@ -12,7 +12,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.containers import Lines
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -87,8 +90,152 @@ def as_text(value: object, style: str = "") -> Text:
 
 def message_text(message: str, style: str = "") -> Text:
     """A message that carries data (TEXTS wording with names, paths, a source's error), for
-    `console.print`: the same as `as_text` but its own line breaks are kept."""
-    return Text(visible(message, newlines=True), style=style)
+    `console.print`: the same as `as_text` but its own line breaks are kept, and a terminal
+    never breaks a `command` in it across lines (Prose)."""
+    return Prose(visible(message, newlines=True), style=style)
+
+
+# A command the reader may type, as the catalogs write it: between backticks.
+_COMMAND = re.compile(r"`[^`\n]+`")
+# Chinese line-breaking rules (GB/T 15834 practice): these never start a line, and the
+# opening ones never end one; a break between any two other ideographs is fine.
+_NO_LINE_START = frozenset("，。、；：！？）》」』】〉”’%,.;:!?)]}…—·")
+_NO_LINE_END = frozenset("（《「『【〈“‘([{")
+
+
+def line_breaks(plain: str, width: int) -> list[int]:
+    """Where to break one line of message text to fit `width` cells: between words, and
+    between ideographs, but never inside a `command` (one that does not fit on what is left
+    of a line moves whole to the next; only one wider than the terminal is broken, between
+    its words), nor before a closing or after an opening punctuation mark."""
+    inside: set[int] = set()
+    edges: set[int] = set()
+    for command in _COMMAND.finditer(plain):
+        inside.update(range(command.start() + 1, command.end()))
+        edges.update((command.start(), command.end()))
+
+    def breakable(at: int) -> bool:
+        before, after = plain[at - 1], plain[at]
+        if at in inside or after.isspace():
+            return False
+        if before.isspace() or at in edges:
+            # Either side of a command, even before a comma: better than breaking inside it.
+            return True
+        if after in _NO_LINE_START or before in _NO_LINE_END:
+            return False
+        return cell_len(before) == 2 or cell_len(after) == 2
+
+    breaks: list[int] = []
+    start, used, last, last_in_command = 0, 0, 0, 0
+    for at, character in enumerate(plain):
+        if at > start and breakable(at):
+            last = at
+        elif at in inside and plain[at - 1] == " " and character != " ":
+            last_in_command = at
+        cells = cell_len(character)
+        if used + cells > width and at > start and not character.isspace():
+            # A command wider than the whole line is the one thing broken, between its own
+            # words; a word wider than the line (a long path) is folded, as Rich does.
+            if last > start:
+                cut = last
+            elif last_in_command > start:
+                cut = last_in_command
+            else:
+                cut = at
+            breaks.append(cut)
+            start, used = cut, cell_len(plain[cut:at])
+        used += cells
+    return breaks
+
+
+class Prose(Text):
+    """Text that wraps like a message should on a terminal: see `line_breaks`."""
+
+    def __rich__(self) -> _LaidOut:
+        # Console.print joins the Text objects it is given into a plain one, which would
+        # wrap the plain way: handing it a renderable of our own keeps this wrap.
+        return _LaidOut(self)
+
+    def wrap(
+        self,
+        console: Console,
+        width: int,
+        *,
+        justify: Any = None,
+        overflow: Any = None,
+        tab_size: int = 8,
+        no_wrap: bool | None = None,
+    ) -> Lines:
+        if no_wrap or self.no_wrap or overflow == "ignore":
+            return super().wrap(
+                console,
+                width,
+                justify=justify,
+                overflow=overflow,
+                tab_size=tab_size,
+                no_wrap=no_wrap,
+            )
+        lines = Lines()
+        for line in self.split(allow_blank=True):
+            if "\t" in line.plain:
+                line.expand_tabs(tab_size)
+            for part in line.divide(line_breaks(line.plain, width)):
+                part.rstrip()
+                lines.append(part)
+        return lines
+
+
+class _LaidOut:
+    """A Prose for Console.print: rendered with Prose.wrap, measured as its text."""
+
+    def __init__(self, prose: Prose) -> None:
+        self.prose = prose
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from Text.__rich_console__(self.prose, console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return self.prose.__rich_measure__(console, options)
+
+
+def _command_lines(command: str, width: int, indent: int) -> list[str]:
+    """One command in lines of at most `width` cells where it can: broken only between its
+    words, each line but the last ending in a shell continuation (" \\"), so that what is
+    copied from the terminal runs as it is."""
+    words = command.split(" ")
+    lines: list[str] = []
+    current = " " * indent + words[0]
+    for word in words[1:]:
+        if cell_len(current) + 1 + cell_len(word) + 2 > width:
+            lines.append(current + " \\")
+            current = " " * (indent + 4) + word
+        else:
+            current += " " + word
+    return [*lines, current]
+
+
+class Commands:
+    """Commands to type, one to a line, each whole: a command too long for the terminal is
+    continued on the next line with a backslash, never broken inside a word. A note goes
+    after its command as a shell comment, or on the line below when it would not fit."""
+
+    def __init__(self, commands: Sequence[tuple[str, str | None]], indent: int = 2) -> None:
+        self.commands = [(visible(command), note and visible(note)) for command, note in commands]
+        self.indent = indent
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        for command, note in self.commands:
+            lines = _command_lines(command, width, self.indent)
+            if note:
+                comment = f"  # {note}"
+                if len(lines) == 1 and cell_len(lines[0] + comment) <= width:
+                    lines[0] += comment
+                else:
+                    lines.append(" " * self.indent + f"# {note}")
+            for line in lines:
+                # Only a single word wider than the terminal (a long path) is ever folded.
+                yield Text(line, overflow="fold")
 
 
 # Markdown that data must not trigger: inline HTML and entities (escaped as entities, which

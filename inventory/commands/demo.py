@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 import typer
@@ -16,9 +16,12 @@ from sqlmodel import Session, col, func, select
 from inventory.commands.common import EXIT_PROBLEM, fail, fail_to_open
 from inventory.commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
-from inventory.output import message_text
+from inventory.output import Commands, message_text
 from inventory.reporting.i18n import text
 from inventory.settings import get_settings, set_settings
+
+if TYPE_CHECKING:
+    from inventory.sim.migration import SampleMigration
 
 console = Console()
 DEFAULT_DB = "sqlite:///yiyun.db"
@@ -71,6 +74,37 @@ def _refuse_populated(url: str, lang: str) -> None:
         )
 
 
+def _migration_line(migration: SampleMigration, lang: str) -> str:
+    """One line on the sample plan: how far its systems got, and any gate that said no."""
+    from inventory.reporting.i18n import STATE_ORDER, state_label
+    from inventory.sim.migration import SOURCES, TARGET
+
+    if migration.skipped is not None:
+        return text("demo_migration_skipped", lang, plan=migration.plan, reason=migration.skipped)
+    separator = "、" if lang == "zh" else ", "
+    states = separator.join(
+        f"{state_label(state, lang)} {migration.states[state]}"
+        for state in STATE_ORDER
+        if migration.states[state]
+    )
+    line = text(
+        "demo_migration_done",
+        lang,
+        plan=migration.plan,
+        sources=separator.join(SOURCES),
+        target=TARGET,
+        placed=migration.placed,
+        waves=migration.waves,
+        accepted=migration.accepted,
+        states=states,
+    )
+    refusals = [
+        text("demo_migration_refused", lang, system=code, reason=reason)
+        for code, reason in sorted(migration.refusals.items())
+    ]
+    return "\n".join([line, *refusals])
+
+
 def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="Where the demo writes its files and database.")
@@ -93,6 +127,7 @@ def demo(
     from inventory.registry import import_register
     from inventory.reports import adoption_report, switches_from, take_snapshot
     from inventory.sim.estate import DEMO_VC_PASSWORD_ENV, RunningEstate, plan_estate
+    from inventory.sim.migration import run_sample_migration
     from inventory.sim.vsphere import SIM_PASSWORD
     from inventory.violations import freeze_violations, unattributed_counts
 
@@ -141,6 +176,8 @@ def demo(
         )
         console.print(message_text(loaded))
         summary = execute_scan(engine, nodes, lang=lang, concurrency=4)
+        # Before the KPI: the systems it moves count where the inventory now sees them.
+        migration = run_sample_migration(engine, running, settings, lang)
         with Session(engine) as session:
             kpi = adoption_report(
                 session=session, settings=settings, switches=switches_from(settings), by="city"
@@ -153,23 +190,31 @@ def demo(
             text("demo_violations", lang, frozen=len(frozen), unattributed=sum(orphans.values())),
             markup=False,
         )
+        console.print(message_text(_migration_line(migration, lang)))
         # What to type next carries the database URL, its secrets masked (the user has them).
         db_flag = f"--db {mask_url(url)}"
         # The paths come from --dir: shown as typed, never read as markup.
+        console.print(Text.assemble("\n", (text("demo_try_next", lang), "bold")))
+        # Each command whole on an 80-column terminal (output.Commands), the curl note too.
+        then_curl = text("cli_demo_then_curl", lang, url="127.0.0.1:9464/metrics")
         console.print(
-            Text.assemble(
-                "\n",
-                (text("demo_try_next", lang), "bold"),
-                "\n",
-                message_text(
-                    f"  yiyun {db_flag} report adoption --by department\n"
-                    f"  yiyun {db_flag} report adoption --format json\n"
-                    f"  yiyun {db_flag} report violations --details\n"
-                    f"  yiyun {db_flag} report scans\n"
-                    f"  yiyun {db_flag} registry list\n"
-                    f"  yiyun {db_flag} nodes list\n"
-                    f"  yiyun {db_flag} exporter serve   # then curl 127.0.0.1:9464/metrics"
-                ),
+            Commands(
+                [
+                    *(
+                        (f"yiyun {db_flag} {command}", None)
+                        for command in (
+                            "report adoption --by department",
+                            "report adoption --format json",
+                            "report violations --details",
+                            "report scans",
+                            "registry list",
+                            "nodes list",
+                            "migrate status",
+                            f"migrate plan show {migration.plan}",
+                        )
+                    ),
+                    (f"yiyun {db_flag} exporter serve", then_curl),
+                ]
             )
         )
         if serve:

@@ -13,8 +13,9 @@ IncludeClassifiedOption = Annotated[
     bool,
     typer.Option(
         "--include-classified",
+        # Chinese comes from the help catalog, like every --help (inventory/commands/localize.py).
         help="Also name classified (涉密) systems and their resources, which are otherwise "
-        "counted, never named. 同时列出涉密系统及其资源（默认只计数、不列名）。",
+        "counted, never named.",
     ),
 ]
 

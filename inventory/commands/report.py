@@ -184,7 +184,7 @@ def _print_md(report: dict[str, Any], lang: str) -> None:
 @app.command("adoption")
 def adoption(
     by: Annotated[GroupBy | None, typer.Option("--by", help="Break the KPI down.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     snapshot: Annotated[
         bool, typer.Option("--snapshot", help="Also store the KPI as a dated AdoptionSnapshot.")
     ] = False,
@@ -295,20 +295,24 @@ def _basis_wording(basis: str | None, lang: str) -> str | None:
 
 @app.command("violations")
 def violations(
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     details: Annotated[
         bool, typer.Option("--details", help="List each unattributed resource, not just counts.")
     ] = False,
     lang: LangOption = None,
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
-    """Freeze-rule violations (new resources on frozen nodes) and unattributed resources.
+    """Freeze-rule violations (new resources on frozen nodes), unattributed resources, and
+    systems on the unified cloud placed against R1–R6.
 
-    Exits 1 when a freeze-rule violation exists, so a cron job notices.
+    Exits 1 when a freeze-rule or placement violation exists, so a cron job notices.
     """
+    from inventory.reporting.findings import finding_reasons, finding_text
     from inventory.violations import (
+        PLACEMENT,
         UNATTRIBUTED,
         freeze_violations,
+        placement_violations,
         unattributed_counts,
         unattributed_resources,
     )
@@ -320,6 +324,7 @@ def violations(
         frozen = freeze_violations(session=session, tz=settings.tz, disclosure=disclosure)
         counts = unattributed_counts(session=session)
         listed = unattributed_resources(session=session, disclosure=disclosure) if details else []
+        placed = placement_violations(session=session, disclosure=disclosure)
     rows: list[dict[str, Any]] = [
         {
             "rule": v.rule,
@@ -333,6 +338,20 @@ def violations(
             "basis": v.basis,
         }
         for v in frozen
+    ]
+    # People read the findings in words; JSON and CSV carry the rules' own reasons.
+    readable = fmt in (Format.table, Format.md)
+    rows += [
+        {
+            "rule": PLACEMENT,
+            "node": p.node_id,
+            "kind": "system",
+            "native_id": p.system_code,
+            "name": p.name,
+            "count": 1,
+            "basis": finding_text(p, language) if readable else finding_reasons(p),
+        }
+        for p in placed
     ]
     if details:
         rows += [
@@ -368,8 +387,13 @@ def violations(
         rows = [
             {
                 **row,
-                "rule": text(f"rule_{row['rule']}", language),
-                "basis": _basis_wording(row.get("basis"), language),
+                "rule": text("pl_rule", language)
+                if row["rule"] == PLACEMENT
+                else text(f"rule_{row['rule']}", language),
+                "basis": row["basis"]
+                if row["rule"] == PLACEMENT
+                else _basis_wording(row.get("basis"), language),
+                "kind": text("pl_system", language) if row["rule"] == PLACEMENT else row["kind"],
             }
             for row in rows
         ]
@@ -393,14 +417,17 @@ def violations(
             highlight=False,
             markup=False,
         )
+        Console(stderr=True).print(
+            text("pl_summary", language, count=len(placed)), highlight=False, markup=False
+        )
     note_withheld(disclosure, language)
-    if frozen:
+    if frozen or placed:
         raise typer.Exit(1)
 
 
 @app.command("scans")
 def scans(
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     run: Annotated[
         int | None, typer.Option("--run", help="A scan run id (default: latest).")
     ] = None,
@@ -423,6 +450,57 @@ def scans(
         Console(stderr=True).print(text("no_scans", language), highlight=False, markup=False)
         return
     chosen, rows = found
+    title = text(
+        "scan_run_title",
+        language,
+        run=chosen.id,
+        status=text(f"run_status_{chosen.status}", language),
+        started=f"{chosen.started_at:%F %T}",
+    )
+    console = Console()
+    if fmt is Format.table and console.width < SCANS_FULL_WIDTH:
+        _print_narrow_scans(rows, title, console, language)
+    else:
+        _print_scans(rows, fmt, title, language)
+    not_run = sum(1 for row in rows if row["status"] == "not_run")
+    if not_run and fmt in (Format.table, Format.md):
+        Console(stderr=True).print(
+            text("scans_not_run", language, count=not_run), highlight=False, markup=False
+        )
+    note_withheld(disclosure, language)
+
+
+# The width at which the scope table shows every column without squeezing them to "…".
+SCANS_FULL_WIDTH = 160
+
+
+def _print_narrow_scans(
+    rows: list[dict[str, Any]], title: str, console: Console, lang: str
+) -> None:
+    """The scope results for a terminal narrower than SCANS_FULL_WIDTH (80 columns): one
+    line per scope (where, status, items, seconds) and its error folded beneath it, instead
+    of fifteen columns squeezed to "…"."""
+    console.print(as_text(title, "bold"))
+    for row in rows:
+        seconds = row["duration_seconds"]
+        line = text(
+            "term_scope_line",
+            lang,
+            where="/".join(str(row[key]) for key in ("node_id", "source", "kind", "scope")),
+            status=row["status"],
+            items=row["items"],
+            seconds="—" if seconds is None else f"{seconds:.1f}",
+        )
+        console.print(as_text(line, "" if row["status"] in ("ok", "retired") else "red"))
+        error = ": ".join(str(row[k]) for k in ("error_code", "error_message") if row[k])
+        if error:
+            console.print(message_text("    " + error), style="dim")
+    Console(stderr=True).print(
+        message_text(text("term_scans_narrow", lang, needed=SCANS_FULL_WIDTH))
+    )
+
+
+def _print_scans(rows: list[dict[str, Any]], fmt: Format, title: str, language: str) -> None:
     # People read the run's id and status in the title; machines get them on every row.
     run_columns = ["run_id", "run_status"] if fmt in (Format.json, Format.csv) else []
     render_rows(
@@ -446,22 +524,10 @@ def scans(
             "error_message",
         ],
         fmt,
-        title=text(
-            "scan_run_title",
-            language,
-            run=chosen.id,
-            status=text(f"run_status_{chosen.status}", language),
-            started=f"{chosen.started_at:%F %T}",
-        ),
+        title=title,
         lang=language,
         headings={"node_id": text("node", language)},
     )
-    not_run = sum(1 for row in rows if row["status"] == "not_run")
-    if not_run and fmt in (Format.table, Format.md):
-        Console(stderr=True).print(
-            text("scans_not_run", language, count=not_run), highlight=False, markup=False
-        )
-    note_withheld(disclosure, language)
 
 
 # --- manager reports: HTML, Excel, department scorecard ------------------------------------
@@ -471,6 +537,16 @@ class ScorecardFormat(StrEnum):
     md = "md"
     html = "html"
     json = "json"
+
+
+# `report html` and `report xlsx` write one format each; they take -f/--format like every
+# report command, so one script line can name the format of whichever report it asks for.
+class HtmlFormat(StrEnum):
+    html = "html"
+
+
+class XlsxFormat(StrEnum):
+    xlsx = "xlsx"
 
 
 ExemptOption = Annotated[
@@ -545,6 +621,9 @@ def html_report(
             "--output", "-o", help="File to write (default: yiyun-report-DATE.html; - for stdout)."
         ),
     ] = None,
+    fmt: Annotated[
+        HtmlFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = HtmlFormat.html,
     lang: LangOption = None,
     exempt_in_denominator: ExemptOption = None,
     trust_declared: TrustOption = None,
@@ -572,6 +651,9 @@ def xlsx_report(
         Path | None,
         typer.Option("--output", "-o", help="File to write (default: yiyun-report-DATE.xlsx)."),
     ] = None,
+    fmt: Annotated[
+        XlsxFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = XlsxFormat.xlsx,
     lang: LangOption = None,
     exempt_in_denominator: ExemptOption = None,
     trust_declared: TrustOption = None,
@@ -601,7 +683,7 @@ def scorecard(
         str, typer.Option("--department", help="Department code, as in the register.")
     ],
     fmt: Annotated[
-        ScorecardFormat, typer.Option("--format", help="md, html or json.")
+        ScorecardFormat, typer.Option("--format", "-f", help="md, html or json.")
     ] = ScorecardFormat.md,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")

@@ -294,6 +294,10 @@ def scan(
         others = len(summary.failed) - len(summary.held)
         if others:
             err.print(text("scan_failed", lang, count=others), markup=False)
+        if summary.outcomes and len(summary.failed) == len(summary.outcomes):
+            # Not one scope listed: the run proved nothing, which a partial failure does not
+            # say loudly enough. Both exit 1 (README, exit codes).
+            err.print(message_text(text("term_scan_nothing_listed", lang)))
         raise typer.Exit(EXIT_PROBLEM)
 
 

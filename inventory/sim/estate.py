@@ -584,6 +584,9 @@ class RunningEstate:
         self._vcenter_admin: dict[str, Any] = {}  # node id → VcsimInventory
         # vSphere tags are attached in one pass per vCenter once every VM exists.
         self._tagged: dict[str, dict[str, list[Any]]] = {}
+        # (system, node) → what was made there, so a sample migration can take it away:
+        # (form, identifier) on an AWS-compatible node, (kind, namespace, name) on a cluster.
+        self._made: dict[tuple[str, str], list[tuple[str, ...]]] = {}
 
     def __enter__(self) -> RunningEstate:
         try:
@@ -715,6 +718,7 @@ class RunningEstate:
         if placement.node_id in self.clouds:
             self._place_openstack(code if placement.tagged else None, placement, f"{label}-{n}")
             return
+        made = self._made.setdefault((code or "", placement.node_id), [])
         if placement.form in ("vm", "bucket", "db", "volume"):
             url = self.endpoints[placement.node_id]
             if placement.form == "vm":
@@ -722,7 +726,7 @@ class RunningEstate:
                 names = [
                     {"Key": k, "Value": v} for k, v in {**tags, "Name": f"{label}-{n}"}.items()
                 ]
-                aws.sim_client("ec2", url, region).run_instances(
+                launched = aws.sim_client("ec2", url, region).run_instances(
                     ImageId=aws.SIM_IMAGE_ID,
                     InstanceType="m5.large",
                     MinCount=1,
@@ -731,12 +735,17 @@ class RunningEstate:
                         {"ResourceType": kind, "Tags": names} for kind in ("instance", "volume")
                     ],
                 )
+                made += [("vm", i["InstanceId"]) for i in launched["Instances"]]
             elif placement.form == "bucket":
-                aws.seed_buckets(url, region, [f"{label}-{placement.node_id}-{n}"], tags=tags)
+                buckets = [f"{label}-{placement.node_id}-{n}"]
+                made += [("bucket", b) for b in aws.seed_buckets(url, region, buckets, tags=tags)]
             elif placement.form == "db":
                 aws.seed_db_instances(url, region, [f"{label}-db-{n}"], tags=tags)
+                made.append(("db", f"{label}-db-{n}"))
             else:
-                aws.seed_volumes(url, region, size_gib=200, tags=tags)
+                made += [
+                    ("volume", v) for v in aws.seed_volumes(url, region, size_gib=200, tags=tags)
+                ]
             return
         cluster = self.clusters[placement.node_id]
         created = k8s.utc_timestamp(placement.created) if placement.created else None
@@ -758,6 +767,53 @@ class RunningEstate:
             cluster.add("statefulset", k8s.make_statefulset(namespace, name, created=created))
         elif placement.form == "cronjob":
             cluster.add("cronjob", k8s.make_cronjob(namespace, name, created=created))
+        if placement.form in ("deployment", "statefulset", "cronjob"):
+            made.append((placement.form, namespace, name))
+
+    def move(self, code: str, sources: tuple[str, ...], target: str) -> int:
+        """Build on `target` what the system runs on `sources`, as a migration team would; the
+        originals stay until `clear` (the cut-over). Returns how many pieces were built."""
+        system = next(s for s in self.estate.systems if s.code == code)
+        pieces = [p for p in system.placements if p.node_id in sources]
+        for n, piece in enumerate(pieces):
+            if piece.node_id in self.vcenters or piece.node_id in self.clouds:
+                raise ValueError(f"the demo moves only AWS-compatible and Kubernetes workloads, "
+                                 f"not {code} on {piece.node_id}")  # fmt: skip
+            moved = Placement(target, piece.form)
+            # Numbered past the system's own pieces: names on the target never collide.
+            self._place(code, moved, len(system.placements) + n)
+            system.placements.append(moved)
+        return len(pieces)
+
+    def clear(self, code: str, node_ids: tuple[str, ...]) -> int:
+        """Take away everything the system has on `node_ids` (its old home, after cut-over)."""
+        from inventory.sim import aws
+
+        system = next(s for s in self.estate.systems if s.code == code)
+        removed = 0
+        for node_id in node_ids:
+            if node_id in self.vcenters or node_id in self.clouds:
+                raise ValueError(f"the demo clears only AWS-compatible and Kubernetes nodes, "
+                                 f"not {node_id}")  # fmt: skip
+            for made in self._made.pop((code, node_id), []):
+                if node_id in self.clusters:
+                    removed += self.clusters[node_id].delete(made[0], made[1], made[2])
+                    continue
+                url, form, ident = self.endpoints[node_id], made[0], made[1]
+                if form == "vm":
+                    aws.terminate_instances(url, SIM_AWS_REGION, [ident])
+                elif form == "bucket":
+                    aws.delete_buckets(url, SIM_AWS_REGION, [ident])
+                elif form == "db":
+                    aws.delete_db_instances(url, SIM_AWS_REGION, [ident])
+                else:
+                    aws.delete_volumes(url, SIM_AWS_REGION, [ident])
+                removed += 1
+            if node_id in self.clusters:
+                # The system's namespace goes with its workloads: it would still name it.
+                self.clusters[node_id].delete("namespace", None, code.lower())
+        system.placements = [p for p in system.placements if p.node_id not in node_ids]
+        return removed
 
     def _place_vsphere(self, code: str | None, placement: Placement, name: str) -> None:
         """A VM in the node's vCenter. Its system: a tag in the system category in one room,

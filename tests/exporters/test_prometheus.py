@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -46,12 +47,13 @@ def exporter_endpoint(engine: sa.Engine, settings: Settings) -> Iterator[Endpoin
     exporter.stop()
 
 
-@pytest.fixture
-def prometheus(exporter_endpoint: Endpoint, tmp_path: Path) -> Iterator[str]:
-    """A Prometheus server on a free loopback port scraping the exporter every second."""
+@contextlib.contextmanager
+def prometheus_server(exporter_port: int, directory: Path) -> Iterator[str]:
+    """A Prometheus server on a free loopback port scraping the exporter every second, with
+    the alert rules loaded; yields its base URL."""
     binary = require_binary("prometheus")
     port = free_port()
-    config = tmp_path / "prometheus.yml"
+    config = directory / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
             {
@@ -60,19 +62,19 @@ def prometheus(exporter_endpoint: Endpoint, tmp_path: Path) -> Iterator[str]:
                 "scrape_configs": [
                     {
                         "job_name": "yiyun",
-                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_endpoint.port}"]}],
+                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
                     }
                 ],
             }
         ),
         encoding="utf-8",
     )
-    log = (tmp_path / "prometheus.log").open("w")
+    log = (directory / "prometheus.log").open("w")
     process = subprocess.Popen(
         [
             binary,
             f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--storage.tsdb.path={directory / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         stdout=log,
@@ -82,7 +84,7 @@ def prometheus(exporter_endpoint: Endpoint, tmp_path: Path) -> Iterator[str]:
 
     def ready() -> bool:
         if process.poll() is not None:
-            pytest.fail(f"prometheus exited: {(tmp_path / 'prometheus.log').read_text()}")
+            pytest.fail(f"prometheus exited: {(directory / 'prometheus.log').read_text()}")
         with urllib.request.urlopen(f"{base}/-/ready", timeout=5) as response:
             return response.status == 200
 
@@ -97,6 +99,12 @@ def prometheus(exporter_endpoint: Endpoint, tmp_path: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture
+def prometheus(exporter_endpoint: Endpoint, tmp_path: Path) -> Iterator[str]:
+    with prometheus_server(exporter_endpoint.port, tmp_path) as base:
+        yield base
 
 
 def test_prometheus_reads_back_the_province_ratio(prometheus: str) -> None:

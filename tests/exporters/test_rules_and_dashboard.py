@@ -194,3 +194,37 @@ def test_dashboard_uses_the_datasource_variable_everywhere() -> None:
     for wanted in ("Province", "trend", "city", "departments", "status", "Scan health",
                    "violations", "Migration"):  # fmt: skip
         assert wanted.lower() in titles.lower(), wanted
+
+
+def dashboard_panel(title_start: str) -> dict[str, Any]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    (panel,) = [p for p in dashboard["panels"] if p["title"].startswith(title_start)]
+    return panel
+
+
+def alert_expr(name: str) -> str:
+    (rule,) = [r for r in alert_rules() if r["alert"] == name]
+    return " ".join(str(rule["expr"]).split())
+
+
+def test_the_allocation_panel_turns_red_where_the_capacity_alert_fires() -> None:
+    limit = float(re.findall(r">\s*([0-9.]+)$", alert_expr("YiyunNodeCapacityHigh"))[0])
+    steps = dashboard_panel("节点分配率")["fieldConfig"]["defaults"]["thresholds"]["steps"]
+
+    # Green while there is room, amber on the way, red from the alert's own threshold.
+    assert [s["color"] for s in steps] == ["green", "orange", "red"]
+    assert steps[0]["value"] is None
+    assert 0 < steps[1]["value"] < steps[2]["value"] == limit
+
+
+def test_the_failed_scopes_panel_counts_what_the_alert_counts_and_shows_zero() -> None:
+    (selector,) = re.findall(
+        r"yiyun_scan_scope_status\{[^}]*\}", alert_expr("YiyunScanScopesFailing")
+    )
+    (target,) = dashboard_panel("失败的扫描范围")["targets"]
+    table = dashboard_panel("各节点扫描健康")["targets"]
+
+    assert target["expr"] == f"sum by (node) ({selector})"
+    # No "> 0" filter: a node whose scopes are all ok shows 0, not an empty panel.
+    assert ">" not in target["expr"]
+    assert f"sum by (node) ({selector})" in [t["expr"] for t in table]

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from cli import app
 from inventory.commands.demo import available_stacks
 from inventory.settings import Settings, set_settings
-from inventory.sim.estate import Estate, plan_estate
+from inventory.sim.estate import Estate, Placement, plan_estate
+from inventory.sim.migration import PLAN, SOURCES, TARGET
 
 runner = CliRunner()
 SYSTEMS = 60
@@ -45,16 +47,51 @@ def expected_counts(estate: Estate) -> Counter[str]:
     return counts
 
 
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+def after_sample_migration(estate: Estate, moved: set[str]) -> Estate:
+    """The estate once the demo's sample plan has moved `moved` off its sources."""
+    for system in estate.systems:
+        if system.code in moved:
+            pieces = [p for p in system.placements if p.node_id in SOURCES]
+            system.placements = [p for p in system.placements if p.node_id not in SOURCES]
+            system.placements += [Placement(TARGET, p.form) for p in pieces]
+    return estate
+
+
+def isolate_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     # The demo points the AWS credential chain at its own files; keep that out of other tests.
     for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_EC2_METADATA_DISABLED"):
         monkeypatch.setenv(name, os.environ.get(name, ""))
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
+
+
+def build_demo(directory: Path, systems: int, url: str | None = None) -> Result:
+    """Run `yiyun demo` into `directory` (and `url`, when given), its environment kept apart."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_demo(monkeypatch)
+        set_settings(Settings())
+        try:
+            db = ["--db", url] if url else []
+            return runner.invoke(
+                app, [*db, "demo", "--dir", str(directory), "--systems", str(systems)]
+            )
+        finally:
+            set_settings(None)
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    isolate_demo(monkeypatch)
     set_settings(Settings())
     yield tmp_path / "demo"
     set_settings(None)
+
+
+def plan_states(url: str) -> dict[str, str]:
+    """System → state in the demo's sample plan, read through `migrate plan show`."""
+    shown = runner.invoke(app, ["--db", url, "migrate", "plan", "show", PLAN, "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    return {row["system_code"]: row["state"] for row in json.loads(shown.stdout)["systems"]}
 
 
 def test_demo_scans_the_sample_estate_and_reports_what_is_there(isolated: Path) -> None:
@@ -72,13 +109,25 @@ def test_demo_scans_the_sample_estate_and_reports_what_is_there(isolated: Path) 
         app, ["--db", f"sqlite:///{isolated}/yiyun.db", "report", "adoption", "--format", "json"]
     )
     kpi = json.loads(report.stdout)
+    # The sample plan moved its first systems for real: they count where they landed.
+    states = plan_states(f"sqlite:///{isolated}/yiyun.db")
+    moved = {code for code, state in states.items() if state in ("accepted", "decommissioned")}
     # The demo leaves vSphere out where vcsim cannot be built (no Go): plan the same estate.
     stacks = available_stacks("en")
     estate = plan_estate(today=Settings().today(), systems=SYSTEMS, stacks=stacks)
-    expected = expected_counts(estate)
+    expected = expected_counts(after_sample_migration(estate, moved))
+    assert moved and expected != expected_counts(
+        plan_estate(today=Settings().today(), systems=SYSTEMS, stacks=stacks)
+    )
     assert kpi["counts"] == {status: expected[status] for status in kpi["counts"]}
     assert kpi["numerator"] == expected["on_cloud"]
     assert kpi["stale_nodes"] == []
+    # The moves passed the gates on evidence: claims and inventory agree everywhere.
+    status = runner.invoke(
+        app, ["--db", f"sqlite:///{isolated}/yiyun.db", "migrate", "status", "--format", "json"]
+    )
+    assert json.loads(status.stdout)["discrepancies"] == []
+    assert "decommissioned" in states.values()
     kinds = {
         source["kind"]
         for node in json.loads(
