@@ -448,6 +448,19 @@ def _known_services(value: Any, known: tuple[str, ...]) -> Any:
     return value
 
 
+def _known_choice(value: Any, choices: Sequence[str], *, what: str) -> Any:
+    """A text value among `choices` (before type checks); `what` is the catalog key naming it."""
+    if isinstance(value, str) and value not in choices:
+        raise Wording(
+            "nf_unknown_choice",
+            what=Wording(what),
+            value=repr(value),
+            hint=did_you_mean(value, choices),
+            choices=", ".join(choices),
+        )
+    return value
+
+
 def _verified_ca_bundle(ca_bundle: str | None, verify_tls: bool) -> None:
     if ca_bundle is not None and not verify_tls:
         raise Wording("nf_ca_bundle_ignored")
@@ -531,15 +544,7 @@ class AwsSource(SourceBase):
     @field_validator("addressing_style", mode="before")
     @classmethod
     def _known_style(cls, value: Any) -> Any:
-        if isinstance(value, str) and value not in ADDRESSING_STYLES:
-            raise Wording(
-                "nf_unknown_choice",
-                what=Wording("nf_what_addressing_style"),
-                value=repr(value),
-                hint=did_you_mean(value, ADDRESSING_STYLES),
-                choices=", ".join(ADDRESSING_STYLES),
-            )
-        return value
+        return _known_choice(value, ADDRESSING_STYLES, what="nf_what_addressing_style")
 
     @field_validator("services", mode="before")
     @classmethod
@@ -756,15 +761,7 @@ class NodeSpec(BaseModel):
     @field_validator("level", mode="before")
     @classmethod
     def _known_level(cls, value: Any) -> Any:
-        if isinstance(value, str) and value not in LEVELS:
-            raise Wording(
-                "nf_unknown_choice",
-                what=Wording("nf_what_level"),
-                value=repr(value),
-                hint=did_you_mean(value, LEVELS),
-                choices=", ".join(LEVELS),
-            )
-        return value
+        return _known_choice(value, LEVELS, what="nf_what_level")
 
     @field_validator("city")
     @classmethod

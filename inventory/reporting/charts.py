@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from inventory.reporting.fonts import SHIPPED_FAMILY, register_chart_font
@@ -155,6 +155,10 @@ def trend_line(
         axes.set_ylim(0, 108)
         axes.yaxis.set_major_formatter(PercentFormatter())
         axes.set_ylabel(axis_label)
+        if moments and max(moments) - min(moments) < timedelta(days=1):
+            # Snapshots minutes apart (a first day, a demo) would get ticks in seconds: show
+            # at least the last day, so the axis reads in hours.
+            axes.set_xlim(max(moments) - timedelta(days=1), max(moments) + timedelta(hours=1))
         locator = mdates.AutoDateLocator()
         axes.xaxis.set_major_locator(locator)
         # Numeric dates read the same in both languages (no English month names).

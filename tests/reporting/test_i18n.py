@@ -179,3 +179,10 @@ def test_unknown_codes_show_as_stored() -> None:
     assert i18n.state_label("paused_by_lead", "zh") == "paused_by_lead"
     assert i18n.state_label(None, "en") == "—"
     assert i18n.zone_label(None, "zh") == "未填报"
+
+
+def test_the_reports_know_the_states_in_the_trackers_order() -> None:
+    # inventory/ cannot import migrate/, so the reports keep their own copy of the order.
+    from migrate.tracking import STATES
+
+    assert i18n.STATE_ORDER == STATES
