@@ -7,7 +7,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -103,32 +103,52 @@ _NO_LINE_START = frozenset("，。、；：！？）》」』】〉”’%,.;:!?
 _NO_LINE_END = frozenset("（《「『【〈“‘([{")
 
 
-def line_breaks(plain: str, width: int) -> list[int]:
-    """Where to break one line of message text to fit `width` cells: between words, and
-    between ideographs, but never inside a `command` (one that does not fit on what is left
-    of a line moves whole to the next; only one wider than the terminal is broken, between
-    its words), nor before a closing or after an opening punctuation mark."""
+def _command_spans(plain: str) -> tuple[set[int], set[int]]:
+    """The offsets inside a `command` and those at its two edges."""
     inside: set[int] = set()
     edges: set[int] = set()
     for command in _COMMAND.finditer(plain):
         inside.update(range(command.start() + 1, command.end()))
         edges.update((command.start(), command.end()))
+    return inside, edges
 
-    def breakable(at: int) -> bool:
-        before, after = plain[at - 1], plain[at]
-        if at in inside or after.isspace():
-            return False
-        if before.isspace() or at in edges:
-            # Either side of a command, even before a comma: better than breaking inside it.
-            return True
-        if after in _NO_LINE_START or before in _NO_LINE_END:
-            return False
-        return cell_len(before) == 2 or cell_len(after) == 2
 
+def _breakable(plain: str, at: int, inside: set[int], edges: set[int]) -> bool:
+    """Whether a line of message text may break before `plain[at]`."""
+    before, after = plain[at - 1], plain[at]
+    if at in inside or after.isspace():
+        return False
+    if before.isspace() or at in edges:
+        # Either side of a command, even before a comma: better than breaking inside it.
+        return True
+    if after in _NO_LINE_START or before in _NO_LINE_END:
+        return False
+    return cell_len(before) == 2 or cell_len(after) == 2
+
+
+def unbroken_width(plain: str) -> int:
+    """The cells of the widest piece of `plain` that `line_breaks` never breaks (a word, a
+    command, an ideograph with the punctuation bound to it): the narrowest width at which
+    the text folds without cutting one."""
+    inside, edges = _command_spans(plain)
+    widest, start = 0, 0
+    for at in range(1, len(plain) + 1):
+        if at == len(plain) or plain[at] == "\n" or _breakable(plain, at, inside, edges):
+            widest = max(widest, cell_len(plain[start:at].strip()))
+            start = at
+    return widest
+
+
+def line_breaks(plain: str, width: int) -> list[int]:
+    """Where to break one line of message text to fit `width` cells: between words, and
+    between ideographs, but never inside a `command` (one that does not fit on what is left
+    of a line moves whole to the next; only one wider than the terminal is broken, between
+    its words), nor before a closing or after an opening punctuation mark."""
+    inside, edges = _command_spans(plain)
     breaks: list[int] = []
     start, used, last, last_in_command = 0, 0, 0, 0
     for at, character in enumerate(plain):
-        if at > start and breakable(at):
+        if at > start and _breakable(plain, at, inside, edges):
             last = at
         elif at in inside and plain[at - 1] == " " and character != " ":
             last_in_command = at
@@ -325,6 +345,77 @@ def headings_for(
     return [(headings or {}).get(c) or text(c, lang) for c in columns]
 
 
+# A column holding longer text is never folded narrower than this many cells: squeezed
+# below it, a Chinese phrase reads one or two characters a line.
+FOLD_FLOOR = 10
+# A heading folds to no fewer than three ideographs a line ("已验收/或完成").
+HEADING_FLOOR = 6
+# What a Rich table with edges adds to its columns' widths: a space either side of each
+# cell, a rule between columns and one at either edge.
+_PER_COLUMN, _EDGES = 3, 1
+
+# Renders rows that do not fit the terminal as a table, in a layout of its command's own
+# (`report scans`: one line per scope); given the rows and the table width they need.
+Narrow = Callable[[list[dict[str, Any]], Console, int], None]
+
+
+def _cell_minimum(value: str, floor: int = FOLD_FLOOR) -> int:
+    """How narrow a cell may fold: never inside a word or a command, never below `floor`
+    unless the whole value is narrower."""
+    return min(cell_len(value), max(unbroken_width(value), floor))
+
+
+def column_widths(
+    headings: Sequence[str], cells: Sequence[Sequence[str]], width: int
+) -> tuple[list[int] | None, int]:
+    """The width of each column of a table that fits `width` terminal cells with no value cut
+    (headings whole, values folded between words only), and the table width needed.
+
+    None when it cannot fit: the caller shows one record per block (or its own layout)
+    instead of squeezing cells to "…". Every column at its natural width when that fits;
+    otherwise each starts at its minimum and the room left goes to the columns that lose
+    most by folding.
+    """
+    count = len(headings)
+    room = width - _PER_COLUMN * count - _EDGES
+    natural = [
+        max([cell_len(headings[i]), *(cell_len(row[i]) for row in cells)]) for i in range(count)
+    ]
+    minimum = [
+        max([_cell_minimum(headings[i], HEADING_FLOOR), *(_cell_minimum(row[i]) for row in cells)])
+        for i in range(count)
+    ]
+    needed = sum(minimum) + _PER_COLUMN * count + _EDGES
+    if sum(natural) <= room:
+        return natural, needed
+    if sum(minimum) > room:
+        return None, needed
+    spare = room - sum(minimum)
+    slack = [n - m for n, m in zip(natural, minimum, strict=True)]
+    widths = [m + spare * s // sum(slack) for m, s in zip(minimum, slack, strict=True)]
+    return widths, needed
+
+
+def print_blocks(
+    headings: Sequence[str], cells: Sequence[Sequence[str]], title: str | None, console: Console
+) -> None:
+    """One record per block, a field a line ("heading  value", the value folded beneath
+    itself), blocks apart by a blank line: for rows too wide for the terminal as a table."""
+    if title is not None:
+        console.print(as_text(title, "table.title"))
+    label_width = min(max(cell_len(h) for h in headings), max(console.width // 3, 1))
+    for number, row in enumerate(cells):
+        if number:
+            console.print()
+        block = Table.grid(padding=(0, 2))
+        block.add_column(width=label_width, overflow="fold", style="bold")
+        block.add_column(overflow="fold")
+        for heading, value in zip(headings, row, strict=True):
+            if value:  # an empty field says nothing in a block
+                block.add_row(Prose(visible(heading)), Prose(visible(value)))
+        console.print(block)
+
+
 def render_rows(
     rows: Iterable[dict[str, Any]],
     columns: Sequence[str],
@@ -334,11 +425,14 @@ def render_rows(
     console: Console | None = None,
     lang: str | None = None,
     headings: Mapping[str, str] | None = None,
+    narrow: Narrow | None = None,
 ) -> None:
     """Print rows in the chosen format; JSON and CSV keep every column's English key.
 
     With `lang`, the table and Markdown (which people read) show translated headings and
     yes/no; `headings` names columns whose wording is not their key's (already translated).
+    A table that cannot fit the terminal without cutting a value folds its cells, or below
+    that shows one record per block (`narrow`, when given, lays the rows out instead).
     """
     rows = list(rows)
     console = console or Console()
@@ -353,11 +447,20 @@ def render_rows(
         for row in rows:
             print(md_row(_cell(row.get(c), lang) for c in columns))
     else:
+        names = [visible(h) for h in headings_for(columns, lang, headings)]
+        shown = [[visible(_cell(row.get(c), lang)) for c in columns] for row in rows]
+        widths, needed = column_widths(names, shown, console.width)
+        if widths is None:
+            if narrow is not None:
+                narrow(rows, console, needed)
+            else:
+                print_blocks(names, shown, title, console)
+            return
         # Every cell, heading and the title as Text: Rich would read a str as markup, and a
         # name like "系统[/bold]" would end the command with a MarkupError.
         table = Table(title=as_text(title, "table.title") if title is not None else None)
-        for heading in headings_for(columns, lang, headings):
-            table.add_column(as_text(heading))
-        for row in rows:
-            table.add_row(*[as_text(_cell(row.get(c), lang)) for c in columns])
+        for heading, width in zip(names, widths, strict=True):
+            table.add_column(Prose(heading), width=width, overflow="fold")
+        for values in shown:
+            table.add_row(*[Prose(value) for value in values])
         console.print(table)

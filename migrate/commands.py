@@ -17,6 +17,7 @@ from inventory.commands.common import (
     err_console,
     fail,
     open_ledger,
+    report_error,
     warn,
 )
 from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
@@ -24,6 +25,7 @@ from inventory.commands.lang import cli_lang
 from inventory.confidentiality import Disclosure
 from inventory.output import (
     Format,
+    Prose,
     as_text,
     csv_text,
     dumps,
@@ -33,7 +35,9 @@ from inventory.output import (
 )
 from inventory.reporting.i18n import STATE_ORDER as STATES
 from inventory.reporting.i18n import label, readiness_label, state_label, text
+from migrate.reasons import outcome_label, rule_reason
 from migrate.rules import READINESS, STRATEGIES
+from migrate.table_words import for_people
 
 app = typer.Typer(
     help="Migration of department clouds: dependencies, assessment, wave plans, tracking.",
@@ -199,7 +203,7 @@ def deps_list(
         rows = dependency_rows(session=session, disclosure=disclosure)
     note_withheld(disclosure, lang)
     render_rows(
-        rows,
+        for_people(rows, fmt, lang),
         ("from", "to", "type", "strength", "origin", "basis"),
         fmt,
         title=text("dependencies", lang),
@@ -294,7 +298,7 @@ def assess_command(
             for row in rows
         ]
         render_rows(
-            brief,
+            for_people(brief, fmt, lang),
             ("system_code", "department_code", "readiness", "strategy", "override_by", "rules",
              "vcpu", "memory_gib", "storage_gib"),
             fmt,
@@ -317,7 +321,17 @@ def assess_command(
             + changes
         )
     else:
-        render_rows(rows, ASSESS_COLUMNS, fmt, lang=lang)
+        if fmt is Format.md:
+            # Markdown is read: the reasons in the reader's language, the codes named.
+            for line, (_, row) in zip(rows, run.rows, strict=True):
+                line["rules"] = _fired_text(row.rules or [], row.node_id, lang)
+        render_rows(for_people(rows, fmt, lang), ASSESS_COLUMNS, fmt, lang=lang)
+
+
+def _fired_text(rules: list[dict[str, Any]], node: str | None, lang: str) -> str:
+    from migrate.reasons import fired_rules
+
+    return fired_rules(rules, node).render(lang)
 
 
 @assess_app.command("override")
@@ -429,8 +443,8 @@ def assess_show(
         [
             {
                 "rule": r["id"],
-                "outcome": r["outcome"],
-                "reason": r["reason"],
+                "outcome": outcome_label(str(r["outcome"]), lang),
+                "reason": rule_reason(r, lang, current.node_id),
                 "facts": dumps(r["facts"]),
             }
             for r in current.rules or []
@@ -451,7 +465,9 @@ def assess_show(
         "override_rationale",
         "superseded_at",
     )
-    render_rows(history, columns, fmt, title=text("assess_history", lang), lang=lang)
+    render_rows(
+        for_people(history, fmt, lang), columns, fmt, title=text("assess_history", lang), lang=lang
+    )
 
 
 # ---------------------------------------------------------------- plan
@@ -622,7 +638,7 @@ def plan_show(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Waves, placements with their explanations, unmet constraints and cross-wave dependencies."""
-    from migrate.plans import CSV_COLUMNS
+    from migrate.plans import CSV_COLUMNS, constraint_detail, plan_explanation
 
     lang = cli_lang()
     disclosure = disclosure_for(include_classified)
@@ -648,7 +664,7 @@ def plan_show(
         )
     )
     render_rows(
-        rows,
+        for_people(rows, fmt, lang),
         ("wave", "wave_start", "system_code", "department_code", "environment", "readiness",
          "strategy", "move_group", "state", "risk"),
         fmt,
@@ -658,11 +674,15 @@ def plan_show(
     )  # fmt: skip
     _say(text("plan_why", lang))
     for row in rows:
-        _say(f"  {row['system_code']}: {row['explanation']}")
+        _say(f"  {row['system_code']}: {plan_explanation(row, review, lang)}")
     constraints = review.get("constraints", [])
     if constraints:
+        shown = [
+            {**c, "systems": ", ".join(c["systems"]), "detail": constraint_detail(c, lang)}
+            for c in constraints
+        ]
         render_rows(
-            [{**c, "systems": ", ".join(c["systems"])} for c in constraints],
+            for_people(shown, fmt, lang),
             ("kind", "systems", "detail"),
             fmt,
             title=text("unmet_constraints", lang),
@@ -675,7 +695,7 @@ def plan_show(
     cross = review.get("cross_wave", [])
     if cross:
         render_rows(
-            cross,
+            for_people(cross, fmt, lang),
             ("from", "from_wave", "to", "to_wave", "type", "strength"),
             fmt,
             title=text("cross_wave", lang),
@@ -810,7 +830,14 @@ def advance_command(
                 plan_name=plan,
             )
     except TransitionRefused as error:
-        fail(text("refused", lang, reason=error.render(lang)), EXIT_PROBLEM, lang=lang)
+        # Nothing was written; the step the system's state does allow goes with the refusal.
+        report_error(text("refused", lang, reason=error.render(lang)), lang)
+        hint = _next_step_line(engine, system, lang)
+        if hint:
+            err_console.print(
+                Prose.assemble(message_text(hint)), soft_wrap=not err_console.is_terminal
+            )
+        raise typer.Exit(EXIT_PROBLEM) from None
     _say(
         text(
             "advanced",
@@ -821,6 +848,21 @@ def advance_command(
             by=event.by,
         )
     )
+    hint = _next_step_line(engine, system, lang)
+    if hint:
+        _say(hint)
+
+
+def _next_step_line(engine: Any, system: str, lang: str) -> str | None:
+    """The "Next: …" line for the system as the ledger now stands (migrate/next_step.py), if any."""
+    from inventory.db import session_scope
+    from migrate.next_step import next_step
+
+    with session_scope(engine) as session:
+        step = next_step(session=session, code=system, today=_today())
+    if step is None or step.quiet:
+        return None
+    return text("hint_next", lang, step=step.render(lang))
 
 
 @app.command("status")
@@ -911,15 +953,17 @@ def history_command(
     with session_scope(engine) as session:
         rows = history_rows(session=session, code=system, plan_name=plan, disclosure=disclosure)
     note_withheld(disclosure, lang)
-    if fmt is Format.table:
+    if fmt is not Format.json:
         from migrate.tracking import checks_text
 
+        # A person reads the gate facts in a table and in a spreadsheet; JSON keeps them whole.
+        rows = [{**r, "checks": checks_text(r["checks"], lang)} for r in rows]
+    if fmt is Format.table:
         rows = [
             {
                 **r,
                 "from_state": state_label(r["from_state"], lang),
                 "to_state": state_label(r["to_state"], lang),
-                "checks": checks_text(r["checks"], lang),
             }
             for r in rows
         ]
@@ -946,6 +990,11 @@ def transitions_command() -> None:
 
     lang = cli_lang()
     for state in STATES:
-        targets = ", ".join(s for s in STATES if s in TRANSITIONS[state])
-        _say(f"{state:>15} → {targets or text('final_state', lang)}")
+        targets = [s for s in STATES if s in TRANSITIONS[state]]
+        if lang == "en":
+            _say(f"{state:>15} → {', '.join(targets) or text('final_state', lang)}")
+            continue
+        # The name a reader knows, with the code `--to` also takes.
+        named = "、".join(f"{state_label(s, lang)}（{s}）" for s in targets)
+        _say(f"{state_label(state, lang)}（{state}） → {named or text('final_state', lang)}")
     _say(text("gates", lang))

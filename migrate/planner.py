@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from migrate.graph import longest_chain, strongly_connected
 from migrate.rules import MOVING_STRATEGIES, PLACEABLE, READY
 from migrate.sizing import Sizing
+from migrate.wording import Joined, Label, Phrase
 
 NONPROD = "dev/test"
 PROD = "production"
@@ -107,7 +108,16 @@ class Constraint:
     detail: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "systems": list(self.systems), "detail": self.detail}
+        found: dict[str, object] = {
+            "kind": self.kind,
+            "systems": list(self.systems),
+            "detail": str(self.detail),
+        }
+        as_dict = getattr(self.detail, "as_dict", None)
+        if callable(as_dict):
+            # The detail's catalog key and fields, to word it in the reader's language.
+            found["wording"] = as_dict()
+        return found
 
 
 @dataclass
@@ -160,11 +170,11 @@ def move_groups(
         if group != group_of[edge.to_system]:
             continue
         if edge.type == "shared_infra":
-            reasons[group].add("shared infrastructure")
+            reasons[group].add(Phrase("mig_why_shared"))
         elif edge.strength == "hard":
-            reasons[group].add("hard dependency")
+            reasons[group].add(Phrase("mig_why_hard"))
         else:
-            reasons[group].add("cycle of dependencies")
+            reasons[group].add(Phrase("mig_why_cycle"))
     groups: dict[str, MoveGroup] = {}
     for component in components:
         members = [candidates[c] for c in component]
@@ -173,10 +183,10 @@ def move_groups(
         for member in members:
             sizing = sizing + member.sizing
         excluded: list[str] = [
-            f"{m.code} is high criticality" for m in members if m.criticality == "high"
+            Phrase("mig_pilot_high", code=m.code) for m in members if m.criticality == "high"
         ]
         if len(members) >= COMPLEX_GROUP_SIZE:
-            excluded.append(f"complex: {len(members)} systems move together")
+            excluded.append(Phrase("mig_pilot_complex", count=len(members)))
         groups[gid] = MoveGroup(
             id=gid,
             members=tuple(component),
@@ -214,9 +224,8 @@ def _fits(used: Sizing, add: Sizing, free: tuple[float | None, float | None, flo
 
 
 def _size_text(sizing: Sizing) -> str:
-    return (
-        f"{sizing.vcpu:g} vCPU / {sizing.memory_gib:g} GiB memory / "
-        f"{sizing.storage_gib:g} GiB storage"
+    return Phrase(
+        "mig_size", vcpu=sizing.vcpu, memory=sizing.memory_gib, storage=sizing.storage_gib
     )
 
 
@@ -251,13 +260,15 @@ def plan_waves(
     # 1. Groups that stay: a member is not placeable, so the whole group cannot move.
     held: dict[str, str] = {}  # system code → why it is not placed
 
-    def own_reason(candidate: Candidate) -> str:
+    def own_reason(candidate: Candidate, *, brief: bool = False) -> str:
         why = (
-            f"readiness {candidate.readiness}"
+            Phrase("mig_why_readiness", readiness=Label("readiness", candidate.readiness))
             if candidate.readiness not in PLACEABLE
-            else f"strategy {candidate.strategy or 'none'}"
+            else Phrase("mig_why_strategy", strategy=Label("strategy", candidate.strategy))
         )
-        return why + (f" ({candidate.rules})" if candidate.rules else "")
+        if brief or not candidate.rules:
+            return why
+        return Phrase("mig_why_rules", why=why, rules=candidate.rules)
 
     for gid, group in groups.items():
         staying = [by_code[c] for c in group.members if not by_code[c].placeable]
@@ -267,19 +278,19 @@ def plan_waves(
         unplaced[gid] = own_reason(first)
         for code in group.members:
             if not by_code[code].placeable:
-                held[code] = f"not placed: {own_reason(by_code[code])}"
+                held[code] = Phrase("mig_not_placed", reason=own_reason(by_code[code]))
             else:
-                held[code] = (
-                    f"not placed: moves together with {first.code}, which stays "
-                    f"({own_reason(first).split(' (')[0]})"
+                held[code] = Phrase(
+                    "mig_not_placed_with", code=first.code, why=own_reason(first, brief=True)
                 )
         if len(group.members) > 1:
             constraints.append(
                 Constraint(
                     "held_by_group",
                     group.members,
-                    f"{first.code} stays ({own_reason(first).split(' (')[0]}), "
-                    "so its move group stays too",
+                    Phrase(
+                        "mig_c_held_by_group", code=first.code, why=own_reason(first, brief=True)
+                    ),
                 )
             )
     stays = set(unplaced)
@@ -296,7 +307,7 @@ def plan_waves(
             for dependent in sorted(succs.get(current, ())):
                 if dependent in deferred or dependent in stays or dependent in wave_of_group:
                     continue
-                why = f"waits for {gid}, which is not placed"
+                why = Phrase("mig_waits_for", group=gid)
                 deferred[dependent] = why
                 constraints.append(
                     Constraint("waits_for_dependency", groups[dependent].members, why)
@@ -310,21 +321,27 @@ def plan_waves(
         if len(group.members) > parameters.max_systems_per_wave:
             defer(
                 gid,
-                f"move group of {len(group.members)} systems exceeds the wave size "
-                f"{parameters.max_systems_per_wave}",
+                Phrase(
+                    "mig_c_group_too_big",
+                    count=len(group.members),
+                    limit=parameters.max_systems_per_wave,
+                ),
                 "group_too_big",
             )
     for target_id, free in target_free.items():
         if any(limit is None for limit in free):
             missing = [
-                n for n, v in zip(("vCPU", "memory", "storage"), free, strict=True) if v is None
+                Phrase(f"mig_dim_{n}")
+                for n, v in zip(("vcpu", "memory", "storage"), free, strict=True)
+                if v is None
             ]
             constraints.append(
                 Constraint(
                     "capacity_unknown",
                     (),
-                    f"target {target_id} has no recorded {', '.join(missing)} capacity: "
-                    "not limited",
+                    Phrase(
+                        "mig_c_capacity_unknown", node=target_id, missing=Joined(missing, "item")
+                    ),
                 )
             )
 
@@ -414,8 +431,12 @@ def plan_waves(
             if not _fits(used[group.target], group.sizing, target_free[group.target]):
                 defer(
                     gid,
-                    f"needs {_size_text(group.sizing)}; target {group.target} has only "
-                    f"{_free_text(used[group.target], target_free[group.target])} left",
+                    Phrase(
+                        "mig_c_capacity",
+                        need=_size_text(group.sizing),
+                        node=group.target,
+                        left=_free_text(used[group.target], target_free[group.target]),
+                    ),
                     "capacity",
                 )
                 continue
@@ -425,9 +446,7 @@ def plan_waves(
             if wave == 1 and group.pilot_excluded:
                 # Only the relaxation above lets such a group into wave 1.
                 notes[gid].append(
-                    "placed in pilot wave 1 although "
-                    + "; ".join(group.pilot_excluded)
-                    + " (no low-risk group was available)"
+                    Phrase("mig_note_pilot", why=Joined(group.pilot_excluded, "clause"))
                 )
             for dependent in sorted(succs.get(gid, ())):
                 if dependent not in waiting or dependent in deferred:
@@ -455,32 +474,36 @@ def plan_waves(
     for gid, wave in sorted(wave_of_group.items()):
         group = groups[gid]
         lines = notes[gid]
-        lines.insert(0, f"wave {wave} ({group.phase} wave)")
+        lines.insert(0, Phrase("mig_note_wave", wave=wave, phase=Label("mig_phase", group.phase)))
         if len(group.members) > 1:
-            lines.append(f"moves as group {gid} ({', '.join(group.reasons)})")
+            lines.append(Phrase("mig_note_group", group=gid, reasons=Joined(group.reasons, "item")))
         placed_preds = sorted(
             (wave_of_group[p], p) for p in preds.get(gid, ()) if p in wave_of_group
         )
         if placed_preds:
-            shown = ", ".join(f"{p} (wave {w})" for w, p in placed_preds[:5])
-            more = f" and {len(placed_preds) - 5} more" if len(placed_preds) > 5 else ""
-            lines.append(f"after its dependencies {shown}{more}")
+            shown = Joined(
+                (Phrase("mig_in_wave", code=p, wave=w) for w, p in placed_preds[:5]), "item"
+            )
+            if len(placed_preds) > 5:
+                lines.append(Phrase("mig_note_after_more", deps=shown, more=len(placed_preds) - 5))
+            else:
+                lines.append(Phrase("mig_note_after", deps=shown))
         start = earliest.get(gid, wave)
         if wave > start:
             lines.append(_delay_text(start, wave, group, wave_phases))
-        lines.append(f"fits target {group.target}: {_size_text(group.sizing)}")
+        lines.append(Phrase("mig_note_fits", node=group.target, size=_size_text(group.sizing)))
 
     wave_of = {c: wave_of_group[g] for c, g in group_of.items() if g in wave_of_group}
     unplaced_codes: dict[str, str] = dict(held)
     for gid, reason in deferred.items():
         for code in groups[gid].members:
-            unplaced_codes[code] = f"not placed: {reason}"
+            unplaced_codes[code] = Phrase("mig_not_placed", reason=reason)
     member_notes: dict[str, list[str]] = {}
     for code, gid in group_of.items():
         if gid not in wave_of_group:
             continue
         others = [c for c in groups[gid].members if c != code]
-        extra = [f"together with {', '.join(others)}"] if others else []
+        extra = [Phrase("mig_note_together", others=Joined(others, "item"))] if others else []
         member_notes[code] = [*notes[gid][:1], *extra, *notes[gid][1:]]
     return PlanResult(
         groups=groups,
@@ -512,19 +535,17 @@ def _depth(gid: str, preds: Mapping[str, set[str]], active: set[str], memo: dict
 
 def _free_text(used: Sizing, free: tuple[float | None, float | None, float | None]) -> str:
     parts = []
-    for (name, unit), taken, limit in zip(
-        (("vCPU", ""), ("memory", " GiB"), ("storage", " GiB")),
+    for name, taken, limit in zip(
+        ("vcpu", "memory", "storage"),
         (used.vcpu, used.memory_gib, used.storage_gib),
         free,
         strict=True,
     ):
         if limit is None:
-            parts.append(f"unlimited {name}")
-        elif unit:
-            parts.append(f"{max(limit - taken, 0):g}{unit} {name}")
+            parts.append(Phrase(f"mig_free_{name}_unlimited"))
         else:
-            parts.append(f"{max(limit - taken, 0):g} {name}")
-    return " / ".join(parts)
+            parts.append(Phrase(f"mig_free_{name}", amount=max(limit - taken, 0)))
+    return Joined(parts, "slash")
 
 
 def _delay_text(start: int, wave: int, group: MoveGroup, phases: list[str]) -> str:
@@ -533,13 +554,13 @@ def _delay_text(start: int, wave: int, group: MoveGroup, phases: list[str]) -> s
     full = (wave - start) - other_phase - (pilot if phases[0] == group.phase else 0)
     reasons = []
     if pilot:
-        reasons.append("kept out of pilot wave 1: " + "; ".join(group.pilot_excluded))
+        reasons.append(Phrase("mig_late_pilot", why=Joined(group.pilot_excluded, "clause")))
     if other_phase:
-        label = "dev/test waves go first" if group.phase == PROD else "production waves"
-        reasons.append(f"{other_phase} wave(s) for other systems ({label})")
+        key = "mig_late_dev_test_first" if group.phase == PROD else "mig_late_production"
+        reasons.append(Phrase(key, count=other_phase))
     if full > 0:
-        reasons.append(f"{full} earlier wave(s) full")
-    return f"could go from wave {start}; later because " + ", ".join(reasons)
+        reasons.append(Phrase("mig_late_full", count=full))
+    return Phrase("mig_note_later", start=start, reasons=Joined(reasons, "item"))
 
 
 # ---------------------------------------------------------------- review of an assignment
@@ -621,7 +642,7 @@ def review(
                 Constraint(
                     "dependency_outside_plan",
                     (a, b),
-                    f"{a} depends on {b}, which is not in this plan: keep a link to it",
+                    Phrase("mig_c_dependency_outside_plan", system=a, other=b),
                 )
             )
             staying_deps[a] += 1
@@ -632,7 +653,7 @@ def review(
                     Constraint(
                         "dependency_order",
                         (a, b),
-                        f"{b} is not placed but {a} (wave {wave_of[a]}) depends on it",
+                        Phrase("mig_c_dependency_unplaced", system=a, other=b, wave=wave_of[a]),
                     )
                 )
             else:
@@ -640,13 +661,23 @@ def review(
                     Constraint(
                         "dependency_stays",
                         (a, b),
-                        f"{a} depends on {b}, which stays ("
-                        + (
-                            f"{by_code[b].readiness}, {by_code[b].strategy or 'no strategy'}"
+                        Phrase(
+                            "mig_c_dependency_stays",
+                            system=a,
+                            other=b,
+                            why=Phrase(
+                                "mig_stays_as",
+                                readiness=Label("readiness", by_code[b].readiness),
+                                strategy=Label("strategy", by_code[b].strategy),
+                            )
+                            if by_code[b].strategy and not by_code[b].placeable
+                            else Phrase(
+                                "mig_stays_no_strategy",
+                                readiness=Label("readiness", by_code[b].readiness),
+                            )
                             if not by_code[b].placeable
-                            else "with its move group"
-                        )
-                        + "): keep a link to it",
+                            else Phrase("mig_stays_with_group"),
+                        ),
                     )
                 )
                 staying_deps[a] += 1
@@ -702,8 +733,12 @@ def review(
                 Constraint(
                     "wave_size",
                     in_wave,
-                    f"wave {wave} has {len(systems)} systems, more than "
-                    f"{parameters.max_systems_per_wave}",
+                    Phrase(
+                        "mig_c_wave_size",
+                        wave=wave,
+                        count=len(systems),
+                        limit=parameters.max_systems_per_wave,
+                    ),
                 )
             )
             for code in in_wave:
@@ -711,9 +746,7 @@ def review(
         phases = {phase_of(c) for c in systems}
         if len(phases) > 1:
             constraints.append(
-                Constraint(
-                    "mixed_wave", in_wave, f"wave {wave} mixes dev/test and production systems"
-                )
+                Constraint("mixed_wave", in_wave, Phrase("mig_c_mixed_wave", wave=wave))
             )
             for code in in_wave:
                 flags[code].append(f"wave {wave} mixes dev/test and production")
@@ -724,15 +757,15 @@ def review(
             for c in systems:
                 risky: list[str] = []
                 if c.criticality == "high":
-                    risky.append("high criticality")
+                    risky.append(Phrase("mig_risky_high"))
                 if sizes[group_of.get(c.code, c.code)] >= COMPLEX_GROUP_SIZE:
-                    risky.append("complex move group")
+                    risky.append(Phrase("mig_risky_complex"))
                 if risky:
                     constraints.append(
                         Constraint(
                             "pilot_wave",
                             (c.code,),
-                            f"{c.code} is in pilot wave 1: {', '.join(risky)}",
+                            Phrase("mig_c_pilot_wave", code=c.code, why=Joined(risky, "item")),
                         )
                     )
                     flags[c.code].append("in the pilot wave: " + ", ".join(risky))
@@ -743,7 +776,7 @@ def review(
                     Constraint(
                         "dev_test_after_production",
                         late,
-                        f"dev/test systems in wave {wave}, after production wave {first_prod}",
+                        Phrase("mig_c_dev_test_late", wave=wave, first=first_prod),
                     )
                 )
 
@@ -762,8 +795,12 @@ def review(
                 Constraint(
                     "capacity_exceeded",
                     tuple(placed_on[target_id]),
-                    f"the plan puts {_size_text(total)} on {target_id}, which has "
-                    f"{_free_text(Sizing(), limit)} free",
+                    Phrase(
+                        "mig_c_capacity_exceeded",
+                        need=_size_text(total),
+                        node=target_id,
+                        free=_free_text(Sizing(), limit),
+                    ),
                 )
             )
             for code in placed_on[target_id]:

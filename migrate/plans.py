@@ -30,10 +30,12 @@ from migrate.planner import (
     plan_waves,
     review,
 )
+from migrate.reasons import fired_rules
 from migrate.rules import EXEMPT, assess
 from migrate.sheets import Problem, read_sheet
 from migrate.sizing import Sizing, node_capacity, system_sizing
 from migrate.tracking import ARCHIVED, PAST_PLANNED, STARTED, held_from, in_force
+from migrate.wording import Joined, Phrase, decode, worded
 
 DEFAULT_WAVE_SIZE = 20
 DEFAULT_WAVE_DAYS = 14
@@ -192,14 +194,16 @@ def gather_inputs(
         system, profile = profiles[code]
         verdict = assess(profile, goal, today=today)
         readiness, strategy = verdict.readiness, verdict.strategy
-        rules = verdict.summary()
+        rules: str = fired_rules([r.as_dict() for r in verdict.rules], verdict.target)
         row = assessments.get(code)
         if row is not None and (row.override_readiness or row.override_strategy):
             # A person's decision outranks the rules (R3 refusals were enforced on entry).
             readiness = row.override_readiness or readiness
             strategy = row.override_strategy or strategy
-            override = f"override by {row.override_by}: {row.override_rationale}"
-            rules = f"{rules}; {override}" if rules else override
+            override = Phrase(
+                "mig_override_note", by=row.override_by, rationale=row.override_rationale
+            )
+            rules = Joined([*getattr(rules, "items", ()), override]) if rules else override
         candidates.append(
             Candidate(
                 code=code,
@@ -350,15 +354,20 @@ def create_plan(
         session.add(Wave(plan_id=plan.id, number=number, start=first, end=last))
     migrations: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    # Each explanation's catalog keys and fields, to word it in the reader's language.
+    explanations: dict[str, Any] = {}
     for candidate in inputs.candidates:
         code = candidate.code
         wave = result.wave_of.get(code)
         if wave is not None:
             state = "planned"
-            explanation = "; ".join(result.notes[code])
+            explanation: str = Joined(result.notes[code])
         else:
             state = "exempted" if candidate.readiness == EXEMPT else "assessed"
             explanation = result.unplaced[code]
+        as_dict = getattr(explanation, "as_dict", None)
+        if callable(as_dict):
+            explanations[code] = as_dict()
         level, factors = checked.risk[code]
         migrations.append(
             {
@@ -396,6 +405,7 @@ def create_plan(
                 },
             }
         )
+    plan.review = {**(plan.review or {}), "explanations": explanations}
     if migrations:
         session.execute(sa.insert(SystemMigration), migrations)
         session.execute(sa.insert(MigrationEvent), events)
@@ -459,8 +469,22 @@ def plan_review(
         systems = [code for code in constraint.get("systems", []) if shown(code)]
         if systems or not constraint.get("systems"):
             detail = disclosure.text(session, constraint.get("detail"))
-            constraints.append({**constraint, "systems": systems, "detail": detail})
+            kept = {**constraint, "systems": systems, "detail": detail}
+            if detail != constraint.get("detail"):
+                # Its wording would name what the disclosure took out.
+                kept.pop("wording", None)
+            constraints.append(kept)
     review["constraints"] = constraints
+    explanations = {}
+    for code, kept in (review.get("explanations") or {}).items():
+        english = str(decode(kept))
+        # Only what the disclosure would show as text: the wording names no more than that.
+        if shown(code) and (
+            disclosure.include_classified
+            or not disclosure.classified(session).redact_text(english)[1]
+        ):
+            explanations[code] = kept
+    review["explanations"] = explanations
     review["cross_wave"] = [
         link
         for link in review.get("cross_wave", [])
@@ -884,3 +908,18 @@ def import_plan(
     session.add(plan)
     session.flush()
     return outcome
+
+
+# ---------------------------------------------------------------- wording for people
+
+
+def plan_explanation(row: dict[str, Any], review: dict[str, Any] | None, lang: str) -> str:
+    """A plan row's explanation in `lang` from the wording the plan kept; the stored text when
+    there is none (an older plan, an explanation rewritten by import, a redacted text)."""
+    kept = ((review or {}).get("explanations") or {}).get(row["system_code"])
+    return worded(str(row["explanation"]), kept, lang)
+
+
+def constraint_detail(constraint: dict[str, Any], lang: str) -> str:
+    """A constraint's detail in `lang`, or as stored when it kept no wording."""
+    return worded(str(constraint.get("detail", "")), constraint.get("wording"), lang)

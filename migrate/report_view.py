@@ -10,11 +10,14 @@ from sqlmodel import Session, col, select
 
 from inventory.reporting.content import (
     NO_MIGRATION_LEDGER,
+    Hint,
     MigrationLedger,
     Placement,
     WaveProgress,
 )
 from migrate.models import Assessment, Plan, SystemMigration, Wave
+from migrate.next_step import next_steps
+from migrate.reasons import Blocker
 
 # Assessment outcomes that stand between a system and the cloud (migrate/rules.py).
 BLOCKING_OUTCOMES = ("blocked", "needs_work")
@@ -25,8 +28,9 @@ def has_tables(session: Session, *names: str) -> bool:
     return all(inspector.has_table(name) for name in names)
 
 
-def migration_ledger(session: Session) -> MigrationLedger:
-    """Placements, wave progress and assessments, read-only; (False, …) without the tables."""
+def migration_ledger(session: Session, today: date | None = None) -> MigrationLedger:
+    """Placements, wave progress, assessments and next steps, read-only; (False, …) without
+    the tables."""
     tables = (str(Plan.__tablename__), str(Wave.__tablename__), str(SystemMigration.__tablename__))
     if not has_tables(session, *tables):
         return NO_MIGRATION_LEDGER
@@ -63,10 +67,16 @@ def migration_ledger(session: Session) -> MigrationLedger:
     if has_tables(session, str(Assessment.__tablename__)):
         current = select(Assessment).where(col(Assessment.superseded_at).is_(None))
         for row in session.exec(current):
+            # Worded in the reader's language where a report shows them (render(lang)).
             blockers = tuple(
-                f"{rule['id']}: {rule['reason']}"
+                Blocker(rule, row.node_id)
                 for rule in row.rules or []
                 if rule.get("outcome") in BLOCKING_OUTCOMES
             )
             assessments[row.system_code] = (row.override_readiness or row.readiness, blockers)
-    return True, placements, wave_rows, assessments
+    if today is None:
+        from inventory.settings import get_settings
+
+        today = get_settings().today()
+    hints: dict[str, Hint] = dict(next_steps(session=session, today=today))
+    return True, placements, wave_rows, assessments, hints

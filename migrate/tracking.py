@@ -16,9 +16,9 @@ from inventory.confidentiality import Disclosure
 from inventory.evidence import evidence_clause, one_cloud_nodes
 from inventory.models import Resource, System
 from inventory.registry import find_system
-from migrate.assess import EVIDENCE_ONLY, evidence_statuses
+from migrate.assess import EVIDENCE_ONLY, effective, evidence_statuses
 from migrate.messages import Refusal, labels, one
-from migrate.models import MigrationEvent, Plan, SystemMigration
+from migrate.models import Assessment, MigrationEvent, Plan, SystemMigration
 from migrate.rules import MOVING_STRATEGIES, PLACEABLE
 
 # The main sequence (DOMAIN.md, "Migration practice").
@@ -185,15 +185,24 @@ def check_gates(
     if to_state == "planned" or to_state in STARTED:
         checks.update(wave=migration.wave)
         if migration.wave is None:
-            placeable = migration.readiness in PLACEABLE and migration.strategy in MOVING_STRATEGIES
-            if placeable:
+            # As `plan import` sees it: an override made since the plan was made counts.
+            readiness, strategy = migration.readiness, migration.strategy
+            override = session.exec(
+                select(Assessment).where(
+                    col(Assessment.system_code) == system.code,
+                    col(Assessment.superseded_at).is_(None),
+                )
+            ).first()
+            if override is not None and (override.override_readiness or override.override_strategy):
+                readiness, strategy = effective(override)
+            if readiness in PLACEABLE and strategy in MOVING_STRATEGIES:
                 raise TransitionRefused("mig_no_wave", code=system.code, plan=plan.name)
             raise TransitionRefused(
                 "mig_no_wave_cannot_move",
                 code=system.code,
                 plan=plan.name,
-                readiness=one("readiness", migration.readiness),
-                strategy=one("strategy", migration.strategy),
+                readiness=one("readiness", readiness),
+                strategy=one("strategy", strategy),
             )
     if to_state == "accepted":
         status, nodes = evidence_status(session=session, system=system, today=today)

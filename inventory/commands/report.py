@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from sqlmodel import Session
 
@@ -25,6 +26,7 @@ from inventory.commands.lang import LangOption, cli_lang
 from inventory.confidentiality import Disclosure
 from inventory.output import (
     Format,
+    Narrow,
     as_text,
     csv_text,
     dumps,
@@ -34,7 +36,8 @@ from inventory.output import (
     message_text,
     render_rows,
 )
-from inventory.reporting.i18n import status_label, text
+from inventory.reporting.i18n import label, status_label, text
+from inventory.scope_failures import failure_wording, scope_status_label
 from inventory.settings import get_settings
 
 app = typer.Typer(
@@ -407,15 +410,15 @@ def violations(
     )
     if fmt is Format.table:
         Console(stderr=True).print(
-            text(
-                "violations_summary",
-                language,
-                frozen=len(frozen),
-                unattributed=sum(counts.values()),
-                tag=settings.system_tag,
-            ),
-            highlight=False,
-            markup=False,
+            message_text(
+                text(
+                    "violations_summary",
+                    language,
+                    frozen=len(frozen),
+                    unattributed=sum(counts.values()),
+                    tag=settings.system_tag,
+                )
+            )
         )
         Console(stderr=True).print(
             text("pl_summary", language, count=len(placed)), highlight=False, markup=False
@@ -445,7 +448,7 @@ def scans(
     language = cli_lang(lang)
     engine = open_ledger(language)
     disclosure = disclosure_for(include_classified)
-    found = scan_run_rows(engine=engine, run_id=run, failed_only=failed_only, disclosure=disclosure)
+    found = scan_run_rows(engine=engine, run_id=run, disclosure=disclosure)
     if found is None:
         Console(stderr=True).print(text("no_scans", language), highlight=False, markup=False)
         return
@@ -454,14 +457,12 @@ def scans(
         "scan_run_title",
         language,
         run=chosen.id,
-        status=text(f"run_status_{chosen.status}", language),
+        status=run_status_wording(chosen.status, rows, language),
         started=f"{chosen.started_at:%F %T}",
     )
-    console = Console()
-    if fmt is Format.table and console.width < SCANS_FULL_WIDTH:
-        _print_narrow_scans(rows, title, console, language)
-    else:
-        _print_scans(rows, fmt, title, language)
+    if failed_only:
+        rows = [row for row in rows if row["status"] not in ("ok", "retired")]
+    _print_scans(rows, fmt, title, language)
     not_run = sum(1 for row in rows if row["status"] == "not_run")
     if not_run and fmt in (Format.table, Format.md):
         Console(stderr=True).print(
@@ -470,39 +471,64 @@ def scans(
     note_withheld(disclosure, language)
 
 
-# The width at which the scope table shows every column without squeezing them to "…".
-SCANS_FULL_WIDTH = 160
+def run_status_wording(status: str, rows: list[dict[str, Any]], lang: str) -> str:
+    """A run's status as its title says it: a `failed` run where not one scope listed
+    completely failed outright, not in part."""
+    if status == "failed" and not any(row["status"] in ("ok", "retired") for row in rows):
+        return text("term_run_status_all_failed", lang)
+    return text(f"run_status_{status}", lang)
 
 
-def _print_narrow_scans(
-    rows: list[dict[str, Any]], title: str, console: Console, lang: str
-) -> None:
-    """The scope results for a terminal narrower than SCANS_FULL_WIDTH (80 columns): one
-    line per scope (where, status, items, seconds) and its error folded beneath it, instead
-    of fifteen columns squeezed to "…"."""
-    console.print(as_text(title, "bold"))
-    for row in rows:
-        seconds = row["duration_seconds"]
-        line = text(
-            "term_scope_line",
-            lang,
-            where="/".join(str(row[key]) for key in ("node_id", "source", "kind", "scope")),
-            status=row["status"],
-            items=row["items"],
-            seconds="—" if seconds is None else f"{seconds:.1f}",
-        )
-        console.print(as_text(line, "" if row["status"] in ("ok", "retired") else "red"))
-        error = ": ".join(str(row[k]) for k in ("error_code", "error_message") if row[k])
-        if error:
-            console.print(message_text("    " + error), style="dim")
-    Console(stderr=True).print(
-        message_text(text("term_scans_narrow", lang, needed=SCANS_FULL_WIDTH))
-    )
+def _scope_where(row: dict[str, Any]) -> str:
+    return "/".join(str(row[key]) for key in ("node_id", "source", "kind", "scope"))
+
+
+def _scans_by_line(rows: list[dict[str, Any]], title: str, lang: str) -> Narrow:
+    def print_lines(_: list[dict[str, Any]], console: Console, needed: int) -> None:
+        """The scope results for a terminal too narrow for their table (80 columns): one
+        line per scope (where, status, items, seconds) and its error folded beneath it,
+        instead of fifteen columns squeezed to "…"."""
+        console.print(as_text(title, "bold"))
+        for row in rows:
+            seconds = row["duration_seconds"]
+            line = text(
+                "term_scope_line",
+                lang,
+                where=_scope_where(row),
+                status=scope_status_label(row["status"], lang),
+                items=row["items"],
+                seconds="—" if seconds is None else f"{seconds:.1f}",
+            )
+            console.print(as_text(line, "" if row["status"] in ("ok", "retired") else "red"))
+            error = failure_wording(
+                row["status"], row.get("error_code"), row.get("error_message"), lang, row
+            )
+            if error:
+                # Folded beneath itself, so the scope lines stay the ones at the margin.
+                console.print(Padding(message_text(error, "dim"), (0, 0, 0, 4)))
+        Console(stderr=True).print(message_text(text("term_scans_narrow", lang, needed=needed)))
+
+    return print_lines
 
 
 def _print_scans(rows: list[dict[str, Any]], fmt: Format, title: str, language: str) -> None:
     # People read the run's id and status in the title; machines get them on every row.
     run_columns = ["run_id", "run_status"] if fmt in (Format.json, Format.csv) else []
+    # The lines below a table's width word the rows themselves, from their codes.
+    by_line = _scans_by_line(rows, title, language) if fmt is Format.table else None
+    if fmt in (Format.table, Format.md):
+        # People read the status and the failure in words; machines keep the codes.
+        rows = [
+            {
+                **row,
+                "status": scope_status_label(row["status"], language),
+                "sweep": row.get("sweep") and label("sweep_verdict", row["sweep"], language),
+                "error_message": failure_wording(
+                    row["status"], None, row.get("error_message"), language, row
+                ),
+            }
+            for row in rows
+        ]
     render_rows(
         rows,
         [
@@ -527,6 +553,7 @@ def _print_scans(rows: list[dict[str, Any]], fmt: Format, title: str, language: 
         title=title,
         lang=language,
         headings={"node_id": text("node", language)},
+        narrow=by_line,
     )
 
 

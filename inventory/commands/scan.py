@@ -24,6 +24,7 @@ from inventory.logs import redact
 from inventory.models import Node
 from inventory.output import as_text, message_text, visible
 from inventory.reporting.i18n import text
+from inventory.scope_failures import failure_wording, scope_status_label
 from inventory.settings import get_settings
 
 if TYPE_CHECKING:
@@ -64,13 +65,18 @@ def _describe(outcome: ScopeOutcome, lang: str, disclosure: Disclosure) -> str:
             seconds=f"{outcome.duration_seconds:.1f}",
         )
     return text(
-        "scope_failed",
+        "term_scope_failed",
         lang,
         where=where,
-        status=outcome.status,
-        code=outcome.error_code,
-        message=disclosure.text(None, outcome.error_message),
+        status=scope_status_label(outcome.status, lang),
         items=outcome.items,
+        failure=failure_wording(
+            outcome.status,
+            outcome.error_code,
+            disclosure.text(None, outcome.error_message),
+            lang,
+            {"node_id": outcome.node_id, "held": outcome.held},
+        ),
     )
 
 

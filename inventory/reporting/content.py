@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -52,6 +52,18 @@ class Placement:
     state: str
 
 
+class Hint(Protocol):
+    """A system's next migration step as migrate/ decides it (migrate.next_step.NextStep)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def quiet(self) -> bool: ...
+
+    def render(self, lang: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class SystemLine:
     """One system as the reports list it (a classified one only for a disclosure that
@@ -71,6 +83,8 @@ class SystemLine:
     blockers: tuple[str, ...]
     # Placed on the unified cloud against R1–R6: compliance findings, never blockers.
     findings: tuple[PlacementViolation, ...] = ()
+    # The one step its migration state allows (None without a migration ledger).
+    next_step: Hint | None = None
 
 
 @dataclass(frozen=True)
@@ -232,12 +246,17 @@ def _contract(
 
 
 # What the migration ledger (migrate/, a layer above) tells the reports: whether it exists,
-# placements by system, progress by wave, and (readiness, blockers) by system.
+# placements by system, progress by wave, (readiness, blockers) by system and each system's
+# next step (migrate/next_step.py: the same step `migrate advance` prints).
 MigrationLedger = tuple[
-    bool, dict[str, Placement], list[WaveProgress], dict[str, tuple[str, tuple[str, ...]]]
+    bool,
+    dict[str, Placement],
+    list[WaveProgress],
+    dict[str, tuple[str, tuple[str, ...]]],
+    dict[str, Hint],
 ]
 MigrationView = Callable[[Session], MigrationLedger]
-NO_MIGRATION_LEDGER: MigrationLedger = (False, {}, [], {})
+NO_MIGRATION_LEDGER: MigrationLedger = (False, {}, [], {}, {})
 _migration_view: MigrationView | None = None
 
 
@@ -366,7 +385,7 @@ def gather_report(
     _, department_report = _contract(facts, by="department", **common)
 
     view = migration_view or _migration_view
-    ledger, placements, waves, assessments = view(session) if view else NO_MIGRATION_LEDGER
+    ledger, placements, waves, assessments, hints = view(session) if view else NO_MIGRATION_LEDGER
     placement = placement_violations(session=session, disclosure=disclosure)
     findings: dict[str, list[PlacementViolation]] = defaultdict(list)
     for finding in placement:
@@ -399,6 +418,7 @@ def gather_report(
                 readiness=readiness,
                 blockers=blockers,
                 findings=tuple(findings.get(s.code, ())),
+                next_step=hints.get(s.code),
             )
         )
     names = {code: name for code, name in session.exec(select(Department.code, Department.name))}

@@ -96,7 +96,21 @@ def next_steps(line: SystemLine, *, today: date, tag: str, lang: str) -> list[St
     state = placement.state if placement else None
     if line.status in (RETIRED_EXCLUDED, CLASSIFIED_EXCLUDED):
         return []
-    if line.status == ON_CLOUD:
+    if line.next_step is not None:
+        # The migration's own step (migrate/next_step.py), the one `migrate advance` prints:
+        # always one its state allows.
+        if line.status == EXEMPT:
+            steps.append(("exempt", t("step_exempt", until=line.exemption_valid_until)))
+        if line.status == NO_EVIDENCE:
+            steps.append(("no_evidence", t("step_no_evidence", tag=tag, code=line.code)))
+        if line.status == PARTIAL:
+            steps.append(("partial", t("step_partial")))
+        steps += _overdue(line, today=today, lang=lang)
+        # "Not seen off the cloud" is the no_evidence step already.
+        if not line.next_step.quiet and line.next_step.kind != "no_source":
+            steps.append((line.next_step.kind, line.next_step.render(lang)))
+    # Without a migration ledger: what the status alone says.
+    elif line.status == ON_CLOUD:
         if state is not None and state not in DONE_STATES:
             steps.append(("accept", t("step_accept")))
     elif line.status == EXEMPT:
@@ -144,6 +158,23 @@ def next_steps(line: SystemLine, *, today: date, tag: str, lang: str) -> list[St
     if line.network_zone == PRIVATE_NETWORK:
         steps.append(("network", t("step_network")))
     return [Step(line.code, kind, wording) for kind, wording in steps]
+
+
+def _overdue(line: SystemLine, *, today: date, lang: str) -> list[tuple[str, str]]:
+    """The wave's end has passed and the system is still moving."""
+    placement = line.placement
+    if placement is None or placement.state in DONE_STATES | PAUSED_STATES:
+        return []
+    if placement.wave_end is None or placement.wave_end >= today:
+        return []
+    wording = text(
+        "step_overdue",
+        lang,
+        wave=placement.wave,
+        end=placement.wave_end,
+        state=state_label(placement.state, lang),
+    )
+    return [("overdue", wording)]
 
 
 def department_scorecard(content: ReportContent, code: str, lang: str) -> Scorecard:
@@ -220,6 +251,12 @@ def _md_cell(value: object) -> str:
     return md_cell(value)
 
 
+def _in_lang(value: object, lang: str) -> str:
+    # A blocker from the migration view words itself (migrate.reasons.Blocker).
+    render = getattr(value, "render", None)
+    return str(render(lang) if callable(render) else value)
+
+
 def _readiness(line: SystemLine, lang: str) -> str:
     """Its readiness to move, and "部署不合规" beside it when it is placed against the rules."""
     label = readiness_label(line.readiness, lang)
@@ -266,20 +303,21 @@ def scorecard_markdown(card: Scorecard, content: ReportContent, lang: str) -> st
             p.wave if p and p.wave is not None else "—",
             state_label(p.state if p else None, lang),
             _readiness(s, lang),
-            "; ".join(s.blockers) or "—",
+            t("term_list_separator").join(_in_lang(b, lang) for b in s.blockers) or "—",
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     if card.findings:
         lines += ["", f"## {t('pl_section')}", "", t("pl_note"), ""]
         lines += [
-            f"- **{_md_cell(f.system_code)}** ({_md_cell(f.node_id)}): "
+            f"- **{_md_cell(f.system_code)}**{t('term_node_aside', node=_md_cell(f.node_id))}"
             f"{_md_cell(finding_text(f, lang))}"
             for f in card.findings
         ]
     lines += ["", f"## {t('scorecard_next')}", ""]
     if card.steps:
         lines += [
-            f"- **{_md_cell(step.system_code)}**: {_md_cell(step.text)}" for step in card.steps
+            f"- **{_md_cell(step.system_code)}**{t('term_colon')}{_md_cell(step.text)}"
+            for step in card.steps
         ]
     else:
         lines.append(t("scorecard_nothing"))

@@ -125,6 +125,8 @@ NAMES_NOTHING: dict[tuple[str, ...], str] = {
     "refused exactly as an unknown one (checked here)",
     ("migrate", "plan", "create"): "prints counts; classified systems never enter a plan (R3)",
     ("migrate", "plan", "list"): "plans, nodes and counts; no system",
+    ("migrate", "plan", "archive"): "echoes the plan name it was given, or the started systems "
+    "that keep it in force (never a classified one: those never enter a plan, R3)",
     ("migrate", "plan", "import"): "prints codes from the file it was given, refusing any "
     "classified one as unknown",
     ("migrate", "advance"): "echoes the code it was given; a classified one is refused exactly "

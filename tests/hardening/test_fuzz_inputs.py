@@ -480,7 +480,7 @@ BOMB = "".join(
         (
             NODE_HEAD + "    name: x\n    sources: [{kind: aws, endpoint_url: 'http://h:1', "
             "regions: [r], services: [[]]}]\n",
-            "services[0]: input should be 'ec2'",
+            "services[0]: must be one of 'ec2'",
         ),
     ],
     ids=[

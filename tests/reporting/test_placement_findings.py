@@ -51,8 +51,9 @@ def test_scorecard_json_has_findings_and_no_blockers_for_a_system_on_the_cloud(
     assert systems["P2"]["findings"] == [] and systems["P5"]["findings"] == []
     steps = [(s["system"], s["kind"]) for s in card["next_steps"]]
     assert ("P1", "placement") in steps and ("P1", "blocked") not in steps
-    # A system still waiting to move keeps its blockers: only placement is not one.
-    assert systems["A04"]["blockers"] and ("A04", "blocked") in steps
+    # A system still waiting to move keeps its blockers: only placement is not one. A04 is
+    # level 5, which never moves (R3): its step says it stays, not how to unblock it.
+    assert systems["A04"]["blockers"] and ("A04", "stays") in steps
     assert "P4" not in systems  # classified: never named
 
 
@@ -61,8 +62,8 @@ def test_scorecard_markdown_says_non_compliant_in_chinese(assessed: Settings) ->
     row = next(line for line in page.splitlines() if line.startswith("| P1 |"))
     assert row.endswith(" · 部署不合规 | — |")  # readiness, then no blockers
     assert "## 合规问题：部署不合规" in page
-    assert "- **P1** (core): 等保四级系统部署在三级平台 core（R1）；" in page
-    step = next(line for line in page.splitlines() if line.startswith("- **P1**: 部署不合规"))
+    assert "- **P1**（core）：等保四级系统部署在三级平台 core（R1）；" in page
+    step = next(line for line in page.splitlines() if line.startswith("- **P1**：部署不合规"))
     assert "等保四级系统尚无密评记录（R6）" in step
     assert "解决阻碍事项" not in "".join(line for line in page.splitlines() if "P1" in line)
 
@@ -77,7 +78,7 @@ def test_scorecard_html_shows_the_finding_section(assessed: Settings, tmp_path: 
     section = page[page.index('<section id="placement">') :]
     section = section[: section.index("</section>")]
     assert "合规问题：部署不合规" in section
-    assert "<strong>P1</strong> (core): 等保四级系统部署在三级平台 core（R1）" in section
+    assert "<strong>P1</strong>（core）：等保四级系统部署在三级平台 core（R1）" in section
 
 
 def test_html_report_lists_findings_counting_the_classified_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def test_json_scorecard_keeps_english_keys_and_the_kpi_figures(report_estate: Se
         ("S04", "overdue"),
         ("S04", "advance"),
         ("S04", "network"),
+        # S05's R6 finding stays in its blockers column; with nothing of it seen off the cloud
+        # no plan can take it, so its step is to make it seen (no_evidence), not "unblock".
         ("S05", "no_evidence"),
-        ("S05", "blocked"),
         ("S05", "network"),
         ("S06", "no_evidence"),
     }
@@ -63,8 +65,10 @@ def test_markdown_scorecard_lists_systems_and_next_steps(report_estate: Settings
     assert "口径 evidence-v2" in page
     assert "**非涉密系统上云率**: 20.00 % (1/5)" in page
     assert "| S08 | 系统S08 | 未上云 | 业务专网 | edu-dc-2026 | 2 | 已定方案 |" in page
-    assert "- **S08**: 推进迁移：当前为“已定方案”，下一步“资源开通中”。" in page
-    assert "- **S07**: 豁免有效期至" in page
+    # The step `migrate advance` would print, with its command (migrate/next_step.py).
+    assert "- **S08**：当前为已定方案，下一步改为资源开通中：" in page
+    assert "yiyun migrate advance S08 --to provisioning --by 操作人" in page
+    assert "- **S07**：豁免有效期至" in page
     markup = scorecard("--department", "JS-EDU", "--lang", "en")
     assert MARKUP_NAME not in markup and "&lt;script&gt;" in markup
 
@@ -136,3 +140,34 @@ def test_next_steps_follow_status_and_migration() -> None:
         "no_evidence",
         "network",
     ]
+
+
+def test_with_a_migration_ledger_the_step_is_the_one_migrate_decides() -> None:
+    from migrate.next_step import Facts, decide
+
+    planned = Placement("p", 3, date(2026, 12, 1), date(2027, 1, 31), "planned")
+    blocked = Facts(
+        code="X1", today=date(2026, 11, 26), mlps_level=2, crypto_assessed_on=None,
+        readiness="blocked", strategy="retain", rules=("R4",), target="core",
+        evidence_status="off_cloud", sources=("edu-dc",), plan="p", state="assessed",
+    )  # fmt: skip
+    step = decide(blocked)
+    system = line("off_cloud", blockers=("R4: holds core data",), next_step=step)
+    steps = next_steps(system, today=date(2026, 11, 26), tag="yiyun.io/system", lang="zh")
+    # The blocker is not a step: the override that unblocks it is, never a plan import.
+    assert [s.kind for s in steps] == ["override"]
+    assert "yiyun migrate assess override X1 --readiness ready --strategy rehost" in steps[0].text
+    assert "plan import" not in steps[0].text
+
+    ready = replace(
+        blocked, readiness="ready", strategy="rehost", wave=3, placeable_in_plan=True,
+        state="planned",
+    )  # fmt: skip
+    assert kinds(line("off_cloud", placement=planned, next_step=decide(ready))) == ["advance"]
+    # On the cloud but only planned: acceptance is not allowed yet, the next state is.
+    on_cloud = decide(replace(ready, evidence_status="on_cloud"))
+    assert on_cloud.to_state == "provisioning"
+    assert kinds(line("on_cloud", placement=planned, next_step=on_cloud)) == ["advance"]
+    # Nothing to move: no step, whatever the placement findings say.
+    nothing = decide(replace(blocked, plan=None, state=None, evidence_status="on_cloud"))
+    assert nothing.quiet and kinds(line("on_cloud", next_step=nothing)) == []
