@@ -390,6 +390,11 @@ def column_widths(
         return natural, needed
     if sum(minimum) > room:
         return None, needed
+    # Headings whole first, where the room allows: a folded "等保级/别" reads worse than a
+    # value folded between words.
+    whole = [max(m, cell_len(h)) for m, h in zip(minimum, headings, strict=True)]
+    if sum(whole) <= room:
+        minimum = whole
     spare = room - sum(minimum)
     slack = [n - m for n, m in zip(natural, minimum, strict=True)]
     widths = [m + spare * s // sum(slack) for m, s in zip(minimum, slack, strict=True)]

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from inventory.commands.common import (
     EXIT_PROBLEM,
@@ -30,8 +28,8 @@ from inventory.nodes import (
     load_node_file,
     retire_node,
 )
-from inventory.output import Format, as_text, echo, render_rows
-from inventory.reporting.i18n import text
+from inventory.output import Format, echo, render_rows
+from inventory.reporting.i18n import node_level_label, text
 from inventory.settings import get_settings
 
 app = typer.Typer(help="Cloud node definitions (the node file).", no_args_is_help=True)
@@ -100,23 +98,19 @@ def _state(row: dict[str, Any], lang: str) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]], lang: str) -> None:
-    table = Table(title=text("cloud_nodes", lang))
-    for column, heading in TABLE_COLUMNS.items():
-        # Ids are what people copy into other commands: never wrap or cut them; the rest
-        # folds rather than ends in "…", so nothing is hidden on a narrow terminal.
-        table.add_column(text(heading, lang), no_wrap=column == "id", overflow="fold")
-    for row in rows:
-        cells = {**row, "state": _state(row, lang)}
-        table.add_row(*[as_text(_cell(cells.get(column), lang)) for column in TABLE_COLUMNS])
-    Console().print(table)
-
-
-def _cell(value: Any, lang: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return text("yes" if value else "no", lang)
-    return str(value)
+    # The shared renderer folds between words, or lays rows out as blocks on a terminal too
+    # narrow for the columns: a level or a date is never cut in the middle.
+    render_rows(
+        [
+            {**row, "state": _state(row, lang), "level": node_level_label(row["level"], lang)}
+            for row in rows
+        ],
+        tuple(TABLE_COLUMNS),
+        Format.table,
+        title=text("cloud_nodes", lang),
+        lang=lang,
+        headings={column: text(key, lang) for column, key in TABLE_COLUMNS.items()},
+    )
 
 
 def _print_report(report: ApplyReport, file: Path, database: str, lang: str) -> None:

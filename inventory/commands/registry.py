@@ -138,6 +138,7 @@ def list_command(
     from inventory.db import session_scope
     from inventory.output import render_rows
     from inventory.registry import LIST_COLUMNS, TABLE_COLUMNS, list_systems
+    from inventory.reporting.i18n import lifecycle_label
 
     lang = cli_lang()
     engine = open_ledger(lang)
@@ -146,6 +147,9 @@ def list_command(
         rows, _ = list_systems(session=session, disclosure=disclosure)
     # Machines get every column; people get the ones that fit a terminal.
     columns = LIST_COLUMNS if fmt in (Format.json, Format.csv) else TABLE_COLUMNS
+    if fmt in (Format.table, Format.md):
+        # People read the lifecycle's name; JSON and CSV keep the stored code.
+        rows = [{**row, "lifecycle": lifecycle_label(row["lifecycle"], lang)} for row in rows]
     render_rows(
         rows,
         columns,

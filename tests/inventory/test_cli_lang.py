@@ -311,3 +311,26 @@ def test_unknown_yiyun_lang_is_refused_in_the_locale_language(
         assert result.exit_code == 2, args
         assert message in result.stderr, args
         assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected", "absent"),
+    [
+        ("zh", ["部门云", "在用"], ["department_cloud", "active"]),
+        ("en", ["department cloud", "active"], []),
+    ],
+)
+def test_node_levels_and_lifecycles_read_as_words_in_tables(
+    estate: Settings, lang: str, expected: list[str], absent: list[str]
+) -> None:
+    # Codes are for JSON and CSV; a table shows a node's level and a system's lifecycle by name.
+    shown = (
+        invoke("--lang", lang, "nodes", "list").output
+        + invoke("--lang", lang, "registry", "list").output
+    )
+    for words in expected:
+        assert words in shown, words
+    for code in absent:
+        assert code not in shown, code
+    machine = invoke("nodes", "list", "-f", "json").output
+    assert "department_cloud" in machine
