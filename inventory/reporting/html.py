@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from markupsafe import Markup, escape
 
 from inventory.reporting import charts
 from inventory.reporting.content import PENDING_STATUSES, ReportContent
@@ -42,11 +46,28 @@ def day(value: date | None) -> str:
     return "—" if value is None else value.isoformat()
 
 
+def aside(value: object, lang: str) -> str:
+    """A value in brackets after what it qualifies: （…） in Chinese, " (…)" in English."""
+    return text("term_aside", lang, value=value)
+
+
+def in_lang(value: object, lang: str) -> str:
+    """A value that words itself (a migration blocker's render(lang)) in `lang`, anything
+    else as it is: inventory/ cannot import migrate/, so it asks the value."""
+    render = getattr(value, "render", None)
+    return str(render(lang) if callable(render) else value)
+
+
+def blocker_list(blockers: Sequence[object], lang: str) -> str:
+    """A system's blockers in the reader's language, one after another; "" for none."""
+    return text("term_list_separator", lang).join(in_lang(b, lang) for b in blockers)
+
+
 def stamp(content: ReportContent, lang: str) -> str:
     """The as-of time and policy that every section and printed page carries."""
     when = local_time(content.as_of, content.timezone)
     return (
-        f"{text('as_of', lang)} {when} ({content.timezone}) · "
+        f"{text('as_of', lang)} {when}{aside(content.timezone, lang)} · "
         f"{text('policy', lang)} {content.policy}"
     )
 
@@ -135,8 +156,18 @@ def environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    loaded.filters.update(percent=percent, day=day)
+    loaded.filters.update(percent=percent, day=day, code_spans=code_spans)
     return loaded
+
+
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(value: str) -> Markup:
+    """Text whose `commands` (as a terminal message quotes them) show as <code>, escaped
+    first: the text is a person's own data as much as ours."""
+    escaped = str(escape(value))
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", escaped))
 
 
 def render_html(content: ReportContent, lang: str) -> str:
@@ -154,6 +185,8 @@ def render_html(content: ReportContent, lang: str) -> str:
         readiness_label=partial(readiness_label, lang=lang),
         finding_text=partial(finding_text, lang=lang),
         node_level_label=partial(node_level_label, lang=lang),
+        blocker_list=partial(blocker_list, lang=lang),
+        aside=partial(aside, lang=lang),
         when=partial(local_time, timezone=content.timezone),
         stamp=stamp(content, lang),
         charts=build_charts(content, lang),

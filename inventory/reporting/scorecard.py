@@ -22,7 +22,7 @@ from inventory.output import jsonable, md_cell
 from inventory.reporting.content import PRIVATE_NETWORK, ReportContent, SystemLine
 from inventory.reporting.findings import finding_reasons, finding_text
 from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
-from inventory.reporting.html import environment, percent, ranked, stamp
+from inventory.reporting.html import aside, blocker_list, environment, percent, ranked, stamp
 from inventory.reporting.i18n import (
     STATE_ORDER,
     readiness_label,
@@ -121,7 +121,7 @@ def next_steps(line: SystemLine, *, today: date, tag: str, lang: str) -> list[St
         if line.status == PARTIAL:
             steps.append(("partial", t("step_partial")))
         if line.blockers:
-            steps.append(("blocked", t("step_blocked", blockers="; ".join(line.blockers))))
+            steps.append(("blocked", t("step_blocked", blockers=blocker_list(line.blockers, lang))))
         if placement is None:
             if line.status != NO_EVIDENCE:
                 steps.append(("plan", t("step_plan")))
@@ -251,12 +251,6 @@ def _md_cell(value: object) -> str:
     return md_cell(value)
 
 
-def _in_lang(value: object, lang: str) -> str:
-    # A blocker from the migration view words itself (migrate.reasons.Blocker).
-    render = getattr(value, "render", None)
-    return str(render(lang) if callable(render) else value)
-
-
 def _readiness(line: SystemLine, lang: str) -> str:
     """Its readiness to move, and "部署不合规" beside it when it is placed against the rules."""
     label = readiness_label(line.readiness, lang)
@@ -266,13 +260,13 @@ def _readiness(line: SystemLine, lang: str) -> str:
 def scorecard_markdown(card: Scorecard, content: ReportContent, lang: str) -> str:
     t = partial(text, lang=lang)
     group = card.group
+    figures = f"{group['numerator']}/{group['denominator']}"
     lines = [
         f"# {t('scorecard_title', name=_md_cell(card.name))}",
         "",
         stamp(content, lang),
         "",
-        f"**{t('kpi_name')}**: {percent(group['rate'])} "
-        f"({group['numerator']}/{group['denominator']})",
+        f"**{t('kpi_name')}**{t('term_colon')}{percent(group['rate'])}{aside(figures, lang)}",
     ]
     if card.rank is not None:
         lines.append(t("scorecard_rank", rank=card.rank, total=card.ranked_departments))
@@ -303,7 +297,7 @@ def scorecard_markdown(card: Scorecard, content: ReportContent, lang: str) -> st
             p.wave if p and p.wave is not None else "—",
             state_label(p.state if p else None, lang),
             _readiness(s, lang),
-            t("term_list_separator").join(_in_lang(b, lang) for b in s.blockers) or "—",
+            blocker_list(s.blockers, lang) or "—",
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     if card.findings:
@@ -336,6 +330,8 @@ def scorecard_html(card: Scorecard, content: ReportContent, lang: str) -> str:
         zone_label=partial(zone_label, lang=lang),
         readiness_label=partial(readiness_label, lang=lang),
         readiness=partial(_readiness, lang=lang),
+        blocker_list=partial(blocker_list, lang=lang),
+        aside=partial(aside, lang=lang),
         finding_text=partial(finding_text, lang=lang),
         stamp=stamp(content, lang),
         font_face=FONT_FACE_SLOT,  # fonts.embed_font puts the @font-face there

@@ -15,7 +15,7 @@ from inventory.adoption import STATUSES
 from inventory.output import escape_formula
 from inventory.reporting.content import ReportContent
 from inventory.reporting.findings import finding_text
-from inventory.reporting.html import ranked, stamp, wave_states
+from inventory.reporting.html import blocker_list, ranked, stamp, wave_states
 from inventory.reporting.i18n import (
     lifecycle_label,
     node_level_label,
@@ -35,8 +35,6 @@ MOMENT = "yyyy-mm-dd hh:mm"
 HEADER_ROW = 2  # row 1 carries the sheet's title, as-of time and policy
 MIN_WIDTH = 6
 MAX_WIDTH = 60
-# Several findings in one cell, as each language lists them.
-_LIST_SEPARATOR = {"zh": "；", "en": "; "}
 
 
 @dataclass(frozen=True)
@@ -229,8 +227,8 @@ def build_workbook(content: ReportContent, lang: str) -> WorkbookWriter:
                 p.wave_end if p else None,
                 state_label(p.state, lang) if p else no_ledger,
                 readiness_label(s.readiness, lang),
-                "; ".join(s.blockers) or no_ledger,
-                _LIST_SEPARATOR[lang].join(finding_text(f, lang) for f in s.findings) or None,
+                blocker_list(s.blockers, lang) or no_ledger,
+                t("term_list_separator").join(finding_text(f, lang) for f in s.findings) or None,
             ]
         )
     writer.sheet(

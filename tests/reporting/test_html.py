@@ -109,10 +109,10 @@ def test_pending_systems_show_migration_state_wave_and_blockers(
     s04 = re.search(r"<tr><td>S04</td>(.*?)</tr>", pending, re.S)
     assert s04
     assert "edu-dc-2026" in s04.group(1)
-    assert "1 (2026-09-01 – 2026-10-31)" in s04.group(1)
+    assert "1（2026-09-01 – 2026-10-31）" in s04.group(1)
     assert "迁移中" in s04.group(1)
     s05 = re.search(r"<tr><td>S05</td>(.*?)</tr>", pending, re.S)
-    assert s05 and "R6: no 密评 record" in s05.group(1)
+    assert s05 and "R6：等保三级及以上系统验收前须有密评记录" in s05.group(1)
     # On the cloud: not listed as pending.
     assert "<td>S01</td>" not in pending
 

@@ -63,7 +63,7 @@ def test_markdown_scorecard_lists_systems_and_next_steps(report_estate: Settings
 
     assert page.startswith("# 部门上云工作单：苏州市卫生健康委员会")
     assert "口径 evidence-v2" in page
-    assert "**非涉密系统上云率**: 20.00 % (1/5)" in page
+    assert "**非涉密系统上云率**：20.00 %（1/5）" in page
     assert "| S08 | 系统S08 | 未上云 | 业务专网 | edu-dc-2026 | 2 | 已定方案 |" in page
     # The step `migrate advance` would print, with its command (migrate/next_step.py).
     assert "- **S08**：当前为已定方案，下一步改为资源开通中：" in page
