@@ -350,6 +350,8 @@ def headings_for(
 FOLD_FLOOR = 10
 # A heading folds to no fewer than three ideographs a line ("已验收/或完成").
 HEADING_FLOOR = 6
+# A heading or value at most this wide (in cells) is shown whole when the table has room.
+SHORT = 2 * FOLD_FLOOR
 # What a Rich table with edges adds to its columns' widths: a space either side of each
 # cell, a rule between columns and one at either edge.
 _PER_COLUMN, _EDGES = 3, 1
@@ -392,12 +394,29 @@ def column_widths(
         return None, needed
     # Headings whole first, where the room allows: a folded "等保级/别" reads worse than a
     # value folded between words.
-    whole = [max(m, cell_len(h)) for m, h in zip(minimum, headings, strict=True)]
+    # So are short values (codes, dates, states) in a column that also holds long text: a
+    # folded "JS-EDU-0/01" is harder to read than a long name folded between words. (A
+    # heading that is data, a plan's name, may be long: it folds like a value.)
+    whole = [
+        max([m, min(cell_len(h), SHORT), *(w for row in cells if (w := cell_len(row[i])) <= SHORT)])
+        for i, (m, h) in enumerate(zip(minimum, headings, strict=True))
+    ]
     if sum(whole) <= room:
         minimum = whole
     spare = room - sum(minimum)
     slack = [n - m for n, m in zip(natural, minimum, strict=True)]
-    widths = [m + spare * s // sum(slack) for m, s in zip(minimum, slack, strict=True)]
+    widths = list(minimum)
+    # Fold as few columns as possible: the columns that need least to show whole (codes,
+    # dates, states) get it first; what is left goes to the long ones by how much they lack.
+    folded = []
+    for i in sorted(range(count), key=lambda i: slack[i]):
+        if slack[i] <= spare:
+            widths[i], spare = natural[i], spare - slack[i]
+        else:
+            folded.append(i)
+    lacking = sum(slack[i] for i in folded)
+    for i in folded:
+        widths[i] += spare * slack[i] // lacking
     return widths, needed
 
 

@@ -35,9 +35,11 @@ from inventory.output import (
 )
 from inventory.reporting.i18n import STATE_ORDER as STATES
 from inventory.reporting.i18n import label, readiness_label, state_label, text
+from migrate.fact_words import facts_line
 from migrate.reasons import outcome_label, rule_reason
 from migrate.rules import READINESS, STRATEGIES
 from migrate.table_words import for_people
+from migrate.wording import Label
 
 app = typer.Typer(
     help="Migration of department clouds: dependencies, assessment, wave plans, tracking.",
@@ -93,10 +95,10 @@ def _say(text: str) -> None:
     console.print(message_text(text))
 
 
-def _problems(heading: str, problems: list[Any]) -> None:
+def _problems(heading: str, problems: list[Any], lang: str) -> None:
     err_console.print(message_text(heading, "red"))
     for problem in problems:
-        err_console.print(as_text(f"  {problem}"), soft_wrap=True)
+        err_console.print(as_text(f"  {problem.render(lang)}"), soft_wrap=True)
 
 
 def _number(value: Any) -> Any:
@@ -153,11 +155,12 @@ def deps_import(
             if not report.ok:
                 session.rollback()
     except SheetError as error:
-        fail(str(error), lang=lang)
+        fail(error.render(lang), lang=lang)
     if not report.ok:
         _problems(
             text("deps_problems", lang, file=file.name, count=len(report.problems)),
             report.problems,
+            lang,
         )
         raise typer.Exit(EXIT_PROBLEM)
     _say(
@@ -388,10 +391,11 @@ def assess_override(
             "override_done",
             lang,
             system=system,
-            readiness=final_readiness,
-            strategy=final_strategy or "-",
-            rule_readiness=row.readiness,
-            rule_strategy=row.strategy or "-",
+            # Named in the reader's language, as the tables name them (English: the codes).
+            readiness=Label("readiness", final_readiness).render(lang),
+            strategy=Label("strategy", final_strategy).render(lang) if final_strategy else "-",
+            rule_readiness=Label("readiness", row.readiness).render(lang),
+            rule_strategy=Label("strategy", row.strategy).render(lang) if row.strategy else "-",
             by=row.override_by,
         )
     )
@@ -445,7 +449,10 @@ def assess_show(
                 "rule": r["id"],
                 "outcome": outcome_label(str(r["outcome"]), lang),
                 "reason": rule_reason(r, lang, current.node_id),
-                "facts": dumps(r["facts"]),
+                # A spreadsheet keeps the facts as data; a screen reads them as one line.
+                "facts": dumps(r["facts"])
+                if fmt is Format.csv
+                else facts_line(r.get("facts"), lang),
             }
             for r in current.rules or []
         ],
@@ -767,13 +774,14 @@ def plan_import(
     except PlanError as error:
         fail(error.render(lang), lang=lang)
     except SheetError as error:
-        fail(str(error), lang=lang)
+        fail(error.render(lang), lang=lang)
     for warning in outcome.warnings:
-        warn(str(warning), lang)
+        warn(warning.render(lang), lang)
     if not outcome.ok:
         _problems(
             text("plan_import_problems", lang, file=file.name, count=len(outcome.problems)),
             outcome.problems,
+            lang,
         )
         raise typer.Exit(EXIT_PROBLEM)
     heading = "plan_import_dry" if dry_run else "plan_import_done"

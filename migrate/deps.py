@@ -13,9 +13,11 @@ from sqlmodel import Session, col, select
 
 from inventory.confidentiality import Disclosure
 from inventory.models import Resource, System
+from inventory.reporting.i18n import Wording
 from migrate.models import Dependency
 from migrate.planner import Edge
 from migrate.sheets import Problem, read_sheet
+from migrate.wording import Label
 
 DECLARED = "declared"
 INFERRED = "inferred"
@@ -80,18 +82,14 @@ def parse_dependencies(
         for end, code in (("from", source), ("to", target)):
             if not code:
                 problems.append(
-                    Problem(number, sheet.headers[end], "", "a system code is required")
+                    Problem(number, sheet.headers[end], "", Wording("mig_row_code_required"))
                 )
             elif code not in known_systems:
                 problems.append(
-                    Problem(
-                        number, sheet.headers[end], code, "unknown system (not in the register)"
-                    )
+                    Problem(number, sheet.headers[end], code, Wording("mig_dep_unknown_system"))
                 )
         if source and source == target:
-            problems.append(
-                Problem(number, sheet.headers["to"], target, "a system cannot depend on itself")
-            )
+            problems.append(Problem(number, sheet.headers["to"], target, Wording("mig_dep_self")))
         kind = _TYPE_LOOKUP.get(values["type"].lower())
         if kind is None:
             problems.append(
@@ -99,7 +97,7 @@ def parse_dependencies(
                     number,
                     sheet.headers["type"],
                     values["type"],
-                    "type must be calls/调用, data/数据 or shared_infra/共享基础设施",
+                    Wording("mig_dep_bad_type"),
                 )
             )
         strength_text = values.get("strength", "")
@@ -112,7 +110,7 @@ def parse_dependencies(
                     number,
                     sheet.headers["strength"],
                     strength_text,
-                    "strength must be hard/强 or soft/弱",
+                    Wording("mig_dep_bad_strength"),
                 )
             )
         if len(problems) > before or kind is None or strength is None:
@@ -126,7 +124,11 @@ def parse_dependencies(
                         number,
                         sheet.headers.get("strength", ""),
                         strength,
-                        f"row {first} gives the same dependency as {first_strength}",
+                        Wording(
+                            "mig_dep_conflict",
+                            first=first,
+                            strength=Label("mig_dep_strength", first_strength),
+                        ),
                     )
                 )
             continue

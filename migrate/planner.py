@@ -600,16 +600,18 @@ def review(
     for code, candidate in by_code.items():
         if code in wave_of and not candidate.placeable:
             why = (
-                f"readiness {candidate.readiness}"
+                Phrase("mig_why_readiness", readiness=Label("readiness", candidate.readiness))
                 if candidate.readiness not in PLACEABLE
-                else f"strategy {candidate.strategy or 'none'}"
+                else Phrase("mig_why_strategy", strategy=Label("strategy", candidate.strategy))
             )
+            wave, rules = wave_of[code], candidate.rules
             errors.append(
                 Constraint(
                     "not_placeable",
                     (code,),
-                    f"{code} is placed in wave {wave_of[code]} but cannot move ({why})"
-                    + (f": {candidate.rules}" if candidate.rules else ""),
+                    Phrase("mig_c_not_placeable_rules", code=code, wave=wave, why=why, rules=rules)
+                    if rules
+                    else Phrase("mig_c_not_placeable", code=code, wave=wave, why=why),
                 )
             )
     members: dict[str, list[str]] = defaultdict(list)
@@ -618,13 +620,20 @@ def review(
     for gid, codes in sorted(members.items()):
         waves = {wave_of.get(c) for c in codes}
         if len(waves) > 1:
-            where = ", ".join(
-                f"{c} in {'no wave' if wave_of.get(c) is None else f'wave {wave_of[c]}'}"
-                for c in codes
+            where = Joined(
+                (
+                    Phrase("mig_group_member_unplaced", code=c)
+                    if wave_of.get(c) is None
+                    else Phrase("mig_group_member_in_wave", code=c, wave=wave_of[c])
+                    for c in codes
+                ),
+                "item",
             )
             errors.append(
                 Constraint(
-                    "group_split", tuple(codes), f"move group {gid} must stay whole: {where}"
+                    "group_split",
+                    tuple(codes),
+                    Phrase("mig_c_group_split", group=gid, where=where),
                 )
             )
 
@@ -685,12 +694,16 @@ def review(
         wa, wb = wave_of[a], wave_of[b]
         together = group_of.get(a, a) == group_of.get(b, b)
         if wb > wa or (parameters.strict_order and wb == wa and not together):
-            rule = "an earlier wave" if parameters.strict_order else "the same or an earlier wave"
+            key = (
+                "mig_c_dependency_order_strict"
+                if parameters.strict_order
+                else "mig_c_dependency_order"
+            )
             errors.append(
                 Constraint(
                     "dependency_order",
                     (a, b),
-                    f"{a} (wave {wa}) depends on {b} (wave {wb}): {b} must be in {rule}",
+                    Phrase(key, system=a, wave=wa, other=b, other_wave=wb),
                 )
             )
         if wa != wb:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from inventory.confidentiality import Disclosure
 from inventory.models import Node, Resource, System
+from inventory.reporting.i18n import Wording
 from migrate.assess import current_assessments, effective, system_profiles, target_profile
 from migrate.deps import planner_edges, refresh_inferred
 from migrate.messages import Refusal
@@ -35,7 +36,7 @@ from migrate.rules import EXEMPT, assess
 from migrate.sheets import Problem, read_sheet
 from migrate.sizing import Sizing, node_capacity, system_sizing
 from migrate.tracking import ARCHIVED, PAST_PLANNED, STARTED, held_from, in_force
-from migrate.wording import Joined, Phrase, decode, worded
+from migrate.wording import Joined, Label, Phrase, decode, worded
 
 DEFAULT_WAVE_SIZE = 20
 DEFAULT_WAVE_DAYS = 14
@@ -611,7 +612,7 @@ class PlanImport:
     plan: str
     moved: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Wording] = field(default_factory=list)
     constraints: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
 
@@ -639,15 +640,20 @@ def _stored_candidates(
 ) -> list[Candidate]:
     """Candidates as the plan decided them, with overrides made since then applied."""
     assessments = current_assessments(session=session)
+    kept = (plan.review or {}).get("explanations") or {}
     candidates = []
     for migration, system in rows:
         readiness, strategy = migration.readiness, migration.strategy
         # The stored explanation of an unplaced system names the rules that kept it out.
-        rules = migration.explanation.removeprefix("not placed: ") if migration.wave is None else ""
+        rules = ""
+        if migration.wave is None:
+            rules = _kept_reason(migration.explanation, kept.get(system.code))
         row = assessments.get(system.code)
         if row is not None and (row.override_readiness or row.override_strategy):
             readiness, strategy = effective(row)
-            rules = f"override by {row.override_by}: {row.override_rationale}"
+            rules = Phrase(
+                "mig_override_note", by=row.override_by, rationale=row.override_rationale
+            )
         candidates.append(
             Candidate(
                 code=system.code,
@@ -668,6 +674,24 @@ def _stored_candidates(
     return candidates
 
 
+def _kept_reason(explanation: str, kept: Any) -> str:
+    """Why an unplaced system was kept out, from its stored explanation ("not placed: …"):
+    worded from the plan's kept wording when that still says the same, else as stored."""
+    stored = explanation.removeprefix("not placed: ")
+    try:
+        phrase = decode(kept)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return stored
+    if isinstance(phrase, Phrase) and phrase.key == "mig_not_placed" and str(phrase) == explanation:
+        reason = phrase.fields.get("reason")
+        # "readiness blocked (R1 …)": the rules alone, as the refusal quoting it names the why.
+        if isinstance(reason, Phrase) and reason.key == "mig_why_rules":
+            reason = reason.fields.get("rules")
+        if isinstance(reason, str):
+            return reason
+    return stored
+
+
 def _explain_by_hand(
     code: str,
     wave: int,
@@ -676,19 +700,30 @@ def _explain_by_hand(
     members: list[str],
     edges: list[Edge],
     wave_of: dict[str, int],
-) -> str:
-    lines = [f"wave {wave} ({candidate.phase} wave), set by hand in plan import by {by}"]
+) -> Joined:
+    lines: list[str] = [
+        Phrase("mig_hand_wave", wave=wave, phase=Label("mig_phase", candidate.phase), by=by)
+    ]
     others = [c for c in members if c != code]
     if others:
-        lines.append(f"together with {', '.join(others)}")
+        lines.append(Phrase("mig_note_together", others=Joined(others, "item")))
     deps = sorted(
         (wave_of[e.to_system], e.to_system)
         for e in edges
         if e.from_system == code and e.to_system in wave_of and e.to_system not in members
     )
     if deps:
-        lines.append("after its dependencies " + ", ".join(f"{c} (wave {w})" for w, c in deps[:5]))
-    return "; ".join(lines)
+        shown = Joined((Phrase("mig_in_wave", code=c, wave=w) for w, c in deps[:5]), "item")
+        lines.append(Phrase("mig_note_after", deps=shown))
+    return Joined(lines)
+
+
+def _problem_reason(detail: str) -> str | Wording:
+    """A planner rule's detail as a problem's reason: worded in the reader's language when it
+    kept its catalog key."""
+    if isinstance(detail, Phrase):
+        return Wording(detail.key, **detail.fields)
+    return detail
 
 
 def import_plan(
@@ -708,7 +743,7 @@ def import_plan(
     plan = get_plan(session=session, name=plan_name)
     outcome = PlanImport(plan=plan.name, dry_run=dry_run)
     if not by.strip():
-        outcome.problems.append(Problem(None, "", "", "--by is required: say who edited the plan"))
+        outcome.problems.append(Problem(None, "", "", Wording("mig_import_by_required")))
         return outcome
     sheet = read_sheet(path, aliases=IMPORT_HEADERS, required=("system_code", "wave"))
     if sheet.problems:
@@ -730,19 +765,25 @@ def import_plan(
     for number, values in sheet.rows:
         code, wave_text = values["system_code"], values["wave"]
         if not code:
-            outcome.problems.append(Problem(number, code_header, "", "a system code is required"))
+            outcome.problems.append(
+                Problem(number, code_header, "", Wording("mig_row_code_required"))
+            )
             continue
         if code not in registered:
-            outcome.problems.append(Problem(number, code_header, code, "unknown system"))
+            outcome.problems.append(
+                Problem(number, code_header, code, Wording("mig_import_unknown_system"))
+            )
             continue
         if code not in migrations:
             outcome.problems.append(
-                Problem(number, code_header, code, f"not a system of plan {plan.name}")
+                Problem(
+                    number, code_header, code, Wording("mig_import_not_in_plan", plan=plan.name)
+                )
             )
             continue
         if code in row_of:
             outcome.problems.append(
-                Problem(number, code_header, code, f"listed twice (first on row {row_of[code]})")
+                Problem(number, code_header, code, Wording("mig_import_twice", row=row_of[code]))
             )
             continue
         row_of[code] = number
@@ -761,8 +802,7 @@ def import_plan(
                     number,
                     wave_header,
                     wave_text,
-                    f"wave must be a whole number from 1 to {len(migrations)} (the plan's "
-                    "number of systems), or blank",
+                    Wording("mig_import_bad_wave", count=len(migrations)),
                 )
             )
             continue
@@ -770,9 +810,11 @@ def import_plan(
     missing = sorted(set(migrations) - set(row_of))
     if missing:
         outcome.warnings.append(
-            f"{len(missing)} system(s) of the plan are not in the file and keep their wave: "
-            + ", ".join(missing[:10])
-            + (" …" if len(missing) > 10 else "")
+            Wording(
+                "mig_import_missing",
+                count=len(missing),
+                systems=Joined([*missing[:10], *(["…"] if len(missing) > 10 else [])], "item"),
+            )
         )
     for code, wave in wanted.items():
         migration = migrations[code]
@@ -782,7 +824,7 @@ def import_plan(
                     row_of[code],
                     wave_header,
                     "",
-                    f"{code} is already {migration.state}: it cannot leave its wave",
+                    Wording("mig_import_started", code=code, state=Label("state", migration.state)),
                 )
             )
     # Rows with problems keep their stored wave, so the checks below still see every rule.
@@ -800,15 +842,19 @@ def import_plan(
     checked = review(candidates, edges, [target], parameters, group_of, wave_of)
     for error in checked.errors:
         first_row = min((row_of.get(c, 0) for c in error.systems if c in row_of), default=0)
-        outcome.problems.append(Problem(first_row or None, wave_header, "", error.detail))
+        outcome.problems.append(
+            Problem(first_row or None, wave_header, "", _problem_reason(error.detail))
+        )
     if outcome.problems:
-        outcome.problems.sort(key=lambda p: (p.row or 0, p.reason))
+        outcome.problems.sort(key=lambda p: (p.row or 0, str(p.reason)))
         return outcome
 
     used = sorted(set(wave_of.values()))
     gaps = [n for n in range(1, max(used, default=0) + 1) if n not in used]
     if gaps:
-        outcome.warnings.append(f"wave(s) {', '.join(map(str, gaps))} have no systems")
+        outcome.warnings.append(
+            Wording("mig_import_empty_waves", waves=Joined(map(str, gaps), "item"))
+        )
     by_code = {c.code: c for c in candidates}
     members: dict[str, list[str]] = {}
     for code, gid in group_of.items():
@@ -820,6 +866,7 @@ def import_plan(
     ]
     events: list[dict[str, Any]] = []
     updates: dict[str, dict[str, Any]] = {}
+    explanations = dict((plan.review or {}).get("explanations") or {})
     for code, migration in migrations.items():
         new_wave = wave_of.get(code)
         level, factors = checked.risk[code]
@@ -834,13 +881,14 @@ def import_plan(
         if new_wave != migration.wave:
             outcome.moved.append((code, migration.wave, new_wave))
             update["wave"] = new_wave
+            explanation: str
             if new_wave is None:
-                update["explanation"] = f"not placed: taken out of the plan by hand by {by}"
+                explanation = Phrase("mig_not_placed", reason=Phrase("mig_out_by_hand", by=by))
                 kept_reasons.append(
-                    Constraint("placed_out_by_hand", (code,), f"taken out of the plan by {by}")
+                    Constraint("placed_out_by_hand", (code,), Phrase("mig_c_out_by_hand", by=by))
                 )
             else:
-                update["explanation"] = _explain_by_hand(
+                explanation = _explain_by_hand(
                     code,
                     new_wave,
                     by,
@@ -849,6 +897,9 @@ def import_plan(
                     edges,
                     wave_of,
                 )
+            update["explanation"] = explanation
+            # Kept with the plan, so `plan show` words the new explanation in its reader's language.
+            explanations[code] = explanation.as_dict()
             # Placing an assessed system plans it; taking a planned one out un-plans it.
             new_state = migration.state
             if new_wave is not None and migration.state == "assessed":
@@ -901,6 +952,7 @@ def import_plan(
         "waves": top,
         "placed": len(wave_of),
         "not_placed": len(migrations) - len(wave_of),
+        "explanations": explanations,
         "imported_by": by,
         "imported_at": now.isoformat(),
     }

@@ -12,10 +12,12 @@ from typing import Any
 
 from inventory.output import unescape_formula
 from inventory.registry import Problem
+from inventory.reporting.i18n import Wording
 
 
-class SheetError(Exception):
-    """The file cannot be read at all (missing, wrong kind, undecodable)."""
+class SheetError(Wording):
+    """The file cannot be read at all (missing, wrong kind, undecodable): a catalog key and its
+    fields, worded by render(lang)."""
 
 
 @dataclass
@@ -52,21 +54,18 @@ def _decode(payload: bytes) -> str:
     try:
         return payload.decode("gb18030")
     except UnicodeDecodeError as error:
-        raise SheetError(
-            f"the file is neither UTF-8 nor GB18030 text (undecodable byte at offset "
-            f"{error.start}); save it as CSV UTF-8 or .xlsx"
-        ) from None
+        raise SheetError("mig_sheet_not_text", offset=error.start) from None
 
 
 def _records(path: Path) -> list[Sequence[Any]]:
     if not path.is_file():
-        raise SheetError(f"file not found: {path}")
+        raise SheetError("mig_sheet_not_found", path=str(path))
     suffix = path.suffix.lower()
     if suffix == ".csv":
         try:
             return list(csv.reader(io.StringIO(_decode(path.read_bytes()), newline="")))
         except csv.Error as error:
-            raise SheetError(f"not a readable CSV file: {error}") from None
+            raise SheetError("mig_sheet_bad_csv", error=str(error)) from None
     if suffix in (".xlsx", ".xlsm"):
         from zipfile import BadZipFile
 
@@ -76,14 +75,14 @@ def _records(path: Path) -> list[Sequence[Any]]:
         try:
             workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except (BadZipFile, InvalidFileException, KeyError, OSError) as error:
-            raise SheetError(f"not a readable XLSX workbook: {error}") from None
+            raise SheetError("mig_sheet_bad_xlsx", error=str(error)) from None
         except Exception as error:  # a damaged part fails deep in openpyxl in any way
             raise SheetError(
-                f"not a readable XLSX workbook: {type(error).__name__}: {error}"
+                "mig_sheet_bad_xlsx", error=f"{type(error).__name__}: {error}"
             ) from None
         try:
             if not workbook.worksheets:
-                raise SheetError("the workbook has no sheets")
+                raise SheetError("mig_sheet_no_sheets")
             sheet = workbook.worksheets[0]
             sheet.reset_dimensions()
             return [tuple(values) for values in sheet.iter_rows(values_only=True)]
@@ -91,11 +90,11 @@ def _records(path: Path) -> list[Sequence[Any]]:
             raise
         except Exception as error:  # read-only sheets are parsed lazily: damage shows up here too
             raise SheetError(
-                f"not a readable XLSX workbook: {type(error).__name__}: {error}"
+                "mig_sheet_bad_xlsx", error=f"{type(error).__name__}: {error}"
             ) from None
         finally:
             workbook.close()
-    raise SheetError(f"cannot read {path.name}: expected a .csv or .xlsx file")
+    raise SheetError("mig_sheet_wrong_kind", name=path.name)
 
 
 def _header_key(header: str) -> str:
@@ -115,7 +114,7 @@ def read_sheet(
     sheet = Sheet()
     numbered = [(n, r) for n, r in enumerate(records, start=1) if any(cell_text(c) for c in r)]
     if not numbered:
-        sheet.problems.append(Problem(None, "", "", "the file is empty"))
+        sheet.problems.append(Problem(None, "", "", Wording("mig_sheet_empty")))
         return sheet
     header_row, header = numbered[0]
     positions: dict[str, int] = {}
@@ -125,14 +124,18 @@ def read_sheet(
         if key is None:
             continue
         if key in positions:
-            sheet.problems.append(Problem(header_row, text, "", f"a second column for {key}"))
+            sheet.problems.append(
+                Problem(header_row, text, "", Wording("mig_sheet_second_column", key=key))
+            )
             continue
         positions[key] = position
         sheet.headers[key] = text
     for key in required:
         if key not in positions:
             names = " / ".join(aliases[key][:2])
-            sheet.problems.append(Problem(header_row, "", "", f"missing column {names}"))
+            sheet.problems.append(
+                Problem(header_row, "", "", Wording("mig_sheet_missing_column", names=names))
+            )
     if sheet.problems:
         return sheet
     for number, record in numbered[1:]:

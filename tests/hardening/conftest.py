@@ -117,8 +117,12 @@ class Cli:
 
 @functools.cache
 def _command() -> tuple[typer.Typer, Any]:
-    # Imported late: collecting the suite should not pay for the whole command tree.
-    from cli import app
+    # Imported late: collecting the suite should not pay for the whole command tree. Never
+    # under a test's FORCE_COLOR: a console made at import (err_console) would keep it for
+    # every later test, as if stderr were a terminal.
+    with mock.patch.dict(os.environ):
+        os.environ.pop("FORCE_COLOR", None)
+        from cli import app
 
     return app, typer.main.get_command(app)
 
