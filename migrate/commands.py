@@ -320,7 +320,10 @@ def assess_command(
             classified=run.classified,
         )
         _say(
-            ", ".join(f"{readiness_label(k, lang)}: {v}" for k, v in sorted(counts.items()))
+            text("term_comma", lang).join(
+                f"{readiness_label(k, lang)}{text('term_colon', lang)}{v}"
+                for k, v in sorted(counts.items())
+            )
             + changes
         )
     else:
@@ -663,7 +666,7 @@ def plan_show(
             "plan_header",
             lang,
             plan=head["plan"],
-            sources=", ".join(head["source_nodes"]),
+            sources=text("term_enumeration", lang).join(head["source_nodes"]),
             target=head["target_node"],
             waves=review.get("waves", 0),
             placed=review.get("placed", 0),
@@ -851,8 +854,8 @@ def advance_command(
             "advanced",
             lang,
             system=system,
-            from_state=event.from_state,
-            to_state=event.to_state,
+            from_state=state_label(event.from_state, lang),
+            to_state=state_label(event.to_state, lang),
             by=event.by,
         )
     )

@@ -135,28 +135,34 @@ def moving_systems(*, session: Session, codes: set[str]) -> dict[str, str]:
     return taken
 
 
+# A move that has finished: the system is on the unified cloud and its acceptance recorded.
+FINISHED = frozenset({"accepted", "decommissioned"})
+
+
 def archive_plan(*, session: Session, name: str, by: str, now: datetime) -> Plan:
     """Take a plan out of force: it no longer holds its systems, is kept with its log, and its
-    name stays taken. Refused while any of its systems is past `planned`."""
+    name stays taken. Refused while any of its systems is under way (past `planned` and not
+    finished); a system accepted or decommissioned has finished, and keeps its record."""
     if not by.strip():
         raise PlanError("mig_archive_by_required")
     plan = get_plan(session=session, name=name)
     if plan.status == ARCHIVED:
         raise PlanError("mig_plan_already_archived", name=name)
+    # Finished moves leave nothing to hold: a completed plan can be archived.
     rows = session.exec(
         select(SystemMigration).where(col(SystemMigration.plan_id) == plan.id)
     ).all()
     started = sorted(
         m.system_code
         for m in rows
-        if m.state in PAST_PLANNED
+        if m.state in PAST_PLANNED - FINISHED
         or (
             m.state == "on_hold"
             and held_from(session=session, plan_id=plan.id or 0, code=m.system_code) in PAST_PLANNED
         )
     )
     if started:
-        shown = ", ".join(started[:10]) + (" …" if len(started) > 10 else "")
+        shown = Joined([*started[:10], *(["…"] if len(started) > 10 else [])], kind="item")
         raise PlanError(
             "mig_archive_started", name=name, count=len(started), systems=shown, first=started[0]
         )

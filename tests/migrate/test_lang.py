@@ -132,7 +132,7 @@ def test_messages_and_errors_in_each_language(moving: Settings) -> None:
     unknown_en = invoke("--lang", "en", "migrate", "assess", "show", "NOPE")
     gates_zh = invoke("--lang", "zh", "migrate", "transitions")[1]
 
-    assert zh[0] == 0 and "A01：provisioning → migrating（操作人 x）" in zh[1]
+    assert zh[0] == 0 and "A01：资源开通中 → 迁移中（操作人 x）" in zh[1]
     assert en[0] == 1 and "refused:" in en[2]  # already migrating: a second move is refused
     assert unknown_zh[0] == 2 and "错误：" in unknown_zh[2] and "未知系统 'NOPE'" in unknown_zh[2]
     assert unknown_en[0] == 2 and "unknown system 'NOPE'" in unknown_en[2]

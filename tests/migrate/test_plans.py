@@ -349,3 +349,52 @@ def test_plan_rows_are_stored_with_dates(planned: Settings, engine: sa.Engine) -
     assert plan.parameters is not None
     assert date.fromisoformat(plan.parameters["start"]) == date(2027, 1, 4)
     assert plan.source_nodes == ["edu-dc", "room"]
+
+
+def plan_status(name: str) -> str:
+    code, out, _ = invoke("migrate", "plan", "list", "--format", "json")
+    assert code == 0
+    return next(p["status"] for p in json.loads(out) if p["name"] == name)
+
+
+def test_a_plan_is_archived_once_nothing_in_it_is_under_way(
+    planned: Settings, engine: sa.Engine
+) -> None:
+    # Issue #16: a plan can be dropped; never while a system in it is being moved.
+    started = invoke("migrate", "advance", "A01", "--to", "provisioning", "--by", "x")
+    refused = invoke("migrate", "plan", "archive", "p1", "--by", "planner")
+    back = invoke("migrate", "advance", "A01", "--to", "planned", "--by", "x")
+    archived = invoke("migrate", "plan", "archive", "p1", "--by", "planner")
+    again = invoke("migrate", "plan", "archive", "p1", "--by", "planner")
+    unknown = invoke("migrate", "plan", "archive", "nope", "--by", "planner")
+
+    assert started[0] == 0 and back[0] == 0, started[2] + back[2]
+    assert refused[0] == 1 and "A01" in refused[2] and "--to planned" in refused[2]
+    assert archived[0] == 0, archived[2]
+    assert plan_status("p1") == "archived"
+    assert again[0] == 1 and unknown[0] == 2
+    # Its systems are free: a new plan over the same source takes every one p1 had placed.
+    code, out, err = invoke(
+        "migrate", "plan", "create", "--source", "edu-dc", "--target", "core4", "--name", "p2"
+    )
+    assert code == 0, out + err
+    assert set(EXPECTED_WAVES) - {"A14"} <= {s["system_code"] for s in shown("p2")["systems"]}
+
+
+def test_a_plan_whose_moves_have_finished_can_be_archived(
+    planned: Settings, engine: sa.Engine
+) -> None:
+    # An accepted system cannot go back to planned: a finished move must not keep its plan
+    # in force for ever.
+    from tests.migrate.test_tracking import move_to_cloud, set_state
+
+    set_state(engine, "A01", "trial_run")
+    move_to_cloud(engine, "A01")
+    accepted = invoke("migrate", "advance", "A01", "--to", "accepted", "--by", "x")
+    archived = invoke("migrate", "plan", "archive", "p1", "--by", "planner")
+
+    assert accepted[0] == 0, accepted[2]
+    assert archived[0] == 0, archived[2]
+    assert plan_status("p1") == "archived"
+    history = invoke("migrate", "history", "A01", "--format", "json")
+    assert history[0] == 0 and "accepted" in history[1]
