@@ -64,18 +64,22 @@ def _describe(outcome: ScopeOutcome, lang: str, disclosure: Disclosure) -> str:
             deleted=c.deleted,
             seconds=f"{outcome.duration_seconds:.1f}",
         )
+    # The failure's code stays next to its status ("error malformed_response"): it is what
+    # people search the logs and `report scans` for; the sentence after it says what to check.
+    code = outcome.error_code
     return text(
         "term_scope_failed",
         lang,
         where=where,
         status=scope_status_label(outcome.status, lang),
+        code=text("term_scope_code", lang, code=code) if code else "",
         items=outcome.items,
         failure=failure_wording(
             outcome.status,
-            outcome.error_code,
+            None,
             disclosure.text(None, outcome.error_message),
             lang,
-            {"node_id": outcome.node_id, "held": outcome.held},
+            {"node_id": outcome.node_id, "held": outcome.held, "error_code": code},
         ),
     )
 

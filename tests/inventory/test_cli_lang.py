@@ -234,12 +234,18 @@ def test_failed_scan_is_reported_in_both_languages(fixed_scopes: None) -> None:
     en = invoke("--lang", "en", "scan", "--node", "room")
 
     assert zh.exit_code == en.exit_code == 1
-    assert "room/aws/vm/r1：被拒绝，原有数据全部保留（失败前已列出 0 条）。" in zh.stderr
+    assert (
+        "room/aws/vm/r1：被拒绝（AccessDenied），原有数据全部保留（失败前已列出 0 条）。"
+        in zh.stderr
+    )
     assert "。访问被拒绝：" in zh.stderr
-    assert "详情：AccessDenied：not allowed" in zh.stderr
+    assert "详情：not allowed" in zh.stderr
     assert "1 个范围扫描失败，其原有数据保持不变" in zh.stderr
-    assert "room/aws/vm/r1: denied; kept every row it had (0 listed before it failed)" in en.stderr
-    assert "Access denied: check" in en.stderr and "Detail: AccessDenied: not allowed" in en.stderr
+    assert (
+        "room/aws/vm/r1: denied AccessDenied; kept every row it had (0 listed before it failed)"
+        in en.stderr
+    )
+    assert "Access denied: check" in en.stderr and "Detail: not allowed" in en.stderr
     assert "1 scope(s) failed; their rows were kept as they were" in en.stderr
 
 

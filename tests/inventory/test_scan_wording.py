@@ -86,12 +86,22 @@ def test_a_failed_scan_reads_in_chinese(yiyun: Yiyun, dead_endpoint: str, tmp_pa
     said = flat(err)
     # The password variable: our own words, whole, with the variable to set.
     assert (
-        flat(f"被拒绝，原有数据全部保留（失败前已列出 0 条）。未设置密码环境变量 {UNSET}") in said
+        flat(
+            "被拒绝（missing_password），原有数据全部保留（失败前已列出 0 条）。"
+            f"未设置密码环境变量 {UNSET}"
+        )
+        in said
     )
     # The dead endpoint: the kind and what to check, then the library's words as detail.
-    assert flat("失败，原有数据全部保留（失败前已列出 0 条）。无法连接端点：") in said
-    assert "详情：EndpointConnectionError：" in said
-    for english in ("denied", "missing_password", "environmentvariable", " error "):
+    assert (
+        flat(
+            "失败（EndpointConnectionError），原有数据全部保留（失败前已列出 0 条）。无法连接端点："
+        )
+        in said
+    )
+    assert "详情：" in said
+    # Codes stay beside the status (what people search for); no English sentence around them.
+    for english in ("denied", "environmentvariable", " error "):
         assert english not in said, english
 
     code, out, err = yiyun("--lang", "zh", "report", "scans")
