@@ -313,7 +313,9 @@ def test_scan_under_a_terminal_shows_a_source_error_as_text_and_closes_its_run(
     assert CLEAR_SCREEN.encode() not in raw, "the source's escape sequence reached the terminal"
     shown = CSI.sub(b"", raw).decode("utf-8", "replace")
     assert "Traceback" not in shown and "MarkupError" not in shown, shown
-    said = "".join(f"HTTP403: {ERROR_REASON}: [/red]␛[2J[bold]denied".split())
+    # The code beside the status, the source's own words (markup and all, shown) as detail.
+    assert "resource_quota/b: denied HTTP403;" in shown, shown
+    said = "".join(f"Detail: {ERROR_REASON}: [/red]␛[2J[bold]denied".split())
     assert said in "".join(shown.split()), shown
     assert "scan run" in shown  # the summary table was printed after the display stopped
     with Session(engine) as session:
