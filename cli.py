@@ -14,7 +14,7 @@ import typer
 from exporters.commands import app as exporter_app
 from infra.commands import app as infra_app
 from inventory.commands.db import app as db_app
-from inventory.commands.demo import demo
+from inventory.commands.demo import demo, use_sample_migration
 from inventory.commands.lang import Lang
 from inventory.commands.localize import LocalizedGroup
 from inventory.commands.nodes import app as nodes_app
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from inventory.reporting.content import MigrationLedger
+    from inventory.sim.migration import SampleMigration
     from inventory.violations import PlacementViolation
 
 
@@ -48,9 +49,17 @@ def _placement_violations(**arguments: Any) -> list[PlacementViolation]:
     return placement_violations(**arguments)
 
 
+def _sample_migration(*arguments: Any) -> SampleMigration:
+    """`yiyun demo`'s sample plan, moved for real by migrate/ (imported when the demo runs)."""
+    from migrate.sample import run_sample_migration
+
+    return run_sample_migration(*arguments)
+
+
 # The layers meet here: inventory's reports read the migration ledger without importing it.
 use_migration_view(_migration_ledger)
 use_placement_check(_placement_violations)
+use_sample_migration(_sample_migration)
 
 app = typer.Typer(
     # Every --help in the reader's language: the root group translates the tree before parsing.

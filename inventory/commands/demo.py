@@ -21,7 +21,9 @@ from inventory.reporting.i18n import text
 from inventory.settings import get_settings, set_settings
 
 if TYPE_CHECKING:
-    from inventory.sim.migration import SampleMigration
+    from inventory.settings import Settings
+    from inventory.sim.estate import RunningEstate
+    from inventory.sim.migration import SampleMigration, SampleRunner
 
 console = Console()
 DEFAULT_DB = "sqlite:///yiyun.db"
@@ -72,6 +74,28 @@ def _refuse_populated(url: str, lang: str) -> None:
             text("demo_populated", lang, url=mask_url(url), systems=systems, nodes=nodes),
             lang=lang,
         )
+
+
+# migrate.sample.run_sample_migration, handed in by cli.py: inventory/ never imports migrate/.
+_sample_runner: SampleRunner | None = None
+
+
+def use_sample_migration(runner: SampleRunner | None) -> None:
+    """Install what runs the demo's sample migration plan (the layer above composes it)."""
+    global _sample_runner
+    _sample_runner = runner
+
+
+def _run_sample_migration(
+    engine: sa.Engine, running: RunningEstate, settings: Settings, lang: str
+) -> SampleMigration:
+    from inventory.sim.migration import PLAN, SampleMigration
+
+    if _sample_runner is None:
+        return SampleMigration(
+            plan=PLAN, lang=lang, skipped=text("demo_migration_unavailable", lang)
+        )
+    return _sample_runner(engine, running, settings, lang)
 
 
 def _migration_line(migration: SampleMigration, lang: str) -> str:
@@ -127,7 +151,6 @@ def demo(
     from inventory.registry import import_register
     from inventory.reports import adoption_report, switches_from, take_snapshot
     from inventory.sim.estate import DEMO_VC_PASSWORD_ENV, RunningEstate, plan_estate
-    from inventory.sim.migration import run_sample_migration
     from inventory.sim.vsphere import SIM_PASSWORD
     from inventory.violations import freeze_violations, unattributed_counts
 
@@ -177,7 +200,7 @@ def demo(
         console.print(message_text(loaded))
         summary = execute_scan(engine, nodes, lang=lang, concurrency=4)
         # Before the KPI: the systems it moves count where the inventory now sees them.
-        migration = run_sample_migration(engine, running, settings, lang)
+        migration = _run_sample_migration(engine, running, settings, lang)
         with Session(engine) as session:
             kpi = adoption_report(
                 session=session, settings=settings, switches=switches_from(settings), by="city"
