@@ -12,24 +12,11 @@ from types import FrameType
 EXIT_INTERRUPTED = 130
 
 
-def _argv_lang(argv: list[str]) -> str | None:
-    """The --lang given on the command line, read before the options are parsed."""
-    for index, arg in enumerate(argv):
-        if arg == "--lang" and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith("--lang="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def interrupted_line(argv: list[str]) -> str:
     """ "Interrupted" in the language the command line asks for (else YIYUN_LANG, the locale)."""
-    from inventory.reporting.i18n import UnknownLanguage, resolve_lang, text
+    from inventory.reporting.i18n import argv_lang, text
 
-    try:
-        lang = resolve_lang(_argv_lang(argv), os.environ.get("YIYUN_LANG"))
-    except UnknownLanguage:
-        lang = resolve_lang(None, None)
+    lang = argv_lang(argv)
     prefix = text("error_prefix", lang)
     # A full-width colon carries its own space, as in every other error line.
     gap = "" if prefix.endswith("：") else " "

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import typer.rich_utils
@@ -13,7 +12,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 from typer.main import _click
 
-from inventory.reporting.i18n import UnknownLanguage, help_text, resolve_lang, text
+from inventory.reporting.i18n import argv_lang, help_text, text
 
 Command = _click.Command
 Parameter = _click.Parameter
@@ -235,23 +234,9 @@ def _install_usage_errors(lang: str) -> None:
     typer.rich_utils.rich_format_error = rich_format_error  # type: ignore[assignment]
 
 
-def help_lang(args: Sequence[str], environ: dict[str, str] | None = None) -> str:
-    """The language --help is drawn in, before Click has parsed anything: a --lang in the
-    arguments (global or the command's own), else YIYUN_LANG, else the locale, else zh."""
-    explicit = None
-    for index, arg in enumerate(args):
-        if arg == "--":
-            break
-        if arg == "--lang" and index + 1 < len(args):
-            explicit = args[index + 1]
-        elif arg.startswith("--lang="):
-            explicit = arg.removeprefix("--lang=")
-    environ = dict(os.environ) if environ is None else environ
-    try:
-        return resolve_lang(explicit, environ.get("YIYUN_LANG"), environ)
-    except UnknownLanguage:
-        # Click refuses the value itself once it parses; help in the locale's language meanwhile.
-        return resolve_lang(None, None, environ)
+def help_lang(args: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
+    """The language --help is drawn in: i18n.argv_lang, before Click has parsed anything."""
+    return argv_lang(args, environ)
 
 
 class LocalizedGroup(TyperGroup):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gettext
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -215,6 +215,25 @@ def resolve_lang(
                 raise UnknownLanguage(choice)
             return lang
     return _locale_lang(os.environ if environ is None else environ) or DEFAULT_LANG
+
+
+def argv_lang(args: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
+    """The language of a run before its options are parsed (--help, Ctrl-C at start-up): a
+    --lang in the arguments (global or the command's own, the last one), else YIYUN_LANG, else
+    the locale, else zh. An unknown --lang falls back to the locale: Click refuses it itself."""
+    explicit = None
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--lang" and index + 1 < len(args):
+            explicit = args[index + 1]
+        elif arg.startswith("--lang="):
+            explicit = arg.removeprefix("--lang=")
+    environ = os.environ if environ is None else environ
+    try:
+        return resolve_lang(explicit, environ.get("YIYUN_LANG"), environ)
+    except UnknownLanguage:
+        return resolve_lang(None, None, environ)
 
 
 if __name__ == "__main__":
