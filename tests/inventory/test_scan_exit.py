@@ -3,8 +3,6 @@ some scopes failed (partial) and when all of them did, which it says in so many 
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,30 +10,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from inventory.models import ScopeResult
-from inventory.sim.aws import reset_moto, seed_instances, start_moto_server
-from tests.inventory.collectors.conftest import isolate_aws
-from tests.inventory.source_estate import SYSTEM_TAG, Yiyun, aws_source, node, write_nodes
+from tests.inventory.conftest import registered_estate
+from tests.inventory.source_estate import Yiyun, aws_source, node, write_nodes
 
-REGION = "us-east-1"
 NOTHING_LISTED = "Not one scope of this scan listed completely: it gathered no new evidence"
 SOME_FAILED = "scope(s) failed; their rows were kept as they were"
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    server, url = start_moto_server()
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-def dead_endpoint() -> str:
-    """A loopback port nothing listens on: every connection is refused, as a source that is
-    down or a wrong address in the node file would be."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -46,12 +25,7 @@ def yiyun(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Yiyun:
-    isolate_aws(monkeypatch, tmp_path)
-    reset_moto(moto_server)
-    seed_instances(moto_server, REGION, count=2, tags={SYSTEM_TAG: "JS-A"})
-    cli = Yiyun(db_url)
-    cli.import_register(tmp_path)
-    return cli
+    return registered_estate(moto_server, db_url, monkeypatch, tmp_path)
 
 
 def statuses(engine: sa.Engine) -> list[tuple[str, str]]:

@@ -4,8 +4,6 @@ before the source's own words, and a run title that says whether anything listed
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,27 +11,10 @@ import sqlalchemy as sa
 
 from inventory.reporting.i18n import text
 from inventory.scope_failures import failure_kind, failure_wording
-from inventory.sim.aws import reset_moto, seed_instances, start_moto_server
-from tests.inventory.collectors.conftest import isolate_aws
-from tests.inventory.source_estate import SYSTEM_TAG, Yiyun, aws_source, node, write_nodes
+from tests.inventory.conftest import registered_estate
+from tests.inventory.source_estate import Yiyun, aws_source, node, write_nodes
 
-REGION = "us-east-1"
 UNSET = "YIYUN_TEST_NEVER_SET_PASSWORD"
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    server, url = start_moto_server()
-    yield url
-    server.stop()
-
-
-@pytest.fixture
-def dead_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -44,14 +25,9 @@ def yiyun(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Yiyun:
-    isolate_aws(monkeypatch, tmp_path)
     monkeypatch.delenv(UNSET, raising=False)
     monkeypatch.setenv("COLUMNS", "80")
-    reset_moto(moto_server)
-    seed_instances(moto_server, REGION, count=2, tags={SYSTEM_TAG: "JS-A"})
-    cli = Yiyun(db_url)
-    cli.import_register(tmp_path)
-    return cli
+    return registered_estate(moto_server, db_url, monkeypatch, tmp_path)
 
 
 def vsphere_without_password(dead_endpoint: str) -> dict[str, object]:
