@@ -194,6 +194,33 @@ class SecretRef:
     key: str
 
 
+# The identity provider's issuer URL and this service's audience, from the operator's Secret.
+@dataclass(frozen=True)
+class OidcSecretRef:
+    name: str
+    issuer_key: str = "issuer"
+    audience_key: str = "audience"
+
+
+# Sized for the benchmark's target of an RSS under 300 MiB, with headroom for a burst.
+@dataclass(frozen=True)
+class ServeResources:
+    cpu_request: str = "250m"
+    memory_request: str = "320Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "512Mi"
+
+
+# `yiyun serve` in the cluster: the API and portal over the same ledger as the scanner.
+@dataclass(frozen=True)
+class HttpServiceArgs:
+    oidc_secret: OidcSecretRef
+    replicas: int = 2
+    principal_claim: str | None = None
+    grants_claim: str | None = None
+    resources: ServeResources = field(default_factory=ServeResources)
+
+
 @dataclass(frozen=True)
 class InventoryAgentArgs:
     node_id: str
@@ -206,6 +233,7 @@ class InventoryAgentArgs:
     aws_credentials_secret: str | None = None
     exporter: bool = True
     exporter_port: int = 9464
+    service: HttpServiceArgs | None = None
 
 
 @dataclass(frozen=True)
@@ -546,6 +574,7 @@ def _agent(check: _Checker, raw: Any, node: NodeTarget) -> InventoryAgentArgs | 
             "awsCredentialsSecret",
             "exporter",
             "exporterPort",
+            "service",
         ),
         required=("image", "databaseSecret"),
     )
@@ -582,6 +611,91 @@ def _agent(check: _Checker, raw: Any, node: NodeTarget) -> InventoryAgentArgs | 
         else None,
         exporter=check.flag(obj, "exporter", where, True),
         exporter_port=port,
+        service=_http_service(check, obj.get("service"), f"{where}.service"),
+    )
+
+
+# The least memory limit `yiyun serve` is sized for: its RSS target (300 MiB) plus headroom.
+SERVE_MEMORY_FLOOR = "384Mi"
+# What Kubernetes accepts as a key of a Secret's data.
+_SECRET_DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+
+
+def _http_service(check: _Checker, raw: Any, where: str) -> HttpServiceArgs | None:
+    # Opt-in, like the exporter on one node: the service serves the whole ledger.
+    if raw is None or raw is False:
+        return None
+    obj = check.obj(
+        raw,
+        where,
+        allowed=(
+            "replicas",
+            "oidcSecret",
+            "principalClaim",
+            "grantsClaim",
+            "cpuRequest",
+            "memoryRequest",
+            "cpuLimit",
+            "memoryLimit",
+        ),
+        required=("oidcSecret",),
+    )
+    replicas = check.whole(obj, "replicas", where, 2)
+    # whole() has already refused anything but a whole number ≥ 0.
+    if type(obj.get("replicas")) is int and replicas == 0:
+        check.add(f"{where}.replicas", "must be at least 1; leave agent.service out for none")
+    at = f"{where}.oidcSecret"
+    oidc: OidcSecretRef | None = None
+    if obj.get("oidcSecret") is not None:
+        secret = check.obj(
+            obj["oidcSecret"], at, allowed=("name", "issuerKey", "audienceKey"), required=("name",)
+        )
+        keys: dict[str, str] = {}
+        for key, default in (("issuerKey", "issuer"), ("audienceKey", "audience")):
+            keys[key] = check.text(secret, key, at, default) or default
+            if not _SECRET_DATA_KEY.match(keys[key]):
+                check.add(
+                    f"{at}.{key}",
+                    f"{keys[key]!r} is not a Secret data key (letters, digits, '-', '_', '.')",
+                )
+        if keys["issuerKey"] == keys["audienceKey"]:
+            check.add(
+                at,
+                f"issuerKey and audienceKey both name {keys['issuerKey']!r}; the issuer URL "
+                "and the audience are two different values",
+            )
+        oidc = OidcSecretRef(
+            name=check.k8s(secret, "name", at),
+            issuer_key=keys["issuerKey"],
+            audience_key=keys["audienceKey"],
+        )
+    base = ServeResources()
+    resources = ServeResources(
+        cpu_request=check.quantity(obj, "cpuRequest", where, base.cpu_request),
+        memory_request=check.quantity(obj, "memoryRequest", where, base.memory_request),
+        cpu_limit=check.quantity(obj, "cpuLimit", where, base.cpu_limit),
+        memory_limit=check.quantity(obj, "memoryLimit", where, base.memory_limit),
+    )
+    for request_key, request, limit_key, limit in (
+        ("cpuRequest", resources.cpu_request, "cpuLimit", resources.cpu_limit),
+        ("memoryRequest", resources.memory_request, "memoryLimit", resources.memory_limit),
+    ):
+        if parse_quantity(request) > parse_quantity(limit):
+            check.add(where, f"{request_key} {request} is above {limit_key} {limit}")
+    if parse_quantity(resources.memory_limit) < parse_quantity(SERVE_MEMORY_FLOOR):
+        check.add(
+            f"{where}.memoryLimit",
+            f"{resources.memory_limit} is below {SERVE_MEMORY_FLOOR}, the least yiyun serve "
+            "is sized for (its resident memory target is 300 MiB)",
+        )
+    if oidc is None:
+        return None
+    return HttpServiceArgs(
+        oidc_secret=oidc,
+        replicas=replicas,
+        principal_claim=check.text(obj, "principalClaim", where),
+        grants_claim=check.text(obj, "grantsClaim", where),
+        resources=resources,
     )
 
 

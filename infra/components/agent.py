@@ -1,11 +1,19 @@
-"""InventoryAgent: yiyun itself on a node — a read-only scanner CronJob and the exporter."""
+"""InventoryAgent: yiyun itself on a node — the scanner CronJob, the exporter and `yiyun serve`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.stack_config import LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY, InventoryAgentArgs
+from infra.stack_config import (
+    LABEL_MANAGED_BY,
+    LABEL_NODE,
+    MANAGED_BY,
+    HttpServiceArgs,
+    InventoryAgentArgs,
+)
 
 # Exactly what inventory/collectors/kubernetes.py lists, and only the verbs listing needs.
 READ_VERBS = ("get", "list", "watch")
@@ -15,6 +23,20 @@ COLLECTED_KINDS = (
     ("batch", ("cronjobs",)),
 )
 METRICS_PATH = "/metrics"
+# `yiyun serve`'s own port in the pod; the Service offers it on the usual HTTP port.
+SERVE_PORT = 8080
+SERVICE_PORT = 80
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+
+
+def scrape_annotations(port: int) -> dict[str, str]:
+    """What the province's Prometheus discovers pods and Services by, for every yiyun process."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": METRICS_PATH,
+    }
 
 
 class InventoryAgent(pulumi.ComponentResource):
@@ -169,11 +191,7 @@ class InventoryAgent(pulumi.ComponentResource):
         self.exporter_service: k8s.core.v1.Service | None = None
         if args.exporter:
             port = args.exporter_port
-            scrape = {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": str(port),
-                "prometheus.io/path": METRICS_PATH,
-            }
+            scrape = scrape_annotations(port)
             exporter_labels = {**labels, "app.kubernetes.io/component": "exporter"}
             self.exporter = k8s.apps.v1.Deployment(
                 f"{name}-exporter",
@@ -239,6 +257,21 @@ class InventoryAgent(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self.api: k8s.apps.v1.Deployment | None = None
+        self.api_service: k8s.core.v1.Service | None = None
+        self.api_budget: k8s.policy.v1.PodDisruptionBudget | None = None
+        if args.service:
+            self._serve(
+                name,
+                args,
+                args.service,
+                labels=labels,
+                meta=meta,
+                database_url=database_url,
+                security=security,
+                tmp=(volumes[0], mounts[0]),
+            )
+
         self.register_outputs(
             {
                 "namespace": ns,
@@ -246,5 +279,140 @@ class InventoryAgent(pulumi.ComponentResource):
                 "exporter_service": self.exporter_service.metadata.name
                 if self.exporter_service
                 else None,
+                "service": self.api_service.metadata.name if self.api_service else None,
             }
         )
+
+    def _serve(
+        self,
+        name: str,
+        args: InventoryAgentArgs,
+        service: HttpServiceArgs,
+        *,
+        labels: dict[str, str],
+        meta: Callable[[str, dict[str, str] | None], k8s.meta.v1.ObjectMetaArgs],
+        database_url: k8s.core.v1.EnvVarArgs,
+        security: k8s.core.v1.SecurityContextArgs,
+        tmp: tuple[k8s.core.v1.VolumeArgs, k8s.core.v1.VolumeMountArgs],
+    ) -> None:
+        """`yiyun serve` as a Deployment behind a ClusterIP Service, and its disruption budget."""
+        child = pulumi.ResourceOptions(parent=self)
+        component = {"app.kubernetes.io/component": "service"}
+        service_labels = {**labels, **component}
+        scrape = scrape_annotations(SERVE_PORT)
+        oidc = service.oidc_secret
+
+        def from_secret(variable: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(
+                name=variable,
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
+                ),
+            )
+
+        env = [
+            database_url,
+            from_secret("YIYUN_OIDC_ISSUER", oidc.name, oidc.issuer_key),
+            from_secret("YIYUN_OIDC_AUDIENCE", oidc.name, oidc.audience_key),
+        ]
+        # Claim names are not secrets: which claim carries the principal and the grants.
+        for variable, claim in (
+            ("YIYUN_OIDC_PRINCIPAL_CLAIM", service.principal_claim),
+            ("YIYUN_OIDC_GRANTS_CLAIM", service.grants_claim),
+        ):
+            if claim:
+                env.append(k8s.core.v1.EnvVarArgs(name=variable, value=claim))
+
+        def probe(
+            path: str, *, period: int, failures: int, timeout: int = 1
+        ) -> k8s.core.v1.ProbeArgs:
+            return k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
+                period_seconds=period,
+                failure_threshold=failures,
+                timeout_seconds=timeout,
+            )
+
+        resources = service.resources
+        self.api = k8s.apps.v1.Deployment(
+            f"{name}-service",
+            metadata=meta("yiyun-service", component),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=service.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_labels),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=service_labels, annotations=scrape),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        # The service reads and writes the ledger only: no Kubernetes API.
+                        automount_service_account_token=False,
+                        containers=[
+                            k8s.core.v1.ContainerArgs(
+                                name="serve",
+                                image=args.image,
+                                command=["yiyun"],
+                                args=["serve", "--host", "0.0.0.0", "--port", str(SERVE_PORT)],
+                                env=env,
+                                ports=[
+                                    k8s.core.v1.ContainerPortArgs(
+                                        name="http", container_port=SERVE_PORT
+                                    )
+                                ],
+                                # Up to a minute to import and bind before liveness counts.
+                                startup_probe=probe(LIVENESS_PATH, period=2, failures=30),
+                                # Liveness asks only whether the process answers: a ledger
+                                # outage must take pods out of the Service, not restart them.
+                                liveness_probe=probe(
+                                    LIVENESS_PATH, period=10, failures=3, timeout=3
+                                ),
+                                # /readyz queries the ledger, so it gets more than a second.
+                                readiness_probe=probe(
+                                    READINESS_PATH, period=5, failures=2, timeout=3
+                                ),
+                                resources=k8s.core.v1.ResourceRequirementsArgs(
+                                    requests={
+                                        "cpu": resources.cpu_request,
+                                        "memory": resources.memory_request,
+                                    },
+                                    limits={
+                                        "cpu": resources.cpu_limit,
+                                        "memory": resources.memory_limit,
+                                    },
+                                ),
+                                volume_mounts=[tmp[1]],
+                                security_context=security,
+                            )
+                        ],
+                        volumes=[tmp[0]],
+                    ),
+                ),
+            ),
+            opts=child,
+        )
+        self.api_service = k8s.core.v1.Service(
+            f"{name}-service-http",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="yiyun-service",
+                namespace=self.namespace.metadata.name,
+                labels=service_labels,
+                annotations=scrape,
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=service_labels,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")
+                ],
+            ),
+            opts=child,
+        )
+        # With one replica, minAvailable 1 would block every node drain for good.
+        if service.replicas > 1:
+            self.api_budget = k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-service-budget",
+                metadata=meta("yiyun-service", component),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                    min_available=1,
+                    selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_labels),
+                ),
+                opts=child,
+            )
