@@ -1,0 +1,1 @@
+"""The HTTP API and web portal of yiyun (`yiyun serve`)."""

@@ -1,0 +1,210 @@
+"""The identity-provider peer for tests: tools/oidc/server.js run with keys and clients we write."""
+
+from __future__ import annotations
+
+import base64
+import json
+import select
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from tests.conftest import missing_peer
+
+ROOT = Path(__file__).resolve().parents[2]
+OIDC_TOOL = ROOT / "tools" / "oidc"
+AUDIENCE = "urn:yiyun:api"
+READY_TIMEOUT_SECONDS = 20.0
+
+# Clients of the provider, as the province registers them for yiyun's users and robots.
+CLIENTS: list[dict[str, Any]] = [
+    {
+        "client_id": "js-edu-it",
+        "client_secret": "js-edu-it-secret",
+        "claims": {
+            "preferred_username": "张敏",
+            "yiyun_roles": [
+                "department_it:department:JS-EDU",
+                "viewer:city:南京市",
+                "planner:city:南京市",
+                "superuser:province",
+                "viewer",
+            ],
+        },
+    },
+    {
+        "client_id": "province-viewer",
+        "client_secret": "province-viewer-secret",
+        "claims": {"preferred_username": "省大数据局", "yiyun_roles": ["viewer:province"]},
+    },
+]
+
+
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@dataclass(frozen=True)
+class ProviderKey:
+    """One RSA signing key of the provider, known to the test in full."""
+
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk = RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}
+
+    def private_jwk(self) -> dict[str, Any]:
+        jwk = RSAAlgorithm.to_jwk(self.private_key, as_dict=True)
+        # PyJWT adds key_ops ["sign"], which the provider would publish on the public half too.
+        jwk.pop("key_ops", None)
+        return {**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}
+
+    def public_pem(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+@dataclass
+class OidcKeys:
+    """The provider's key set, signing key first, written to `path` as a private JWKS."""
+
+    path: Path
+    keys: list[ProviderKey] = field(default_factory=list)
+
+    @property
+    def signing(self) -> ProviderKey:
+        return self.keys[0]
+
+    def rotate(self, *, keep_old: bool) -> ProviderKey:
+        """A new signing key in front; the old ones stay published only when `keep_old`."""
+        fresh = ProviderKey(kid=f"yiyun-{uuid.uuid4().hex[:8]}", private_key=new_rsa_key())
+        self.keys = [fresh, *self.keys] if keep_old else [fresh]
+        self.write()
+        return fresh
+
+    def write(self) -> None:
+        jwks = {"keys": [key.private_jwk() for key in self.keys]}
+        self.path.write_text(json.dumps(jwks), encoding="utf-8")
+
+
+class OidcProvider:
+    """A running `node tools/oidc/server.js`; restartable on the same port with rotated keys."""
+
+    def __init__(self, keys: OidcKeys, workdir: Path) -> None:
+        self.keys = keys
+        self.workdir = workdir
+        self.clients_path = workdir / "clients.json"
+        self.clients_path.write_text(json.dumps(CLIENTS, ensure_ascii=False), encoding="utf-8")
+        self.port = 0
+        self.issuer = ""
+        # Exit codes of every process stopped so far: a clean SIGTERM exit is part of the contract.
+        self.exit_codes: list[int] = []
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        stderr_path = self.workdir / "provider.stderr"
+        with stderr_path.open("ab") as stderr:
+            self._process = subprocess.Popen(
+                [
+                    "node",
+                    str(OIDC_TOOL / "server.js"),
+                    f"--port={self.port}",
+                    f"--jwks={self.keys.path}",
+                    f"--clients={self.clients_path}",
+                    f"--audience={AUDIENCE}",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=OIDC_TOOL,
+            )
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], READY_TIMEOUT_SECONDS)
+        line = self._process.stdout.readline().decode() if ready else ""
+        if not line.startswith("READY "):
+            self.stop()
+            log = stderr_path.read_text(encoding="utf-8", errors="replace")
+            raise RuntimeError(f"oidc provider did not start: {line!r}\n{log}")
+        self.issuer = line.split()[1]
+        self.port = urllib.parse.urlsplit(self.issuer).port or 0
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            self.exit_codes.append(process.wait(timeout=10))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            self.exit_codes.append(process.wait())
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def rotate(self, *, keep_old: bool) -> ProviderKey:
+        """Restart on the same port (so the issuer stays) signing with a new key."""
+        self.stop()
+        fresh = self.keys.rotate(keep_old=keep_old)
+        self.start()
+        return fresh
+
+    def token(self, client_id: str, audience: str = AUDIENCE) -> str:
+        """A real access token from the token endpoint (client_credentials grant)."""
+        client = next(client for client in CLIENTS if client["client_id"] == client_id)
+        secret = f"{client_id}:{client['client_secret']}".encode()
+        body = urllib.parse.urlencode({"grant_type": "client_credentials", "resource": audience})
+        request = urllib.request.Request(
+            f"{self.issuer}/token",
+            data=body.encode(),
+            headers={
+                "Authorization": "Basic " + base64.b64encode(secret).decode(),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            issued = json.loads(response.read())
+        assert issued["token_type"] == "Bearer"
+        return str(issued["access_token"])
+
+
+def require_oidc_tool() -> None:
+    """Skip (fail under YIYUN_REQUIRE_PEERS=1) unless node and tools/oidc's modules are there."""
+    if shutil.which("node") is None:
+        missing_peer("`node` is not installed (Debian: apt-get install nodejs npm)")
+    if not (OIDC_TOOL / "node_modules" / "oidc-provider").is_dir():
+        missing_peer("tools/oidc/node_modules is missing: run `bash tools/oidc/install.sh`")
+
+
+@pytest.fixture(scope="module")
+def oidc_keys(tmp_path_factory: pytest.TempPathFactory) -> OidcKeys:
+    """One RSA key (kid set), written as the JWKS the provider signs with."""
+    keys = OidcKeys(path=tmp_path_factory.mktemp("oidc") / "jwks.json")
+    keys.rotate(keep_old=False)
+    return keys
+
+
+@pytest.fixture(scope="module")
+def oidc_provider(
+    oidc_keys: OidcKeys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OidcProvider]:
+    """The provider, listening on a loopback port it picked, issuing JWTs for AUDIENCE."""
+    require_oidc_tool()
+    provider = OidcProvider(oidc_keys, tmp_path_factory.mktemp("oidc-provider"))
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.stop()
