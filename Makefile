@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 # gettext: compile inventory/locale/*/LC_MESSAGES/*.po to .mo (only those out of date).
 catalogs:
-	$(BIN)/python -m inventory.reporting.i18n
+	$(BIN)/python -m inventory.i18n
 
 venv: $(STAMP)
 

@@ -4,42 +4,32 @@ from __future__ import annotations
 
 # First: from here until the commands run, Ctrl-C ends start-up with one line and exit 130,
 # never a traceback out of an import.
-from inventory.commands import interrupt  # isort: split
+from commands import interrupt  # isort: split
 
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from exporters.commands import app as exporter_app
-from infra.commands import app as infra_app
-from inventory.commands.db import app as db_app
-from inventory.commands.demo import demo, use_sample_migration
-from inventory.commands.lang import Lang
-from inventory.commands.localize import LocalizedGroup
-from inventory.commands.nodes import app as nodes_app
-from inventory.commands.registry import app as registry_app
-from inventory.commands.report import app as report_app
-from inventory.commands.scan import scan
-from inventory.reporting.content import use_migration_view
+from commands.db import app as db_app
+from commands.demo import demo, use_sample_migration
+from commands.exporter import app as exporter_app
+from commands.infra import app as infra_app
+from commands.lang import Lang
+from commands.localize import LocalizedGroup
+from commands.migrate import app as migrate_app
+from commands.nodes import app as nodes_app
+from commands.registry import app as registry_app
+from commands.report import app as report_app
+from commands.scan import scan
+from commands.serve import serve
 from inventory.violations import use_placement_check
-from migrate.commands import app as migrate_app
 
 interrupt.started()
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from inventory.reporting.content import MigrationLedger
     from inventory.sim.migration import SampleMigration
     from inventory.violations import PlacementViolation
-
-
-def _migration_ledger(session: Session) -> MigrationLedger:
-    """The manager reports' view of migrate/'s tables, imported only when a report is built."""
-    from migrate.report_view import migration_ledger
-
-    return migration_ledger(session)
 
 
 def _placement_violations(**arguments: Any) -> list[PlacementViolation]:
@@ -56,8 +46,7 @@ def _sample_migration(*arguments: Any) -> SampleMigration:
     return run_sample_migration(*arguments)
 
 
-# The layers meet here: inventory's reports read the migration ledger without importing it.
-use_migration_view(_migration_ledger)
+# The layers meet here: inventory's violations and demo reach migrate/ without importing it.
 use_placement_check(_placement_violations)
 use_sample_migration(_sample_migration)
 
@@ -120,6 +109,7 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(infra_app, name="infra")
 app.command("scan")(scan)
 app.command("demo")(demo)
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -203,11 +203,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="Keep the report files in this folder.")
     args = parser.parse_args()
 
-    from inventory.reporting.content import gather_report
-    from inventory.reporting.html import render_html
-    from inventory.reporting.xlsx import build_workbook
+    from exporters.reports.content import gather_report
+    from exporters.reports.html import render_html
+    from exporters.reports.migration_view import migration_ledger
+    from exporters.reports.xlsx import build_workbook
     from inventory.reports import adoption_report, switches_from
-    from migrate.report_view import migration_ledger
 
     with tempfile.TemporaryDirectory() as scratch:
         url = args.db or f"sqlite:///{scratch}/bench.db"

@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from inventory.reporting.i18n import LANGS, label, text
+from inventory.i18n import LANGS, label, text
 
 
 def _lang() -> str:
     # The reader's language as the command resolves it; a bad setting is reported elsewhere.
-    from inventory.commands.lang import cli_lang
+    from commands.lang import cli_lang
 
     try:
         return cli_lang()

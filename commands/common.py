@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from inventory.commands.lang import lang_or_locale
+from commands.lang import lang_or_locale
 from inventory.db import (
     SUPPORTED_SCHEMES,
     SchemaOutOfDate,
@@ -19,8 +19,8 @@ from inventory.db import (
     require_schema,
     sqlite_file,
 )
+from inventory.i18n import text
 from inventory.output import Prose, message_text
-from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 from inventory.urls import scrub
 

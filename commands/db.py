@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from inventory.commands.common import fail_to_open
-from inventory.commands.lang import cli_lang
+from commands.common import fail_to_open
+from commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
+from inventory.i18n import text
 from inventory.output import echo
-from inventory.reporting.i18n import text
 from inventory.settings import get_settings
 
 app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)

@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.text import Text
 from sqlmodel import Session, col, func, select
 
-from inventory.commands.common import EXIT_PROBLEM, fail, fail_to_open
-from inventory.commands.lang import cli_lang
+from commands.common import EXIT_PROBLEM, fail, fail_to_open
+from commands.lang import cli_lang
 from inventory.db import get_engine, mask_url, upgrade
+from inventory.i18n import text
 from inventory.output import Commands, message_text
-from inventory.reporting.i18n import text
 from inventory.settings import get_settings, set_settings
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _run_sample_migration(
 
 def _migration_line(migration: SampleMigration, lang: str) -> str:
     """One line on the sample plan: how far its systems got, and any gate that said no."""
-    from inventory.reporting.i18n import STATE_ORDER, state_label
+    from inventory.i18n import STATE_ORDER, state_label
     from inventory.sim.migration import SOURCES, TARGET
 
     if migration.skipped is not None:
@@ -144,8 +144,8 @@ def demo(
     ] = False,
 ) -> None:
     """Seed a sample Jiangsu estate into local simulators, scan it for real, report the KPI."""
-    from inventory.commands.report import print_adoption_table
-    from inventory.commands.scan import execute_scan
+    from commands.report import print_adoption_table
+    from commands.scan import execute_scan
     from inventory.models import Node
     from inventory.nodes import apply_nodes, load_node_file
     from inventory.registry import import_register

@@ -7,13 +7,13 @@ from typing import Annotated
 import typer
 
 from inventory.confidentiality import Disclosure
-from inventory.reporting.i18n import text
+from inventory.i18n import text
 
 IncludeClassifiedOption = Annotated[
     bool,
     typer.Option(
         "--include-classified",
-        # Chinese comes from the help catalog, like every --help (inventory/commands/localize.py).
+        # Chinese comes from the help catalog, like every --help (commands/localize.py).
         help="Also name classified (涉密) systems and their resources, which are otherwise "
         "counted, never named.",
     ),
@@ -48,7 +48,7 @@ def note_withheld_counts(
     parts = [text(key, lang, count=count) for key, count in counts.items() if count]
     if not parts:
         return
-    from inventory.commands.common import err_console
+    from commands.common import err_console
 
     err_console.print(
         text("classified_withheld", lang, parts=text("withheld_separator", lang).join(parts)),

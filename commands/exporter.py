@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from inventory.commands.common import err_console, fail
+from commands.common import err_console, fail
 from inventory.output import message_text
 
 app = typer.Typer(
@@ -34,11 +34,11 @@ def serve(
     """Serve /metrics until SIGTERM or Ctrl-C; a database outage shows as yiyun_exporter_up 0."""
     import sqlalchemy as sa
 
+    from commands.lang import cli_lang
     from exporters.ledger_file import ledger_engine
     from exporters.server import Exporter, serve_http
-    from inventory.commands.lang import cli_lang
     from inventory.db import mask_url
-    from inventory.reporting.i18n import text
+    from inventory.i18n import text
     from inventory.reports import UnknownPolicy, policy_from
     from inventory.settings import get_settings
     from migrate.metrics import migration_state_counts

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from inventory.commands.common import err_console, fail
-from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
+from commands.common import err_console, fail
+from commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
 from inventory.output import echo
 
 app = typer.Typer(
@@ -41,11 +41,11 @@ def import_spec(
     """
     from sqlmodel import Session, col, select
 
+    from commands.common import open_ledger
+    from commands.lang import cli_lang
     from infra.import_spec import UnknownKind, build_import_spec, check_kinds
-    from inventory.commands.common import open_ledger
-    from inventory.commands.lang import cli_lang
+    from inventory.i18n import text as say_in
     from inventory.models import Node, Resource
-    from inventory.reporting.i18n import text as say_in
 
     lang = cli_lang()
     engine = open_ledger()
@@ -113,9 +113,9 @@ def check(
     ],
 ) -> None:
     """Validate a stack file (and the plan exports it names) the way `pulumi up` would."""
+    from commands.lang import cli_lang
     from infra.stack_config import StackConfigError, read_stack_file
-    from inventory.commands.lang import cli_lang
-    from inventory.reporting.i18n import text as say_in
+    from inventory.i18n import text as say_in
 
     lang = cli_lang()
     try:

@@ -14,7 +14,7 @@ EXIT_INTERRUPTED = 130
 
 def interrupted_line(argv: list[str]) -> str:
     """ "Interrupted" in the language the command line asks for (else YIYUN_LANG, the locale)."""
-    from inventory.reporting.i18n import argv_lang, text
+    from inventory.i18n import argv_lang, text
 
     lang = argv_lang(argv)
     prefix = text("error_prefix", lang)

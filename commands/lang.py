@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inventory.reporting.i18n import UnknownLanguage, resolve_lang, text
+from inventory.i18n import UnknownLanguage, resolve_lang, text
 from inventory.settings import get_settings
 
 
@@ -30,7 +30,7 @@ def cli_lang(option: Lang | None = None) -> str:
 
     A YIYUN_LANG that is neither ends the command with a usage error.
     """
-    from inventory.commands.common import fail
+    from commands.common import fail
 
     try:
         return resolve_lang(option.value if option else None, get_settings().lang)

@@ -12,7 +12,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 from typer.main import _click
 
-from inventory.reporting.i18n import argv_lang, help_text, text
+from inventory.i18n import argv_lang, help_text, text
 
 Command = _click.Command
 Parameter = _click.Parameter

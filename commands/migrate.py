@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from inventory.commands.choices import LabelledChoice
-from inventory.commands.common import (
+from commands.choices import LabelledChoice
+from commands.common import (
     EXIT_PROBLEM,
     EXIT_USAGE,
     err_console,
@@ -20,9 +20,11 @@ from inventory.commands.common import (
     report_error,
     warn,
 )
-from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
-from inventory.commands.lang import cli_lang
+from commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
+from commands.lang import cli_lang
 from inventory.confidentiality import Disclosure
+from inventory.i18n import STATE_ORDER as STATES
+from inventory.i18n import label, readiness_label, state_label, text
 from inventory.output import (
     Format,
     Prose,
@@ -33,8 +35,6 @@ from inventory.output import (
     message_text,
     render_rows,
 )
-from inventory.reporting.i18n import STATE_ORDER as STATES
-from inventory.reporting.i18n import label, readiness_label, state_label, text
 from migrate.fact_words import facts_line
 from migrate.reasons import outcome_label, rule_reason
 from migrate.rules import READINESS, STRATEGIES
@@ -822,18 +822,19 @@ def advance_command(
     ] = None,
 ) -> None:
     """Move a system to its next state; refused (exit 1, nothing written) unless allowed."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.tracking import TransitionRefused, advance
+    from migrate.tracking import TransitionRefused, advance_system
 
     lang = cli_lang()
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            event = advance(
+            event = advance_system(
                 session=session,
+                actor=Actor.local(by),
                 code=system,
                 to_state=to,
-                by=by,
                 now=_now(),
                 today=_today(),
                 note=note,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from inventory.commands.common import (
+from commands.common import (
     EXIT_PROBLEM,
     err_console,
     fail,
@@ -15,8 +15,9 @@ from inventory.commands.common import (
     report_error,
     warn,
 )
-from inventory.commands.lang import cli_lang
+from commands.lang import cli_lang
 from inventory.db import mask_url, session_scope
+from inventory.i18n import node_level_label, text
 from inventory.locks import LocksUnavailable
 from inventory.nodes import (
     ApplyReport,
@@ -29,7 +30,6 @@ from inventory.nodes import (
     retire_node,
 )
 from inventory.output import Format, echo, render_rows
-from inventory.reporting.i18n import node_level_label, text
 from inventory.settings import get_settings
 
 app = typer.Typer(help="Cloud node definitions (the node file).", no_args_is_help=True)

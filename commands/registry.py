@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from inventory.commands.common import EXIT_PROBLEM, err_console, fail, open_ledger, warn
-from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
-from inventory.commands.lang import cli_lang
+from commands.common import EXIT_PROBLEM, err_console, fail, open_ledger, warn
+from commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
+from commands.lang import cli_lang
+from inventory.i18n import Wording, text
 from inventory.output import Format, as_text, message_text
-from inventory.reporting.i18n import Wording, text
 
 app = typer.Typer(
     help="The system register (政务信息系统目录): import it from CSV/XLSX, list it.",
@@ -136,9 +136,9 @@ def list_command(
 ) -> None:
     """List registered systems sorted by code; classified systems only when asked for."""
     from inventory.db import session_scope
+    from inventory.i18n import lifecycle_label
     from inventory.output import render_rows
     from inventory.registry import LIST_COLUMNS, TABLE_COLUMNS, list_systems
-    from inventory.reporting.i18n import lifecycle_label
 
     lang = cli_lang()
     engine = open_ledger(lang)

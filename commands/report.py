@@ -14,16 +14,17 @@ from rich.padding import Padding
 from rich.table import Table
 from sqlmodel import Session
 
-from inventory.adoption import EVIDENCE_V1, EVIDENCE_V2, STATUSES
-from inventory.commands.common import open_ledger
-from inventory.commands.disclosure import (
+from commands.common import open_ledger
+from commands.disclosure import (
     IncludeClassifiedOption,
     disclosure_for,
     note_withheld,
     note_withheld_counts,
 )
-from inventory.commands.lang import LangOption, cli_lang
+from commands.lang import LangOption, cli_lang
+from inventory.adoption import EVIDENCE_V1, EVIDENCE_V2, STATUSES
 from inventory.confidentiality import Disclosure
+from inventory.i18n import label, status_label, text
 from inventory.output import (
     Format,
     Narrow,
@@ -36,7 +37,6 @@ from inventory.output import (
     message_text,
     render_rows,
 )
-from inventory.reporting.i18n import label, status_label, text
 from inventory.scope_failures import failure_wording, scope_status_label
 from inventory.settings import get_settings
 
@@ -220,7 +220,7 @@ def adoption(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """The cloud-adoption rate of non-classified systems (非涉密系统上云率), from evidence."""
-    from inventory.commands.common import fail
+    from commands.common import fail
     from inventory.reports import (
         UnknownPolicy,
         adoption_report,
@@ -310,7 +310,7 @@ def violations(
 
     Exits 1 when a freeze-rule or placement violation exists, so a cron job notices.
     """
-    from inventory.reporting.findings import finding_reasons, finding_text
+    from exporters.reports.findings import finding_reasons, finding_text
     from inventory.violations import (
         PLACEMENT,
         UNATTRIBUTED,
@@ -595,8 +595,8 @@ TrustOption = Annotated[
 def _gather_report(
     exempt_in_denominator: bool | None, trust_declared: bool | None, disclosure: Disclosure
 ) -> Any:
-    from inventory.commands.common import fail
-    from inventory.reporting.content import gather_report
+    from commands.common import fail
+    from exporters.reports.content import gather_report
     from inventory.reports import UnknownPolicy, switches_from
 
     settings = get_settings()
@@ -617,7 +617,7 @@ def _write_atomically(path: Path, payload: bytes, lang: str) -> None:
     import os
     import tempfile
 
-    from inventory.commands.common import fail
+    from commands.common import fail
 
     path = path.expanduser()
     if not path.parent.exists():
@@ -657,7 +657,7 @@ def html_report(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """One self-contained HTML file for managers: KPI, trend, charts, lists (no network needed)."""
-    from inventory.reporting.html import render_html
+    from exporters.reports.html import render_html
 
     language = cli_lang(lang)
     disclosure = disclosure_for(include_classified)
@@ -691,7 +691,7 @@ def xlsx_report(
     Sheets: summary, by city, by department, systems, violations, migration progress,
     one network (一张网), scan freshness and trend.
     """
-    from inventory.reporting.xlsx import build_workbook
+    from exporters.reports.xlsx import build_workbook
 
     language = cli_lang(lang)
     disclosure = disclosure_for(include_classified)
@@ -721,8 +721,8 @@ def scorecard(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """One department's page: its rate, systems, plan and wave, blockers and next steps."""
-    from inventory.commands.common import fail
-    from inventory.reporting.scorecard import (
+    from commands.common import fail
+    from exporters.reports.scorecard import (
         UnknownDepartment,
         department_scorecard,
         scorecard_html,

@@ -15,15 +15,15 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, col, select
 
+from commands.common import EXIT_PROBLEM, fail, open_ledger
+from commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
+from commands.lang import cli_lang
 from inventory.collectors.base import OK
-from inventory.commands.common import EXIT_PROBLEM, fail, open_ledger
-from inventory.commands.disclosure import IncludeClassifiedOption, disclosure_for, note_withheld
-from inventory.commands.lang import cli_lang
 from inventory.confidentiality import Disclosure
+from inventory.i18n import text
 from inventory.logs import redact
 from inventory.models import Node
 from inventory.output import as_text, message_text, visible
-from inventory.reporting.i18n import text
 from inventory.scope_failures import failure_wording, scope_status_label
 from inventory.settings import get_settings
 

@@ -8,16 +8,17 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 
 LANGS = ("zh", "en")
 # The province's own language: what a report falls back to when nothing says otherwise.
 DEFAULT_LANG = "zh"
 
 # The catalogs: gettext .po sources under inventory/locale/<lang>/LC_MESSAGES/<domain>.po,
-# compiled to .mo at build (`make venv`, `python -m inventory.reporting.i18n`). A msgid is a
+# compiled to .mo at build (`make venv`, `python -m inventory.i18n`). A msgid is a
 # message key ("report_title", "state.accepted"); the help domain's msgids are the English
 # help texts themselves, so only its Chinese catalog exists.
-LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 # Domains whose msgid is the English wording: English needs no catalog for them.
 SOURCE_LANGUAGE_DOMAINS = frozenset({"help"})
 
@@ -132,6 +133,9 @@ class Wording(ValueError):
     is English, for logs and for code that only has str(); `render(lang)` words it for a
     person. A field may itself be a Wording ("region" inside "must list at least one …").
     """
+
+    # Facts a caller may need beside the words (the state a lost race left, for a 409).
+    problem_fields: Mapping[str, object] = MappingProxyType({})
 
     def __init__(self, key: str, /, **fields: object) -> None:
         self.key = key

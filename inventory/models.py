@@ -234,3 +234,47 @@ class AdoptionSnapshot(SQLModel, table=True):
     stale_nodes: list[str] | None = json_column()
     # evidence-v2: scopes ("node/source/kind/scope") whose evidence had expired at as_of
     expired_scopes: list[str] | None = json_column()
+
+
+# A role held over a scope (DESIGN.md, "Who may do what"): `yiyun access grant`.
+class AccessGrant(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("principal", "role", "scope", name="uq_access_grant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    principal: str = Field(index=True)
+    role: str
+    scope: str
+    granted_by: str
+    granted_at: datetime = utc_column(nullable=False)
+
+
+# An API token for automation: only the SHA-256 of its secret is kept; the token is shown once.
+class ApiToken(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    token_id: str = Field(unique=True, index=True)  # the public part, `yiyun_<token_id>_…`
+    secret_sha256: str
+    principal: str = Field(index=True)
+    role: str
+    scope: str
+    created_by: str
+    created_at: datetime = utc_column(nullable=False)
+    expires_at: datetime | None = utc_column()
+    revoked_at: datetime | None = utc_column()
+    revoked_by: str | None = None
+    last_used_at: datetime | None = utc_column()
+
+
+# Append-only record of every write, by whom as proved (triggers refuse UPDATE and DELETE).
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column(nullable=False, index=True)
+    principal: str = Field(index=True)
+    principal_kind: str  # local / oidc / token
+    by: str | None = None  # the CLI's --by, beside the OS user
+    request_id: str | None = None
+    action: str = Field(index=True)
+    target: str
+    before: dict[str, Any] | None = json_column()
+    after: dict[str, Any] | None = json_column()

@@ -26,10 +26,10 @@ from pydantic import (
 from sqlmodel import Session, col, select
 
 from inventory import locks
+from inventory.i18n import LANGS, Wording, text
 from inventory.models import Node, utcnow
 from inventory.node_rows import rename_source_rows, retire_node_rows, source_has_rows
 from inventory.registry import CITIES, PROVINCIAL, parse_city
-from inventory.reporting.i18n import LANGS, Wording, text
 from inventory.secret_shape import AWS_ACCESS_KEY_ID, REDACTED, names_a_secret
 from inventory.urls import UrlCredentials, credentials_in_text, mask_url, mask_urls_in
 

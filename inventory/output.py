@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inventory.confidentiality import REDACTED
-from inventory.reporting.i18n import text
+from inventory.i18n import text
 
 
 class Format(StrEnum):

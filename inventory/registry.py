@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.confidentiality import Disclosure
+from inventory.i18n import Wording, text
 from inventory.models import Department, Node, System, utcnow
 from inventory.output import escape_formula, unescape_formula
-from inventory.reporting.i18n import Wording, text
 
 PROVINCIAL = "省级"
 # The 13 prefecture-level cities, each with a city backbone node (DOMAIN.md, "1+13").

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from inventory.reporting.i18n import label, text
+from inventory.i18n import label, text
 
 # Failures yiyun words itself (their stored message is English for logs and JSON): people
 # read them whole in their language, no stored detail after them.

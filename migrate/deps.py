@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.confidentiality import Disclosure
+from inventory.i18n import Wording
 from inventory.models import Resource, System
-from inventory.reporting.i18n import Wording
 from migrate.models import Dependency
 from migrate.planner import Edge
 from migrate.sheets import Problem, read_sheet

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from inventory.reporting.i18n import has_text, label, text
+from inventory.i18n import has_text, label, text
 
 # Fact → the catalog kind its stored values are named by (lifecycle.active → 在用).
 _VALUE_KINDS = {

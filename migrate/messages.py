@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from inventory.reporting.i18n import Wording, label
+from inventory.i18n import Wording, label
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from datetime import date
 
 from sqlmodel import Session, col, select
 
+from inventory.i18n import text
 from inventory.models import Node, Resource, System
-from inventory.reporting.i18n import text
 from migrate.assess import current_assessments, effective, evidence_statuses
 from migrate.deps import planner_edges
 from migrate.messages import one

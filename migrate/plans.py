@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.confidentiality import Disclosure
+from inventory.i18n import Wording
 from inventory.models import Node, Resource, System
-from inventory.reporting.i18n import Wording
 from migrate.assess import current_assessments, effective, system_profiles, target_profile
 from migrate.deps import planner_edges, refresh_inferred
 from migrate.messages import Refusal

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from inventory.db import session_scope
+from inventory.i18n import text
 from inventory.models import Node, utcnow
-from inventory.reporting.i18n import text
 from inventory.settings import Settings
 from inventory.sim.migration import (
     BUILD_BEFORE,

@@ -10,9 +10,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from inventory.i18n import Wording
 from inventory.output import unescape_formula
 from inventory.registry import Problem
-from inventory.reporting.i18n import Wording
 
 
 class SheetError(Wording):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from inventory.i18n import label
 from inventory.output import Format
-from inventory.reporting.i18n import label
 
 # Column → the catalog kind its codes are named by (readiness.ready → 可迁移).
 COLUMN_KINDS: Mapping[str, str] = {

@@ -11,7 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from inventory.access import Actor
 from inventory.adoption import SystemFacts, classify
+from inventory.audit import record
 from inventory.confidentiality import Disclosure
 from inventory.evidence import evidence_clause, one_cloud_nodes
 from inventory.models import Resource, System
@@ -329,7 +331,7 @@ def advance(
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise TransitionRefused("mig_changed_meanwhile", code=code)
+        raise changed_meanwhile(session=session, code=code, migration_id=migration.id)
     session.expire(migration)
     event = MigrationEvent(
         system_code=code,
@@ -344,6 +346,66 @@ def advance(
     )
     session.add(event)
     session.flush()
+    return event
+
+
+def changed_meanwhile(
+    *, session: Session, code: str, migration_id: int | None
+) -> TransitionRefused:
+    """The refusal for a write that lost a race, carrying the state that won (HTTP 409)."""
+    state = session.exec(
+        select(SystemMigration.state).where(col(SystemMigration.id) == migration_id)
+    ).first()
+    refusal = TransitionRefused("mig_changed_meanwhile", code=code)
+    refusal.problem_fields = {"current": {"system": code, "state": state}}
+    return refusal
+
+
+def advance_system(
+    *,
+    session: Session,
+    actor: Actor,
+    code: str,
+    to_state: str,
+    now: datetime,
+    today: date,
+    note: str | None = None,
+    evidence: str | None = None,
+    plan_name: str | None = None,
+    expected_state: str | None = None,
+) -> MigrationEvent:
+    """`migrate advance` for whoever acts: the actor must hold `advance` over the system's
+    department; the step is logged with its signature and audited with before and after.
+
+    `expected_state` is the optimistic check of a caller that showed a state to a person:
+    if the system has moved since, the write is refused with the state it is in now."""
+    if actor.require_system(session, "advance", code) is None:
+        # Outside the actor's scope or classified reads as unknown: no existence oracle.
+        raise TransitionRefused("mig_unknown_system", code=code)
+    if expected_state is not None:
+        _plan, migration = resolve_migration(session=session, code=code, plan_name=plan_name)
+        if migration.state != expected_state:
+            raise changed_meanwhile(session=session, code=code, migration_id=migration.id)
+    event = advance(
+        session=session,
+        code=code,
+        to_state=to_state,
+        by=actor.signature,
+        now=now,
+        today=today,
+        note=note,
+        evidence=evidence,
+        plan_name=plan_name,
+    )
+    record(
+        session=session,
+        actor=actor,
+        action="migration.advance",
+        target=code,
+        before={"state": event.from_state, "plan_id": event.plan_id},
+        after={"state": event.to_state, "evidence": evidence, "note": note, "event_id": event.id},
+        now=now,
+    )
     return event
 
 
@@ -408,7 +470,7 @@ _CHECK_VALUE_LABELS = {
 
 def checks_text(checks: dict[str, Any] | None, lang: str) -> str:
     """The gate facts of one log entry as a person reads them ("上云状态：已上云；波次：2")."""
-    from inventory.reporting.i18n import label, text
+    from inventory.i18n import label, text
 
     if not checks:
         return ""

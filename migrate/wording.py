@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from inventory.reporting.i18n import label, text
+from inventory.i18n import label, text
 
 # How a list of phrases is joined, per language: clauses ("a; b") and items ("a, b").
 _SEPARATORS = {

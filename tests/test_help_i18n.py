@@ -14,8 +14,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.commands.localize import commands, help_lang, help_texts, localize
-from inventory.reporting import i18n
+from commands.localize import commands, help_lang, help_texts, localize
+from inventory import i18n
 
 runner = CliRunner()
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -1,4 +1,4 @@
-"""Layers point one way: inventory/ knows nothing of the layers built on it."""
+"""Layers point one way: each layer imports only the layers below it (DESIGN.md, Layout)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ABOVE_INVENTORY = ("migrate", "exporters", "infra", "cli")
+# What each layer must not import: everything above it. The doors (the command line in cli.py
+# and commands/, the HTTP service in service/) sit on top of all of them.
+DOORS = ("cli", "commands", "service")
+FORBIDDEN = {
+    "inventory": ("migrate", "exporters", "infra", *DOORS),
+    "migrate": ("exporters", "infra", *DOORS),
+    "exporters": ("infra", *DOORS),
+    "infra": DOORS,
+}
 # Alembic's env.py must see every table to compare the models with the database.
 ALLOWED = {"inventory/migrations/env.py"}
 
@@ -22,16 +30,29 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_inventory_imports_nothing_above_it() -> None:
+def upward_imports(layer: str) -> dict[str, list[str]]:
     wrong = {}
-    for path in sorted((ROOT / "inventory").rglob("*.py")):
+    for path in sorted((ROOT / layer).rglob("*.py")):
         where = path.relative_to(ROOT).as_posix()
         if where in ALLOWED:
             continue
-        upward = {m for m in imported_modules(path) if m.split(".")[0] in ABOVE_INVENTORY}
+        upward = {m for m in imported_modules(path) if m.split(".")[0] in FORBIDDEN[layer]}
         if upward:
             wrong[where] = sorted(upward)
-    assert wrong == {}
+    return wrong
+
+
+def test_inventory_imports_nothing_above_it() -> None:
+    assert upward_imports("inventory") == {}
+
+
+def test_migrate_builds_on_inventory_only() -> None:
+    assert upward_imports("migrate") == {}
+
+
+def test_reports_and_exporters_import_no_door() -> None:
+    assert upward_imports("exporters") == {}
+    assert upward_imports("infra") == {}
 
 
 def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
@@ -44,7 +65,7 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
 def test_the_demo_without_the_migration_layer_says_so() -> None:
     # inventory alone (no cli.py composing the layers) skips the sample plan, in words.
     import cli  # noqa: F401  (installs the runner, as the command line does)
-    from inventory.commands import demo
+    from commands import demo
 
     installed = demo._sample_runner
     demo.use_sample_migration(None)

@@ -57,6 +57,8 @@ MISTAKES: list[tuple[list[str], int, list[str]]] = [
     (["report", "xlsx", "--format", "nope"], USAGE, ["nope"]),
     (["report", "scorecard", "--department", "NOPE"], USAGE, ["NOPE"]),
     (["exporter", "serve", "--refresh", "0"], USAGE, ["--refresh"]),
+    # The demo login hands out tokens without the identity provider: this machine only.
+    (["serve", "--demo-login", "--host", "0.0.0.0"], USAGE, ["0.0.0.0", "--demo-login"]),
     # A refused transition is "found a problem" (1), and names how to find the right code.
     (["migrate", "advance", "NOPE", "--to", "accepted", "--by", "me"], PROBLEM, ["NOPE"]),
     (["migrate", "advance", "NOPE", "--to", "nope", "--by", "me"], USAGE, ["nope"]),
@@ -222,7 +224,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path: Path, lang: str) -
     for raw in process.stderr:
         line = raw.decode()
         seen.append(line)
-        if line.rstrip().endswith("inventory.commands.interrupt"):
+        if line.rstrip().endswith("commands.interrupt"):
             process.send_signal(signal.SIGINT)
             break
     rest_out, rest_err = process.communicate(timeout=120)

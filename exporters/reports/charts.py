@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from inventory.reporting.fonts import SHIPPED_FAMILY, register_chart_font
-from inventory.reporting.fonts import cjk_font_path as cjk_font_path  # kept where it was
+from exporters.reports.fonts import SHIPPED_FAMILY, register_chart_font
+from exporters.reports.fonts import cjk_font_path as cjk_font_path  # kept where it was
 
 # Text becomes outlines inside the SVG, so a viewer needs no Chinese font for the charts.
 # The family list names the shipped face first, then matplotlib's own bundled DejaVu for

@@ -257,16 +257,6 @@ MigrationLedger = tuple[
 ]
 MigrationView = Callable[[Session], MigrationLedger]
 NO_MIGRATION_LEDGER: MigrationLedger = (False, {}, [], {}, {})
-_migration_view: MigrationView | None = None
-
-
-def use_migration_view(view: MigrationView | None) -> None:
-    """Install the reader of the migration ledger (migrate.report_view.migration_ledger).
-
-    inventory/ never imports migrate/: whoever composes the layers (cli.py) hands it in.
-    """
-    global _migration_view
-    _migration_view = view
 
 
 def _trend(
@@ -359,7 +349,7 @@ def gather_report(
 ) -> ReportContent:
     """Read the ledger once for every report: KPI, breakdowns, lists, freshness, trend; under
     `policy`, else the settings' (YIYUN_KPI_POLICY). Migration placements come from
-    `migration_view`, else the one installed by use_migration_view, else none. Classified
+    `migration_view`, else migrate/'s own ledger (exporters sit above both). Classified
     systems are counted; the disclosure decides whether they are named."""
     disclosure = disclosure or Disclosure()
     now = now or datetime.now(tz=UTC)
@@ -384,8 +374,12 @@ def gather_report(
     _, city_report = _contract(facts, by="city", **common)
     _, department_report = _contract(facts, by="department", **common)
 
-    view = migration_view or _migration_view
-    ledger, placements, waves, assessments, hints = view(session) if view else NO_MIGRATION_LEDGER
+    if migration_view is None:
+        # Imported here: migration_view reads this module's types.
+        from exporters.reports.migration_view import migration_ledger
+
+        migration_view = migration_ledger
+    ledger, placements, waves, assessments, hints = migration_view(session)
     placement = placement_violations(session=session, disclosure=disclosure)
     findings: dict[str, list[PlacementViolation]] = defaultdict(list)
     for finding in placement:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inventory.reporting.i18n import text
+from inventory.i18n import text
 from inventory.violations import PlacementViolation, RuleBreach
 
 # 等保 levels as Chinese writes them: 等保四级, 三级平台.

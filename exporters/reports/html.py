@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from inventory.reporting import charts
-from inventory.reporting.content import PENDING_STATUSES, ReportContent
-from inventory.reporting.findings import finding_text
-from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
-from inventory.reporting.i18n import (
+from exporters.reports import charts
+from exporters.reports.content import PENDING_STATUSES, ReportContent
+from exporters.reports.findings import finding_text
+from exporters.reports.fonts import FONT_FACE_SLOT, embed_font
+from inventory.i18n import (
     STATE_ORDER,
     node_level_label,
     readiness_label,

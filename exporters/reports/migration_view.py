@@ -8,7 +8,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from inventory.reporting.content import (
+from exporters.reports.content import (
     NO_MIGRATION_LEDGER,
     Hint,
     MigrationLedger,

@@ -8,6 +8,10 @@ from datetime import date
 from functools import partial
 from typing import Any
 
+from exporters.reports.content import PRIVATE_NETWORK, ReportContent, SystemLine
+from exporters.reports.findings import finding_reasons, finding_text
+from exporters.reports.fonts import FONT_FACE_SLOT, embed_font
+from exporters.reports.html import aside, blocker_list, environment, percent, ranked, stamp
 from inventory.adoption import (
     CLASSIFIED_EXCLUDED,
     EXEMPT,
@@ -18,12 +22,7 @@ from inventory.adoption import (
     RETIRED_EXCLUDED,
     STATUSES,
 )
-from inventory.output import jsonable, md_cell
-from inventory.reporting.content import PRIVATE_NETWORK, ReportContent, SystemLine
-from inventory.reporting.findings import finding_reasons, finding_text
-from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
-from inventory.reporting.html import aside, blocker_list, environment, percent, ranked, stamp
-from inventory.reporting.i18n import (
+from inventory.i18n import (
     STATE_ORDER,
     readiness_label,
     state_label,
@@ -31,6 +30,7 @@ from inventory.reporting.i18n import (
     text,
     zone_label,
 )
+from inventory.output import jsonable, md_cell
 from inventory.violations import PlacementViolation
 
 # The main migration sequence (DOMAIN.md): the order `STATE_ORDER` lists it in.

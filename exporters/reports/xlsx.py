@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from exporters.reports.content import ReportContent
+from exporters.reports.findings import finding_text
+from exporters.reports.html import blocker_list, ranked, stamp, wave_states
 from inventory.adoption import STATUSES
-from inventory.output import escape_formula
-from inventory.reporting.content import ReportContent
-from inventory.reporting.findings import finding_text
-from inventory.reporting.html import blocker_list, ranked, stamp, wave_states
-from inventory.reporting.i18n import (
+from inventory.i18n import (
     lifecycle_label,
     node_level_label,
     readiness_label,
@@ -25,6 +24,7 @@ from inventory.reporting.i18n import (
     text,
     zone_label,
 )
+from inventory.output import escape_formula
 
 PERCENT = "0.00%"
 # Whole numbers need no format (General shows them as they are), and an unstyled cell is

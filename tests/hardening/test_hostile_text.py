@@ -454,7 +454,7 @@ def test_hostile_values_render_in_every_format(
 def test_hostile_group_keys_render_in_the_adoption_report(
     keys: list[str], stale: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inventory.commands.report import _print_md, print_adoption_table
+    from commands.report import _print_md, print_adoption_table
 
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")

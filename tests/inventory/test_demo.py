@@ -13,7 +13,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.commands.demo import available_stacks
+from commands.demo import available_stacks
 from inventory.settings import Settings, set_settings
 from inventory.sim.estate import Estate, Placement, plan_estate
 from inventory.sim.migration import PLAN, SOURCES, TARGET

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from inventory.reporting.i18n import text
+from inventory.i18n import text
 from inventory.scope_failures import failure_kind, failure_wording
 from tests.inventory.conftest import registered_estate
 from tests.inventory.source_estate import Yiyun, aws_source, node, write_nodes

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
+from inventory.i18n import messages
 from inventory.output import Commands, message_text
-from inventory.reporting.i18n import messages
 
 COMMAND = re.compile(r"`[^`\n]+`")
 

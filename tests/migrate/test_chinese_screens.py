@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.reporting.i18n import label
+from inventory.i18n import label
 from inventory.settings import Settings, set_settings
 
 DATA = Path(__file__).parent.parent / "data" / "migrate"

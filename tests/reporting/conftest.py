@@ -35,7 +35,7 @@ def system_noto_cjk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
-    from inventory.reporting.fonts import SC_FAMILY, cjk_font_path, sc_face_index
+    from exporters.reports.fonts import SC_FAMILY, cjk_font_path, sc_face_index
 
     folder = tmp_path_factory.mktemp("share") / "fonts"
     folder.mkdir()

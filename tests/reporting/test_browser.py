@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.reporting.charts import cjk_font_path
-from inventory.reporting.fonts import SHIPPED_FAMILY
+from exporters.reports.charts import cjk_font_path
+from exporters.reports.fonts import SHIPPED_FAMILY
 from inventory.settings import Settings
 from tests.conftest import require_binary
 from tests.reporting.devtools import Browser

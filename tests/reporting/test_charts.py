@@ -10,8 +10,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from inventory.reporting import charts
-from inventory.reporting.fonts import sc_face_index
+from exporters.reports import charts
+from exporters.reports.fonts import sc_face_index
 
 LABELS = ["南京市", "江苏省教育厅", "非涉密系统上云率", "业务专网"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ON_A_DESKTOP = """
 import json, re, sys
 from matplotlib import font_manager
-from inventory.reporting import charts
+from exporters.reports import charts
 
 labels = json.loads(sys.argv[1])
 system = font_manager.findfont(

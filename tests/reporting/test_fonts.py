@@ -14,9 +14,9 @@ from fontTools.ttLib import TTFont
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.reporting import fonts
-from inventory.reporting.fonts import FONT_FACE_SLOT, embed_font
-from inventory.reporting.html import environment
+from exporters.reports import fonts
+from exporters.reports.fonts import FONT_FACE_SLOT, embed_font
+from exporters.reports.html import environment
 from inventory.settings import Settings
 
 runner = CliRunner()

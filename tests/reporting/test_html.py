@@ -13,12 +13,12 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli import app
+from exporters.reports.content import gather_report
+from exporters.reports.html import render_html
+from exporters.reports.migration_view import migration_ledger
 from inventory.db import make_engine, upgrade
-from inventory.reporting.content import gather_report
-from inventory.reporting.html import render_html
 from inventory.reports import switches_from
 from inventory.settings import Settings, set_settings
-from migrate.report_view import migration_ledger
 from tests.inventory.kpi_estate import seed_kpi_estate
 from tests.reporting.estate import MARKUP_NAME, SECRET_NAME, SECRET_RESOURCE
 from tests.reporting.pages import readable

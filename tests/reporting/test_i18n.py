@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from inventory import i18n
 from inventory.adoption import STATUSES
-from inventory.reporting import i18n
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.reporting.i18n import text
+from inventory.i18n import text
 from inventory.settings import Settings
 from tests.migrate.placement_estate import seed_placement_estate
 

@@ -11,8 +11,8 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.reporting.i18n import text
-from inventory.reporting.scorecard import next_steps
+from exporters.reports.scorecard import next_steps
+from inventory.i18n import text
 from inventory.settings import Settings
 from migrate.reasons import Blocker
 from tests.reporting.test_html import section

@@ -10,8 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli import app
-from inventory.reporting.content import Placement, SystemLine
-from inventory.reporting.scorecard import next_steps
+from exporters.reports.content import Placement, SystemLine
+from exporters.reports.scorecard import next_steps
 from inventory.settings import Settings
 from tests.reporting.estate import MARKUP_NAME, SECRET_NAME
 from tests.reporting.pages import readable

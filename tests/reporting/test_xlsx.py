@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from inventory.adoption import STATUSES
-from inventory.reporting.i18n import status_label, text
+from inventory.i18n import status_label, text
 from inventory.settings import Settings
 from tests.reporting.estate import FORMULA_NAME, SECRET_NAME, SECRET_RESOURCE
 

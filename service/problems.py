@@ -1,0 +1,133 @@
+"""Errors as problem+json (RFC 9457): one mapping from domain errors to statuses, in zh or en."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from inventory.access import AccessDenied, AccessError
+from inventory.i18n import Wording, text
+from migrate.messages import Refusal
+from service.context import Unauthenticated, reader_lang
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+# Refusals that mean "there is no such thing (for you)": classified systems and those
+# outside the actor's scope read the same as unknown ones.
+NOT_FOUND_KEYS = frozenset(
+    {
+        "mig_unknown_system",
+        "mig_unknown_plan",
+        "plan_unknown",
+        "plan_not_found",
+        "api_not_found",
+        "token_unknown",
+    }
+)
+# The ledger changed under the request: another write won the race.
+CONFLICT_KEYS = frozenset({"mig_changed_meanwhile", "api_changed_meanwhile"})
+
+
+class NotFound(Wording):
+    """Nothing by that name that the actor may see (HTTP 404, CLI exit 2)."""
+
+
+def status_of(error: Wording) -> int:
+    if isinstance(error, AccessDenied):
+        return 403
+    if isinstance(error, NotFound) or error.key in NOT_FOUND_KEYS or error.key.endswith("_unknown"):
+        return 404
+    if error.key in CONFLICT_KEYS:
+        return 409
+    if isinstance(error, AccessError):
+        return 422
+    # A refusal of the rules: the request conflicts with the ledger's state as it stands.
+    if isinstance(error, Refusal):
+        return 409
+    # Anything else worded is a mistake in what was sent (a bad file, a bad value).
+    return 422
+
+
+def problem(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    **extra: Any,
+) -> JSONResponse:
+    lang = reader_lang(request)
+    body = {
+        "type": f"urn:yiyun:problem:{code}",
+        "title": text(f"api_status_{status}", lang)
+        if _has_status(status)
+        else HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+        **extra,
+    }
+    headers = {"Content-Language": lang}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="yiyun"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _has_status(status: int) -> bool:
+    from inventory.i18n import has_text
+
+    return has_text(f"api_status_{status}", "en")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Wording)
+    async def wording(request: Request, error: Wording) -> JSONResponse:
+        extra = dict(getattr(error, "problem_fields", {}) or {})
+        return problem(
+            request, status_of(error), error.key, error.render(reader_lang(request)), **extra
+        )
+
+    @app.exception_handler(Unauthenticated)
+    async def unauthenticated(request: Request, error: Unauthenticated) -> JSONResponse:
+        lang = reader_lang(request)
+        return problem(
+            request,
+            401,
+            "api_unauthenticated",
+            text("api_unauthenticated", lang),
+            reason=error.reason,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        lang = reader_lang(request)
+        errors = [
+            {"loc": [str(part) for part in e.get("loc", ())], "type": e.get("type", "")}
+            for e in error.errors()
+        ]
+        return problem(
+            request, 422, "api_invalid_request", text("api_invalid_request", lang), errors=errors
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        lang = reader_lang(request)
+        key = f"api_http_{error.status_code}"
+        from inventory.i18n import has_text
+
+        detail = text(key, lang) if has_text(key, lang) else HTTPStatus(error.status_code).phrase
+        return problem(request, error.status_code, key, detail)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, error: Exception) -> JSONResponse:
+        # Never the traceback or the library's words to the caller: they can carry a URL or SQL.
+        log.exception("request %s failed", getattr(request.state, "request_id", "?"))
+        lang = reader_lang(request)
+        return problem(request, 500, "api_internal", text("api_internal", lang))
