@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -141,6 +141,12 @@ def current_actor(request: Request) -> Actor:
         request_id=request_id(request),
         name=str(name) if name else None,
     )
+
+
+def needs(permission: str) -> dict[str, Any]:
+    """The route's right, for the OpenAPI document (x-yiyun-permission) and the access tests;
+    the use case itself enforces it (inventory/access.py), never the route."""
+    return {"x-yiyun-permission": permission}
 
 
 Ledger = Annotated[Service, Depends(service)]

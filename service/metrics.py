@@ -58,6 +58,10 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
+            # An included router's route knows its own path, not the prefix it is mounted at.
+            prefix = scope.get("root_path", "") + "/api/v1"
+            if scope["path"].startswith(prefix) and not template.startswith(prefix):
+                template = prefix + template
             labels = (scope.get("method", ""), template, str(status["code"]))
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
             self.metrics.requests.labels(*labels).inc()

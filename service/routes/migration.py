@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from migrate.tracking import advance_system
-from service.context import CurrentActor, Ledger
+from service.context import CurrentActor, Ledger, needs
 
 router = APIRouter(tags=["migration"])
 
@@ -48,6 +48,7 @@ class MigrationEventPublic(BaseModel):
     summary="Move a system to its next state, if the transitions and gates allow.",
     response_model=MigrationEventPublic,
     status_code=201,
+    openapi_extra=needs("advance"),
 )
 def advance(code: str, body: AdvanceRequest, ledger: Ledger, actor: CurrentActor) -> Any:
     now = datetime.now(tz=UTC)
