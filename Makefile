@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv catalogs demo test lint bench clean
+.PHONY: all venv catalogs demo serve test lint bench clean
 
 all: test
 
@@ -25,6 +25,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/yiyun demo
+
+# The API on the demo ledger, with the loopback-only demo login (it prints how to get a token).
+serve: $(STAMP)
+	test -f .demo/yiyun.db || $(BIN)/yiyun demo
+	$(BIN)/yiyun --db sqlite:///.demo/yiyun.db serve --demo-login
 
 test: $(STAMP)
 	$(BIN)/pytest -q -n auto --durations=20

@@ -237,6 +237,10 @@ def demo(
                         )
                     ),
                     (f"yiyun {db_flag} exporter serve", then_curl),
+                    (
+                        f"yiyun {db_flag} serve --demo-login",
+                        text("cli_demo_then_login", lang),
+                    ),
                 ]
             )
         )
