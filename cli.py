@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from commands.db import app as db_app
-from commands.demo import demo, use_sample_migration
+from commands.demo import demo
 from commands.exporter import app as exporter_app
 from commands.infra import app as infra_app
 from commands.lang import Lang
@@ -28,7 +28,6 @@ from inventory.violations import use_placement_check
 interrupt.started()
 
 if TYPE_CHECKING:
-    from inventory.sim.migration import SampleMigration
     from inventory.violations import PlacementViolation
 
 
@@ -39,16 +38,8 @@ def _placement_violations(**arguments: Any) -> list[PlacementViolation]:
     return placement_violations(**arguments)
 
 
-def _sample_migration(*arguments: Any) -> SampleMigration:
-    """`yiyun demo`'s sample plan, moved for real by migrate/ (imported when the demo runs)."""
-    from migrate.sample import run_sample_migration
-
-    return run_sample_migration(*arguments)
-
-
-# The layers meet here: inventory's violations and demo reach migrate/ without importing it.
+# The layers meet here: inventory's violations reach migrate/'s rules without importing them.
 use_placement_check(_placement_violations)
-use_sample_migration(_sample_migration)
 
 app = typer.Typer(
     # Every --help in the reader's language: the root group translates the tree before parsing.

@@ -23,7 +23,7 @@ from inventory.settings import get_settings, set_settings
 if TYPE_CHECKING:
     from inventory.settings import Settings
     from inventory.sim.estate import RunningEstate
-    from inventory.sim.migration import SampleMigration, SampleRunner
+    from inventory.sim.migration import SampleMigration
 
 console = Console()
 DEFAULT_DB = "sqlite:///yiyun.db"
@@ -76,26 +76,13 @@ def _refuse_populated(url: str, lang: str) -> None:
         )
 
 
-# migrate.sample.run_sample_migration, handed in by cli.py: inventory/ never imports migrate/.
-_sample_runner: SampleRunner | None = None
-
-
-def use_sample_migration(runner: SampleRunner | None) -> None:
-    """Install what runs the demo's sample migration plan (the layer above composes it)."""
-    global _sample_runner
-    _sample_runner = runner
-
-
 def _run_sample_migration(
     engine: sa.Engine, running: RunningEstate, settings: Settings, lang: str
 ) -> SampleMigration:
-    from inventory.sim.migration import PLAN, SampleMigration
+    """The demo's sample plan, moved for real by migrate/ (the command line sits above it)."""
+    from migrate.sample import run_sample_migration
 
-    if _sample_runner is None:
-        return SampleMigration(
-            plan=PLAN, lang=lang, skipped=text("demo_migration_unavailable", lang)
-        )
-    return _sample_runner(engine, running, settings, lang)
+    return run_sample_migration(engine, running, settings, lang)
 
 
 def _migration_line(migration: SampleMigration, lang: str) -> str:

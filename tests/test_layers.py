@@ -60,18 +60,3 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from migrate.plans import create_plan\n", encoding="utf-8")
     assert imported_modules(module) == {"migrate.plans"}
-
-
-def test_the_demo_without_the_migration_layer_says_so() -> None:
-    # inventory alone (no cli.py composing the layers) skips the sample plan, in words.
-    import cli  # noqa: F401  (installs the runner, as the command line does)
-    from commands import demo
-
-    installed = demo._sample_runner
-    demo.use_sample_migration(None)
-    try:
-        outcome = demo._run_sample_migration(None, None, None, "zh")  # type: ignore[arg-type]
-    finally:
-        demo.use_sample_migration(installed)
-    assert installed is not None
-    assert outcome.skipped == "迁移模块（migrate/）未装入，未制定示范计划"

@@ -6,15 +6,12 @@ runner by cli.py, which composes the layers."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
 
-    from inventory.settings import Settings
-    from inventory.sim.estate import RunningEstate
+    pass
 
 # The issue's own example: the education department cloud and the data centre's server room,
 # both AWS-compatible in the sample estate, onto the provincial core node.
@@ -52,6 +49,3 @@ class SampleMigration:
     def accepted(self) -> int:
         return self.states["accepted"] + self.states["decommissioned"]
 
-
-# What runs the sample migration: migrate.sample.run_sample_migration, as cli.py hands it in.
-SampleRunner = Callable[["sa.Engine", "RunningEstate", "Settings", str], SampleMigration]
