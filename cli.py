@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from commands.access import app as access_app
 from commands.db import app as db_app
 from commands.demo import demo
 from commands.exporter import app as exporter_app
@@ -23,6 +24,7 @@ from commands.registry import app as registry_app
 from commands.report import app as report_app
 from commands.scan import scan
 from commands.serve import serve
+from commands.tokens import app as tokens_app
 from inventory.violations import use_placement_check
 
 interrupt.started()
@@ -98,6 +100,8 @@ app.add_typer(report_app, name="report")
 app.add_typer(exporter_app, name="exporter")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(infra_app, name="infra")
+app.add_typer(access_app, name="access")
+app.add_typer(tokens_app, name="tokens")
 app.command("scan")(scan)
 app.command("demo")(demo)
 app.command("serve")(serve)

@@ -44,6 +44,14 @@ def main() -> None:
         "--json",
         str(results / f"ingest-{resources}-{stamp}.json"),
     )
+    run(
+        "service API (PostgreSQL, 50 clients)",
+        "bench/api.py",
+        "--resources",
+        str(resources),
+        "--json",
+        str(results / f"api-{resources}-{stamp}.json"),
+    )
     run("register import", "bench/registry_import.py")
     run("wave planning", "bench/waves.py")
     run("exporter", "bench/exporter.py", "--resources", str(resources), "--scrapes", "100")

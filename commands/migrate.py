@@ -29,9 +29,7 @@ from inventory.output import (
     Format,
     Prose,
     as_text,
-    csv_text,
     dumps,
-    escape_formula,
     message_text,
     render_rows,
 )
@@ -46,7 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 deps_app = typer.Typer(
-    help="Dependencies between systems: import, infer, list.", no_args_is_help=True
+    help="Dependencies between systems: import, infer, list, add, delete.", no_args_is_help=True
 )
 plan_app = typer.Typer(
     help="Wave plans: create, list, show, export, import an edited export.", no_args_is_help=True
@@ -70,6 +68,7 @@ STRATEGY_CHOICE = LabelledChoice("strategy", STRATEGIES)
 class ExportFormat(StrEnum):
     csv = "csv"
     json = "json"
+    xlsx = "xlsx"
 
 
 class StatusBy(StrEnum):
@@ -101,28 +100,6 @@ def _problems(heading: str, problems: list[Any], lang: str) -> None:
         err_console.print(as_text(f"  {problem.render(lang)}"), soft_wrap=True)
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else round(value, 3)
-    return value
-
-
-def _csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    lines: list[list[str]] = [list(columns)]
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = _number(row.get(column))
-            if value is None:
-                cells.append("")
-            elif isinstance(value, date):
-                cells.append(value.isoformat())
-            else:
-                cells.append(escape_formula(str(value)))
-        lines.append(cells)
-    return csv_text(lines)
-
-
 # ---------------------------------------------------------------- deps
 
 
@@ -143,15 +120,18 @@ def deps_import(
     ] = False,
 ) -> None:
     """Declare dependencies (`from` depends on `to`); a file with any problem changes nothing."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.deps import import_dependencies
+    from migrate.deps import import_dependency_file
     from migrate.sheets import SheetError
 
     lang = cli_lang()
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            report = import_dependencies(session=session, path=file, now=_now(), replace=replace)
+            report = import_dependency_file(
+                session=session, actor=Actor.local(), path=file, now=_now(), replace=replace
+            )
             if not report.ok:
                 session.rollback()
     except SheetError as error:
@@ -196,14 +176,15 @@ def deps_list(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Every dependency, declared and inferred."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.deps import dependency_rows
+    from migrate.deps import dependencies_in_scope
 
     lang = cli_lang()
     engine = open_ledger(lang)
     disclosure = disclosure_for(include_classified)
     with session_scope(engine) as session:
-        rows = dependency_rows(session=session, disclosure=disclosure)
+        rows = dependencies_in_scope(session=session, actor=Actor.local(), disclosure=disclosure)
     note_withheld(disclosure, lang)
     render_rows(
         for_people(rows, fmt, lang),
@@ -222,6 +203,87 @@ def _dependency_headings(lang: str) -> dict[str, str]:
         "type": text("dep_type", lang),
         "strength": text("dep_strength", lang),
     }
+
+
+@deps_app.command("add")
+def deps_add(
+    source: Annotated[
+        str, typer.Argument(help="The system that depends.", metavar="FROM", show_default=False)
+    ],
+    target: Annotated[
+        str, typer.Argument(help="The system it depends on.", metavar="TO", show_default=False)
+    ],
+    by: Annotated[str, typer.Option("--by", help="Who declares the dependency.")],
+    kind: Annotated[str, typer.Option("--type", help="calls / data / shared_infra.")] = "calls",
+    strength: Annotated[
+        str | None,
+        typer.Option("--strength", help="hard / soft (default: hard for shared_infra, else soft)."),
+    ] = None,
+) -> None:
+    """Declare one dependency (`FROM` depends on `TO`); kept until deleted or replaced."""
+    from inventory.access import Actor
+    from inventory.db import session_scope
+    from migrate.deps import DependencyError, DependencyRefused, declare_dependency
+
+    lang = cli_lang()
+    engine = open_ledger(lang)
+    try:
+        with session_scope(engine) as session:
+            edge = declare_dependency(
+                session=session,
+                actor=Actor.local(by),
+                from_system=source,
+                to_system=target,
+                now=_now(),
+                kind=kind,
+                strength=strength,
+            )
+            facts = (edge.id, edge.type, edge.strength)
+    except DependencyRefused as error:
+        fail(error.render(lang), EXIT_PROBLEM, lang=lang)
+    except DependencyError as error:
+        fail(error.render(lang), lang=lang)
+    _say(
+        text(
+            "deps_added",
+            lang,
+            id=facts[0],
+            source=source,
+            target=target,
+            type=label("mig_dep_type", facts[1], lang),
+            strength=label("mig_dep_strength", facts[2], lang),
+        )
+    )
+
+
+@deps_app.command("delete")
+def deps_delete(
+    dependency: Annotated[
+        int,
+        typer.Argument(
+            help="The dependency's id, as `deps add` printed it or the API lists it.",
+            metavar="ID",
+        ),
+    ],
+    by: Annotated[str, typer.Option("--by", help="Who removes the dependency.")],
+) -> None:
+    """Remove one declared dependency; inferred ones go when the systems stop sharing."""
+    from inventory.access import Actor
+    from inventory.db import session_scope
+    from migrate.deps import DependencyError, DependencyRefused, remove_dependency
+
+    lang = cli_lang()
+    engine = open_ledger(lang)
+    try:
+        with session_scope(engine) as session:
+            edge = remove_dependency(
+                session=session, actor=Actor.local(by), dependency_id=dependency, now=_now()
+            )
+    except DependencyRefused as error:
+        fail(error.render(lang), EXIT_PROBLEM, lang=lang)
+    except DependencyError as error:
+        fail(error.render(lang), lang=lang)
+    _say(text("deps_deleted", lang, id=dependency, source=edge.from_system, target=edge.to_system))
 
 
 # ---------------------------------------------------------------- assess
@@ -257,40 +319,27 @@ def assess_command(
     """Assess every system: readiness from rules R1–R6 and X1–X3, strategy from T1–T9, sizing."""
     if ctx.invoked_subcommand is not None:
         return
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.assess import AssessmentError, effective, run_assessment
+    from migrate.assess import AssessmentError, assess_in_scope
 
     lang = cli_lang()
     engine = open_ledger(lang)
     disclosure = disclosure_for(include_classified)
     try:
         with session_scope(engine) as session:
-            run = run_assessment(
-                session=session, now=_now(), today=_today(), node_id=node, disclosure=disclosure
+            run = assess_in_scope(
+                session=session,
+                actor=Actor.local(),
+                now=_now(),
+                today=_today(),
+                node_id=node,
+                disclosure=disclosure,
             )
     except AssessmentError as error:
         fail(error.render(lang), lang=lang)
     note_withheld(disclosure, lang)
-    rows: list[dict[str, Any]] = []
-    for system, row in run.rows:
-        readiness, strategy = effective(row)
-        fired = [r for r in row.rules or [] if r["outcome"] not in ("pass", "n/a")]
-        rows.append(
-            {
-                "system_code": system.code,
-                "department_code": system.department_code,
-                "readiness": readiness,
-                "strategy": strategy,
-                "assessed_readiness": row.readiness,
-                "assessed_strategy": row.strategy,
-                "override_by": row.override_by,
-                "node": row.node_id,
-                "rules": "; ".join(f"{r['id']} {r['outcome']}: {r['reason']}" for r in fired),
-                "vcpu": row.sizing_vcpu,
-                "memory_gib": row.sizing_memory_gib,
-                "storage_gib": row.sizing_storage_gib,
-            }
-        )
+    rows = _assessment_rows(run.rows)
     if fmt is Format.table:
         # A terminal gets the rule ids; `assess show SYSTEM` and json/csv give the reasons.
         brief = [
@@ -334,6 +383,70 @@ def assess_command(
         render_rows(for_people(rows, fmt, lang), ASSESS_COLUMNS, fmt, lang=lang)
 
 
+def _assessment_rows(pairs: list[Any]) -> list[dict[str, Any]]:
+    from migrate.assess import effective
+
+    rows: list[dict[str, Any]] = []
+    for system, row in pairs:
+        readiness, strategy = effective(row)
+        fired = [r for r in row.rules or [] if r["outcome"] not in ("pass", "n/a")]
+        rows.append(
+            {
+                "system_code": system.code,
+                "department_code": system.department_code,
+                "readiness": readiness,
+                "strategy": strategy,
+                "assessed_readiness": row.readiness,
+                "assessed_strategy": row.strategy,
+                "override_by": row.override_by,
+                "node": row.node_id,
+                "rules": "; ".join(f"{r['id']} {r['outcome']}: {r['reason']}" for r in fired),
+                "vcpu": row.sizing_vcpu,
+                "memory_gib": row.sizing_memory_gib,
+                "storage_gib": row.sizing_storage_gib,
+            }
+        )
+    return rows
+
+
+@assess_app.command("list")
+def assess_list(
+    system: Annotated[str | None, typer.Option("--system", help="Only this system.")] = None,
+    readiness: Annotated[
+        str | None,
+        typer.Option(
+            "--readiness",
+            help="Only systems with this readiness (after overrides).",
+            parser=READINESS_CHOICE.parse,
+            metavar=READINESS_CHOICE.metavar,
+        ),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    include_classified: IncludeClassifiedOption = False,
+) -> None:
+    """The assessments in force, without assessing again."""
+    from inventory.access import Actor
+    from inventory.db import session_scope
+    from migrate.assess import assessments_in_scope
+
+    lang = cli_lang()
+    engine = open_ledger(lang)
+    disclosure = disclosure_for(include_classified)
+    with session_scope(engine) as session:
+        pairs = assessments_in_scope(
+            session=session,
+            actor=Actor.local(),
+            system=system,
+            readiness=readiness,
+            disclosure=disclosure,
+        )
+        rows = _assessment_rows(pairs)
+    note_withheld(disclosure, lang)
+    render_rows(
+        for_people(rows, fmt, lang), ASSESS_COLUMNS, fmt, title=text("assessment", lang), lang=lang
+    )
+
+
 def _fired_text(rules: list[dict[str, Any]], node: str | None, lang: str) -> str:
     from migrate.reasons import fired_rules
 
@@ -368,17 +481,18 @@ def assess_override(
     ] = False,
 ) -> None:
     """Override a system's readiness and/or strategy; every override is kept as history."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.assess import AssessmentError, effective, override_assessment
+    from migrate.assess import AssessmentError, effective, override_system
 
     lang = cli_lang()
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            row = override_assessment(
+            _, row = override_system(
                 session=session,
+                actor=Actor.local(by),
                 code=system,
-                by=by,
                 rationale=rationale,
                 now=_now(),
                 today=_today(),
@@ -510,9 +624,10 @@ def plan_create(
     by: Annotated[str, typer.Option("--by", help="Who makes the plan.")] = "yiyun",
 ) -> None:
     """Plan the systems on the source nodes into waves onto the target node."""
+    from inventory.access import Actor
     from inventory.db import session_scope
     from migrate.planner import Parameters
-    from migrate.plans import PlanError, create_plan
+    from migrate.plans import PlanError, make_plan
 
     lang = cli_lang()
     today = _today()
@@ -521,12 +636,12 @@ def plan_create(
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            plan, result = create_plan(
+            plan, result = make_plan(
                 session=session,
+                actor=Actor.local(by),
                 name=plan_name,
                 sources=source,
                 target=target,
-                by=by,
                 now=_now(),
                 today=today,
                 start=first,
@@ -564,14 +679,15 @@ def plan_archive(
     by: Annotated[str, typer.Option("--by", help="Who archives the plan.")],
 ) -> None:
     """Drop a plan: it no longer holds its systems; refused once any is past planned."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.plans import PlanError, archive_plan
+    from migrate.plans import PlanError, archive_plan_as
 
     lang = cli_lang()
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            archive_plan(session=session, name=name, by=by, now=_now())
+            archive_plan_as(session=session, actor=Actor.local(by), name=name, now=_now())
     except PlanError as error:
         # An unknown plan is a mistake in the command (2); a refusal of a real plan is 1.
         code = EXIT_USAGE if error.key == "mig_unknown_plan" else EXIT_PROBLEM
@@ -584,13 +700,14 @@ def plan_list(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
 ) -> None:
     """Every plan with its size."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.plans import list_plans
+    from migrate.plans import visible_plans
 
     lang = cli_lang()
     engine = open_ledger(lang)
     with session_scope(engine) as session:
-        rows = list_plans(session=session)
+        rows = visible_plans(session=session, actor=Actor.local())
     if fmt is Format.table:
         rows = [{**r, "status": label("plan_status", r["status"], lang)} for r in rows]
     columns = (
@@ -616,27 +733,18 @@ def plan_list(
 
 def _load_plan(
     name: str, lang: str, disclosure: Disclosure
-) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.plans import PlanError, get_plan, plan_document, plan_review, plan_rows
+    from migrate.plans import PlanError, plan_details
 
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            plan = get_plan(session=session, name=name)
-            head = {
-                "plan": plan.name,
-                "target_node": plan.target_node,
-                "source_nodes": plan.source_nodes,
-                "status": plan.status,
-                "parameters": plan.parameters,
-                "review": plan_review(session=session, plan=plan, disclosure=disclosure),
-                "created_by": plan.created_by,
-                "created_at": plan.created_at,
-            }
-            rows = plan_rows(session=session, plan=plan, disclosure=disclosure)
-            document = plan_document(session=session, plan=plan, disclosure=disclosure, rows=rows)
-            return head, rows, document
+            view = plan_details(
+                session=session, actor=Actor.local(), name=name, disclosure=disclosure
+            )
+            return view.head, view.rows
     except PlanError as error:
         fail(error.render(lang), lang=lang)
 
@@ -648,18 +756,18 @@ def plan_show(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Waves, placements with their explanations, unmet constraints and cross-wave dependencies."""
-    from migrate.plans import CSV_COLUMNS, constraint_detail, plan_explanation
+    from migrate.plans import constraint_detail, plan_explanation, sheet_text
 
     lang = cli_lang()
     disclosure = disclosure_for(include_classified)
-    head, rows, _ = _load_plan(name, lang, disclosure)
+    head, rows = _load_plan(name, lang, disclosure)
     note_withheld(disclosure, lang)
     review = head["review"] or {}
     if fmt is Format.json:
         print(dumps({**head, "systems": rows}))
         return
     if fmt is Format.csv:
-        print(_csv_text(rows, CSV_COLUMNS), end="")
+        print(sheet_text(rows), end="")
         return
     _say(
         text(
@@ -718,7 +826,8 @@ def plan_show(
 def plan_export(
     name: Annotated[str, typer.Argument(help="Plan name.", show_default=False)],
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="csv (to edit) or json (for infra).")
+        ExportFormat,
+        typer.Option("--format", "-f", help="csv or xlsx (to edit), or json (for infra)."),
     ] = ExportFormat.csv,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
@@ -726,19 +835,33 @@ def plan_export(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Export the plan: CSV to edit in a spreadsheet, JSON for landing-zone provisioning."""
-    from migrate.plans import CSV_COLUMNS
+    from inventory.access import Actor
+    from inventory.db import session_scope
+    from migrate.plans import PlanError, export_plan
 
     lang = cli_lang()
     disclosure = disclosure_for(include_classified)
-    _, rows, document = _load_plan(name, lang, disclosure)
+    if fmt is ExportFormat.xlsx and output is None:
+        fail(text("mig_export_needs_output", lang), lang=lang)
+    engine = open_ledger(lang)
+    try:
+        with session_scope(engine) as session:
+            export = export_plan(
+                session=session,
+                actor=Actor.local(),
+                name=name,
+                fmt=fmt.value,
+                disclosure=disclosure,
+            )
+    except PlanError as error:
+        fail(error.render(lang), lang=lang)
     note_withheld(disclosure, lang)
-    export = dumps(document) + "\n" if fmt is ExportFormat.json else _csv_text(rows, CSV_COLUMNS)
     if output is None:
-        print(export, end="")
+        print(export.text, end="")
         return
     try:
-        # UTF-8 with BOM so that Excel on a Chinese desktop opens the CSV correctly.
-        output.write_text(export, encoding="utf-8-sig" if fmt is ExportFormat.csv else "utf-8")
+        # The file's bytes: a CSV with a BOM, so that Excel on a Chinese desktop reads UTF-8.
+        output.write_bytes(export.content)
     except OSError as error:
         fail(text("cannot_write", lang, path=output, error=error.strerror or error), lang=lang)
     err_console.print(message_text(text("written", lang, path=output)))
@@ -761,16 +884,22 @@ def plan_import(
     ] = False,
 ) -> None:
     """Bring back an edited plan: checked whole, re-explained and re-scored, or nothing changes."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.plans import PlanError, import_plan
+    from migrate.plans import PlanError, import_plan_edits
     from migrate.sheets import SheetError
 
     lang = cli_lang()
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            outcome = import_plan(
-                session=session, plan_name=name, path=file, by=by, now=_now(), dry_run=dry_run
+            outcome = import_plan_edits(
+                session=session,
+                actor=Actor.local(by),
+                name=name,
+                path=file,
+                now=_now(),
+                dry_run=dry_run,
             )
             if not outcome.ok or dry_run:
                 session.rollback()
@@ -885,19 +1014,19 @@ def status_command(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """Progress per wave or department, and where claimed states and evidence disagree."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.plans import PlanError, get_plan
-    from migrate.tracking import STATES, migration_status
+    from migrate.plans import PlanError
+    from migrate.tracking import STATES, migration_progress
 
     lang = cli_lang()
     engine = open_ledger(lang)
     disclosure = disclosure_for(include_classified)
     try:
         with session_scope(engine) as session:
-            if plan is not None:
-                get_plan(session=session, name=plan)
-            report = migration_status(
+            report = migration_progress(
                 session=session,
+                actor=Actor.local(),
                 today=_today(),
                 plan_name=plan,
                 by=by.value,
@@ -956,14 +1085,25 @@ def history_command(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """A system's migration log (append-only): who moved it from what to what, and when."""
+    from inventory.access import Actor
     from inventory.db import session_scope
-    from migrate.tracking import history_rows
+    from migrate.tracking import TransitionRefused, system_history
 
     lang = cli_lang()
     engine = open_ledger(lang)
     disclosure = disclosure_for(include_classified)
     with session_scope(engine) as session:
-        rows = history_rows(session=session, code=system, plan_name=plan, disclosure=disclosure)
+        try:
+            rows = system_history(
+                session=session,
+                actor=Actor.local(),
+                code=system,
+                plan_name=plan,
+                disclosure=disclosure,
+            )
+        except TransitionRefused:
+            # A code registered nowhere (or withheld) has no history, as it always had none.
+            rows = []
     note_withheld(disclosure, lang)
     if fmt is not Format.json:
         from migrate.tracking import checks_text

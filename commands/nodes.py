@@ -16,6 +16,7 @@ from commands.common import (
     warn,
 )
 from commands.lang import cli_lang
+from inventory.access import Actor
 from inventory.db import mask_url, session_scope
 from inventory.i18n import node_level_label, text
 from inventory.locks import LocksUnavailable
@@ -24,10 +25,9 @@ from inventory.nodes import (
     NodeBusy,
     NodeFileError,
     UnknownNode,
-    apply_nodes,
-    list_nodes,
+    apply_node_file,
     load_node_file,
-    retire_node,
+    retire_node_as,
 )
 from inventory.output import Format, echo, render_rows
 from inventory.settings import get_settings
@@ -211,8 +211,13 @@ def apply_command(
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            report = apply_nodes(
-                session=session, specs=specs, dry_run=dry_run, prune=prune, actor=by, note=reason
+            report = apply_node_file(
+                session=session,
+                actor=Actor.local(by),
+                specs=specs,
+                dry_run=dry_run,
+                prune=prune,
+                note=reason,
             )
     except NodeFileError as error:
         _refuse_file(error, path, lang)
@@ -238,7 +243,9 @@ def retire_command(
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            result = retire_node(session=session, actor=by, node_id=node_id, reason=reason)
+            result = retire_node_as(
+                session=session, actor=Actor.local(by), node_id=node_id, reason=reason
+            )
     except UnknownNode as error:
         hint = text("did_you_mean", lang, names=repr(error.close)) if error.close else ""
         fail(text("unknown_node", lang, node=node_id) + hint, lang=lang)
@@ -267,10 +274,17 @@ def list_command(
 ) -> None:
     """List the ledger's cloud nodes with their sources (ids and kinds, never credentials);
     retired nodes are listed too, marked as retired."""
+    from inventory.access import Actor
+    from inventory.queries import find_nodes
+
     lang = cli_lang()
     engine = open_ledger(lang)
     with session_scope(engine) as session:
-        rows = list_nodes(session=session)
+        # The node file's view: what is allocated and scanned is for GET /nodes and reports.
+        found = find_nodes(
+            session=session, actor=Actor.local(), settings=get_settings(), usage=False
+        )
+    rows = [node.row for node in found]
     if fmt is Format.json:
         render_rows(rows, LIST_COLUMNS, fmt)
     elif fmt is Format.table:

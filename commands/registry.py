@@ -40,16 +40,23 @@ def import_command(
             help="Also write every problem to this CSV file (row, column, value, reason).",
         ),
     ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Who imports (recorded in the audit log beside the OS user)."),
+    ] = None,
 ) -> None:
     """Add and update systems and departments from the register; a file with any problem
     imports nothing. Systems missing from the file are kept, never deleted."""
     import sqlalchemy as sa
 
+    from inventory.access import Actor
     from inventory.db import session_scope
     from inventory.registry import (
+        RegisterChanged,
         RegisterFileError,
         check_register_path,
-        import_register,
+        describe_diff,
+        register_import,
         write_problems,
     )
 
@@ -63,10 +70,12 @@ def import_command(
     engine = open_ledger(lang)
     try:
         with session_scope(engine) as session:
-            report = import_register(session=session, path=file, dry_run=dry_run)
+            report = register_import(
+                session=session, actor=Actor.local(by), path=file, dry_run=dry_run
+            )
     except RegisterFileError as error:
         fail(str(error), lang=lang)
-    except sa.exc.IntegrityError:
+    except (sa.exc.IntegrityError, RegisterChanged):
         fail(text("register_changed", lang), lang=lang)
 
     if errors_out is not None:
@@ -127,6 +136,10 @@ def import_command(
     )
     if report.not_in_file:
         console.print(text("register_not_in_file", lang, count=report.not_in_file), markup=False)
+    if dry_run:
+        # Codes and names are the register's own text: never read as markup.
+        for line in describe_diff(report, lang):
+            console.print(as_text(line), soft_wrap=True)
 
 
 @app.command("list")
@@ -135,16 +148,27 @@ def list_command(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """List registered systems sorted by code; classified systems only when asked for."""
+    from inventory.access import Actor
     from inventory.db import session_scope
     from inventory.i18n import lifecycle_label
     from inventory.output import render_rows
-    from inventory.registry import LIST_COLUMNS, TABLE_COLUMNS, list_systems
+    from inventory.queries import find_systems
+    from inventory.registry import LIST_COLUMNS, TABLE_COLUMNS
+    from inventory.settings import get_settings
 
     lang = cli_lang()
     engine = open_ledger(lang)
     disclosure = disclosure_for(include_classified)
     with session_scope(engine) as session:
-        rows, _ = list_systems(session=session, disclosure=disclosure)
+        # The register alone: the list shows no KPI status, so none is computed.
+        found = find_systems(
+            session=session,
+            actor=Actor.local(),
+            settings=get_settings(),
+            disclosure=disclosure,
+            kpi=False,
+        )
+    rows = [system.as_row() for system in found.items]
     # Machines get every column; people get the ones that fit a terminal.
     columns = LIST_COLUMNS if fmt in (Format.json, Format.csv) else TABLE_COLUMNS
     if fmt in (Format.table, Format.md):

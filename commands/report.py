@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,6 @@ from commands.disclosure import (
 )
 from commands.lang import LangOption, cli_lang
 from inventory.adoption import EVIDENCE_V1, EVIDENCE_V2, STATUSES
-from inventory.confidentiality import Disclosure
 from inventory.i18n import label, status_label, text
 from inventory.output import (
     Format,
@@ -221,22 +221,19 @@ def adoption(
 ) -> None:
     """The cloud-adoption rate of non-classified systems (非涉密系统上云率), from evidence."""
     from commands.common import fail
-    from inventory.reports import (
-        UnknownPolicy,
-        adoption_report,
-        policy_from,
-        snapshot_history,
-        switches_from,
-        take_snapshot,
-    )
+    from inventory.access import Actor
+    from inventory.queries import adoption_kpi, snapshot_trend
+    from inventory.reports import UnknownPolicy, policy_from, switches_from, take_snapshot
 
     language = cli_lang(lang)
     settings = get_settings()
     engine = open_ledger(language)
     with Session(engine, expire_on_commit=False) as session:
         if history:
+            trend, _ = snapshot_trend(session=session, actor=Actor.local())
             render_rows(
-                snapshot_history(session=session),
+                # Newest first, as people read a history.
+                trend[::-1],
                 [
                     "id",
                     "as_of",
@@ -264,8 +261,9 @@ def adoption(
         except UnknownPolicy as error:
             fail(text("unknown_policy", language, policy=error.policy), lang=language)
         disclosure = disclosure_for(include_classified)
-        report = adoption_report(
+        report = adoption_kpi(
             session=session,
+            actor=Actor.local(),
             settings=settings,
             switches=switches,
             by=by.value if by else None,
@@ -311,69 +309,24 @@ def violations(
     Exits 1 when a freeze-rule or placement violation exists, so a cron job notices.
     """
     from exporters.reports.findings import finding_reasons, finding_text
-    from inventory.violations import (
-        PLACEMENT,
-        UNATTRIBUTED,
-        freeze_violations,
-        placement_violations,
-        unattributed_counts,
-        unattributed_resources,
-    )
+    from inventory.access import Actor
+    from inventory.queries import policy_findings
+    from inventory.violations import PLACEMENT
 
     language = cli_lang(lang)
     settings = get_settings()
     disclosure = disclosure_for(include_classified)
     with Session(open_ledger(language)) as session:
-        frozen = freeze_violations(session=session, tz=settings.tz, disclosure=disclosure)
-        counts = unattributed_counts(session=session)
-        listed = unattributed_resources(session=session, disclosure=disclosure) if details else []
-        placed = placement_violations(session=session, disclosure=disclosure)
-    rows: list[dict[str, Any]] = [
-        {
-            "rule": v.rule,
-            "node": v.node_id,
-            "kind": v.kind,
-            "native_id": v.native_id,
-            "name": v.name,
-            "count": 1,
-            "created": v.created,
-            "frozen_since": v.frozen_since,
-            "basis": v.basis,
-        }
-        for v in frozen
-    ]
+        found = policy_findings(
+            session=session,
+            actor=Actor.local(),
+            settings=settings,
+            details=details,
+            disclosure=disclosure,
+        )
     # People read the findings in words; JSON and CSV carry the rules' own reasons.
     readable = fmt in (Format.table, Format.md)
-    rows += [
-        {
-            "rule": PLACEMENT,
-            "node": p.node_id,
-            "kind": "system",
-            "native_id": p.system_code,
-            "name": p.name,
-            "count": 1,
-            "basis": finding_text(p, language) if readable else finding_reasons(p),
-        }
-        for p in placed
-    ]
-    if details:
-        rows += [
-            {
-                "rule": UNATTRIBUTED,
-                "node": r.node_id,
-                "kind": r.kind,
-                "native_id": r.native_id,
-                "name": r.name,
-                "count": 1,
-                "created": r.created,
-            }
-            for r in listed
-        ]
-    else:
-        rows += [
-            {"rule": UNATTRIBUTED, "node": node, "kind": kind, "count": count}
-            for (node, kind), count in sorted(counts.items())
-        ]
+    rows = found.rows((lambda p: finding_text(p, language)) if readable else finding_reasons)
     columns = [
         "rule",
         "node",
@@ -414,17 +367,17 @@ def violations(
                 text(
                     "violations_summary",
                     language,
-                    frozen=len(frozen),
-                    unattributed=sum(counts.values()),
+                    frozen=len(found.frozen),
+                    unattributed=sum(found.unattributed.values()),
                     tag=settings.system_tag,
                 )
             )
         )
         Console(stderr=True).print(
-            text("pl_summary", language, count=len(placed)), highlight=False, markup=False
+            text("pl_summary", language, count=len(found.placed)), highlight=False, markup=False
         )
     note_withheld(disclosure, language)
-    if frozen or placed:
+    if found.frozen or found.placed:
         raise typer.Exit(1)
 
 
@@ -443,12 +396,29 @@ def scans(
 ) -> None:
     """Scope results of a scan run: what listed completely, what failed and why, what was
     held or retired, and what never ran."""
-    from inventory.runs import scan_run_rows
+    from inventory.access import Actor
+    from inventory.queries import UnknownToReader, scan_run_scopes, scan_runs
+    from inventory.runs import close_abandoned_runs
 
     language = cli_lang(lang)
     engine = open_ledger(language)
     disclosure = disclosure_for(include_classified)
-    found = scan_run_rows(engine=engine, run_id=run, disclosure=disclosure)
+    # A look from the terminal closes the runs a killed scan left `running` (the API's reads
+    # never write: they show them as they stand).
+    close_abandoned_runs(engine)
+    actor = Actor.local()
+    found = None
+    with Session(engine) as session:
+        if not run:
+            latest, _ = scan_runs(session=session, actor=actor, limit=1)
+            run = latest[0].id if latest else None
+        try:
+            if run:
+                found = scan_run_scopes(
+                    session=session, actor=actor, run_id=run, disclosure=disclosure
+                )
+        except UnknownToReader:
+            found = None
     if found is None:
         Console(stderr=True).print(text("no_scans", language), highlight=False, markup=False)
         return
@@ -592,22 +562,23 @@ TrustOption = Annotated[
 ]
 
 
-def _gather_report(
-    exempt_in_denominator: bool | None, trust_declared: bool | None, disclosure: Disclosure
-) -> Any:
-    from commands.common import fail
-    from exporters.reports.content import gather_report
-    from inventory.reports import UnknownPolicy, switches_from
+def _switches(exempt_in_denominator: bool | None, trust_declared: bool | None) -> Any:
+    from inventory.reports import switches_from
 
-    settings = get_settings()
-    switches = switches_from(
-        settings, exempt_in_denominator=exempt_in_denominator, trust_declared=trust_declared
+    return switches_from(
+        get_settings(), exempt_in_denominator=exempt_in_denominator, trust_declared=trust_declared
     )
+
+
+@contextmanager
+def _report_session() -> Iterator[Session]:
+    """The ledger for one manager report; a KPI policy setting yiyun does not know ends it."""
+    from commands.common import fail
+    from inventory.reports import UnknownPolicy
+
     with Session(open_ledger(), expire_on_commit=False) as session:
         try:
-            return gather_report(
-                session=session, settings=settings, switches=switches, disclosure=disclosure
-            )
+            yield session
         except UnknownPolicy as error:
             fail(text("unknown_policy", cli_lang(None), policy=error.policy))
 
@@ -657,12 +628,20 @@ def html_report(
     include_classified: IncludeClassifiedOption = False,
 ) -> None:
     """One self-contained HTML file for managers: KPI, trend, charts, lists (no network needed)."""
-    from exporters.reports.html import render_html
+    from exporters.reports.actions import province_report_html
+    from inventory.access import Actor
 
     language = cli_lang(lang)
     disclosure = disclosure_for(include_classified)
-    content = _gather_report(exempt_in_denominator, trust_declared, disclosure)
-    page = render_html(content, language)
+    with _report_session() as session:
+        page = province_report_html(
+            session=session,
+            actor=Actor.local(),
+            settings=get_settings(),
+            switches=_switches(exempt_in_denominator, trust_declared),
+            lang=language,
+            disclosure=disclosure,
+        )
     note_withheld(disclosure, language)
     if output is not None and str(output) == "-":
         print(page, end="")
@@ -691,16 +670,23 @@ def xlsx_report(
     Sheets: summary, by city, by department, systems, violations, migration progress,
     one network (一张网), scan freshness and trend.
     """
-    from exporters.reports.xlsx import build_workbook
+    from exporters.reports.actions import province_report_xlsx
+    from inventory.access import Actor
 
     language = cli_lang(lang)
     disclosure = disclosure_for(include_classified)
-    buffer = io.BytesIO()
-    content = _gather_report(exempt_in_denominator, trust_declared, disclosure)
-    build_workbook(content, language).save(buffer)
+    with _report_session() as session:
+        workbook = province_report_xlsx(
+            session=session,
+            actor=Actor.local(),
+            settings=get_settings(),
+            switches=_switches(exempt_in_denominator, trust_declared),
+            lang=language,
+            disclosure=disclosure,
+        )
     note_withheld(disclosure, language)
     target = output or _default_output("xlsx")
-    _write_atomically(target, buffer.getvalue(), language)
+    _write_atomically(target, workbook, language)
     _announce(target, language)
 
 
@@ -722,35 +708,29 @@ def scorecard(
 ) -> None:
     """One department's page: its rate, systems, plan and wave, blockers and next steps."""
     from commands.common import fail
-    from exporters.reports.scorecard import (
-        UnknownDepartment,
-        department_scorecard,
-        scorecard_html,
-        scorecard_json,
-        scorecard_markdown,
-    )
+    from exporters.reports.actions import DepartmentUnknown, department_scorecard_file
+    from inventory.access import Actor
 
     language = cli_lang(lang)
     disclosure = disclosure_for(include_classified)
-    content = _gather_report(exempt_in_denominator, trust_declared, disclosure)
     try:
-        card = department_scorecard(content, department, language)
-    except UnknownDepartment as error:
-        hint = (
-            text("did_you_mean", language, names=", ".join(error.suggestions))
-            if error.suggestions
-            else ""
-        )
-        fail(f"{text('unknown_department', language, code=department)}{hint}", lang=language)
+        with _report_session() as session:
+            scorecard_file = department_scorecard_file(
+                session=session,
+                actor=Actor.local(),
+                settings=get_settings(),
+                switches=_switches(exempt_in_denominator, trust_declared),
+                department=department,
+                fmt=fmt.value,
+                lang=language,
+                disclosure=disclosure,
+            )
+    except DepartmentUnknown as error:
+        fail(error.render(language), lang=language)
     if not include_classified:
         # The department's own classified systems, not the whole report's.
-        note_withheld_counts(language, systems=card.classified_count)
-    if fmt is ScorecardFormat.json:
-        page = dumps(scorecard_json(card, content)) + "\n"
-    elif fmt is ScorecardFormat.html:
-        page = scorecard_html(card, content, language)
-    else:
-        page = scorecard_markdown(card, content, language)
+        note_withheld_counts(language, systems=scorecard_file.card.classified_count)
+    page = scorecard_file.page
     if output is None or str(output) == "-":
         print(page, end="")
         return

@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+import signal
+import socket
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from commands.common import fail, open_ledger
 from commands.lang import cli_lang
+
+if TYPE_CHECKING:
+    import uvicorn
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before uvicorn starts: a taken port is our clear error (not
+    uvicorn's exit 3 after "serving" was already printed), and --port 0 learns its real port."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+def stop_cleanly_on_sigterm(server: uvicorn.Server) -> None:
+    """SIGTERM (how Kubernetes and systemd stop a service) ends with exit 0.
+
+    uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it
+    found; under the default one the process would die "killed by SIGTERM" after a clean stop.
+    A SIGTERM before uvicorn takes over its signals still stops it, once it has started."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def serve(
@@ -48,17 +73,18 @@ def serve(
         engine=engine, settings=get_settings(), oidc=oidc, verifier=verifier, demo_login=demo_login
     )
     app = create_app(ledger)
-    shown = f"[{host}]" if ":" in host else host
-    typer.echo(text("serve_listening", lang, url=f"http://{shown}:{port}"))
-    if demo_login:
-        typer.echo(text("serve_demo_login", lang, url=f"http://{shown}:{port}"))
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
     try:
-        server.run()
+        listener = listen(host, port)
     except OSError as error:
-        fail(text("cannot_listen", lang, address=f"{host}:{port}", error=error.strerror or error))
-    if not server.started:
-        fail(text("cannot_listen", lang, address=f"{host}:{port}", error="-"), lang=lang)
+        shown_error = error.strerror or str(error)
+        fail(text("cannot_listen", lang, address=f"{host}:{port}", error=shown_error), lang=lang)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{listener.getsockname()[1]}"
+    typer.echo(text("serve_listening", lang, url=url))
+    if demo_login:
+        typer.echo(text("serve_demo_login", lang, url=url))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    stop_cleanly_on_sigterm(server)
+    with listener:
+        server.run(sockets=[listener])

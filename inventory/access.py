@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import ColumnElement, or_
@@ -120,7 +121,8 @@ class Actor:
     request_id: str | None = None
     name: str | None = None
     token_id: str | None = None
-    _departments: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # When the credential stops proving anything (an API token's expiry).
+    expires_at: datetime | None = None
 
     @classmethod
     def local(cls, by: str | None = None) -> Actor:
@@ -198,6 +200,7 @@ class Actor:
             request_id=request_id,
             name=self.name,
             token_id=self.token_id,
+            expires_at=self.expires_at,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, func, select
 
 from inventory.access import Actor
+from inventory.confidentiality import REDACTED, Disclosure
 from inventory.models import AuditEntry
 
 
@@ -58,6 +60,34 @@ def record(
     return entry
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry as a reader sees it, apart from the stored row (which nothing may change):
+    a classified system's code, name and namespace redacted in its target and values, and
+    the values of an entry about a classified system withheld (None)."""
+
+    id: int
+    at: datetime
+    principal: str
+    principal_kind: str
+    by: str | None
+    request_id: str | None
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def _disclosed(value: Any, *, session: Session, disclosure: Disclosure) -> Any:
+    if isinstance(value, str):
+        return disclosure.text(session, value)
+    if isinstance(value, Mapping):
+        return {k: _disclosed(v, session=session, disclosure=disclosure) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_disclosed(v, session=session, disclosure=disclosure) for v in value]
+    return value
+
+
 def audit_entries(
     *,
     session: Session,
@@ -67,9 +97,20 @@ def audit_entries(
     principal: str | None = None,
     action: str | None = None,
     target: str | None = None,
-) -> tuple[list[AuditEntry], int]:
-    """A page of the log, newest first, and how many entries match (admins only)."""
+    disclosure: Disclosure | None = None,
+) -> tuple[list[AuditRecord], int]:
+    """A page of the log, newest first, and how many entries match (admins only).
+
+    A system advanced before the register made it classified stays in the log under its
+    code, with notes that name it: those are redacted unless the disclosure includes them,
+    which only the local operator's --include-classified does (the API never serves them)."""
     actor.require("audit")
+    disclosure = disclosure or Disclosure()
+    if disclosure.include_classified and actor.kind != "local":
+        disclosure = Disclosure()
+    if target is not None and not disclosure.answers_about(session, target):
+        # Asked by a classified code: the answer of a target never written, not a count.
+        return [], 0
     query = select(AuditEntry)
     counted = select(func.count()).select_from(AuditEntry)
     for column, wanted in (
@@ -82,7 +123,31 @@ def audit_entries(
             counted = counted.where(col(column) == wanted)
     total = session.exec(counted).one()
     rows = session.exec(query.order_by(col(AuditEntry.id).desc()).offset(offset).limit(limit))
-    return list(rows), int(total)
+    return [_as_read(row, session=session, disclosure=disclosure) for row in rows], int(total)
+
+
+def _as_read(row: AuditEntry, *, session: Session, disclosure: Disclosure) -> AuditRecord:
+    # An entry about a classified system keeps who, what and when; its values describe the
+    # system (its evidence, its notes) in words no redaction can be sure to catch: withheld.
+    about_classified = not disclosure.shows_system(session, row.target)
+
+    def shown(value: Any) -> Any:
+        return (
+            None if about_classified else _disclosed(value, session=session, disclosure=disclosure)
+        )
+
+    return AuditRecord(
+        id=row.id or 0,
+        at=row.at,
+        principal=row.principal,
+        principal_kind=row.principal_kind,
+        by=_disclosed(row.by, session=session, disclosure=disclosure),
+        request_id=row.request_id,
+        action=row.action,
+        target=REDACTED if about_classified else shown(row.target),
+        before=shown(row.before),
+        after=shown(row.after),
+    )
 
 
 @event.listens_for(AuditEntry, "before_update")

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from inventory.access import AccessError, Actor, Grant
 from inventory.audit import record
@@ -23,7 +23,9 @@ MAX_TOKEN_DAYS = 366
 
 def _principal(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > 200 or any(ch.isspace() and ch != " " for ch in name):
+    # Printable only: a tab or line break would forge lines in the audit log, and PostgreSQL
+    # cannot store a NUL at all.
+    if not name or len(name) > 200 or not name.isprintable():
         raise AccessError("access_bad_principal", principal=name)
     return name
 
@@ -88,14 +90,24 @@ def revoke_access(
 
 
 def list_access(
-    *, session: Session, actor: Actor, principal: str | None = None
-) -> list[AccessGrant]:
+    *,
+    session: Session,
+    actor: Actor,
+    principal: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[AccessGrant], int]:
+    """The ledger's grants by principal, role and scope (unique together, so the order is
+    stable across pages), and how many there are; `limit` None for all of them."""
     actor.require("access")
     query = select(AccessGrant)
+    counted = select(func.count()).select_from(AccessGrant)
     if principal is not None:
-        query = query.where(col(AccessGrant.principal) == principal)
+        query = query.where(col(AccessGrant.principal) == principal.strip())
+        counted = counted.where(col(AccessGrant.principal) == principal.strip())
     order = (col(AccessGrant.principal), col(AccessGrant.role), col(AccessGrant.scope))
-    return list(session.exec(query.order_by(*order)))
+    rows = session.exec(query.order_by(*order).offset(offset).limit(limit))
+    return list(rows), int(session.exec(counted).one())
 
 
 def grants_of(*, session: Session, principal: str) -> tuple[Grant, ...]:
@@ -166,14 +178,35 @@ def create_token(
     return IssuedToken(row=row, token=f"{TOKEN_PREFIX}_{token_id}_{secret}")
 
 
-def list_tokens(*, session: Session, actor: Actor) -> list[ApiToken]:
+def list_tokens(
+    *, session: Session, actor: Actor, offset: int = 0, limit: int | None = None
+) -> tuple[list[ApiToken], int]:
+    """Tokens in the order they were made, and how many there are; the rows hold the secret's
+    digest, which no caller shows (the CLI and the API name the columns they show)."""
     actor.require("access")
-    return list(session.exec(select(ApiToken).order_by(col(ApiToken.id))))
+    rows = session.exec(select(ApiToken).order_by(col(ApiToken.id)).offset(offset).limit(limit))
+    total = session.exec(select(func.count()).select_from(ApiToken)).one()
+    return list(rows), int(total)
+
+
+def token_status(row: ApiToken, now: datetime) -> str:
+    """active, expired or revoked: whether the token opens the API at `now`."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
 
 
 def revoke_token(*, session: Session, actor: Actor, token_id: str, now: datetime) -> ApiToken:
+    """Revoke by id; the whole token is taken too (a leaked one is what gets pasted), and its
+    secret is never echoed back in a refusal."""
     actor.require("access")
-    row = session.exec(select(ApiToken).where(col(ApiToken.token_id) == token_id.strip())).first()
+    token_id = token_id.strip()
+    whole = _TOKEN.match(token_id)
+    if whole is not None:
+        token_id = whole.group(1)
+    row = session.exec(select(ApiToken).where(col(ApiToken.token_id) == token_id)).first()
     if row is None:
         raise AccessError("token_unknown", token_id=token_id)
     if row.revoked_at is not None:
@@ -215,4 +248,5 @@ def authenticate_token(*, session: Session, token: str, now: datetime) -> Actor 
         grants=(Grant.parse(row.role, row.scope),),
         by=row.principal,
         token_id=row.token_id,
+        expires_at=row.expires_at,
     )

@@ -26,6 +26,8 @@ from pydantic import (
 from sqlmodel import Session, col, select
 
 from inventory import locks
+from inventory.access import Actor
+from inventory.audit import record
 from inventory.i18n import LANGS, Wording, text
 from inventory.models import Node, utcnow
 from inventory.node_rows import rename_source_rows, retire_node_rows, source_has_rows
@@ -1726,6 +1728,59 @@ def retire_node(*, session: Session, actor: str, node_id: str, reason: str) -> R
     tombstoned = _retire(session=session, node=node, actor=actor, note=reason)
     assert node.retired_at is not None
     return RetireResult(node_id, node.retired_at, actor, reason, tombstoned, already=False)
+
+
+def apply_node_file(
+    *,
+    session: Session,
+    actor: Actor,
+    specs: Sequence[NodeSpec],
+    dry_run: bool = False,
+    prune: bool = False,
+    note: str | None = None,
+) -> ApplyReport:
+    """`nodes apply` for whoever acts: the nodes are the estate's (a province admin's right);
+    what changed is audited, a dry run changes and records nothing."""
+    actor.require("nodes")
+    report = apply_nodes(
+        session=session,
+        specs=specs,
+        dry_run=dry_run,
+        prune=prune,
+        actor=actor.signature if prune else None,
+        note=note,
+    )
+    if report.changed and not dry_run:
+        record(
+            session=session,
+            actor=actor,
+            action="nodes.apply",
+            target=",".join(sorted({*report.created, *report.updated, *report.revived}))[:500]
+            or ",".join(report.retired)[:500],
+            after={
+                "created": report.created,
+                "updated": report.updated,
+                "revived": report.revived,
+                "retired": report.retired,
+            },
+        )
+    return report
+
+
+def retire_node_as(*, session: Session, actor: Actor, node_id: str, reason: str) -> RetireResult:
+    """`nodes retire` for whoever acts (a province admin's right), audited."""
+    actor.require("nodes")
+    result = retire_node(session=session, actor=actor.signature, node_id=node_id, reason=reason)
+    if not result.already:
+        record(
+            session=session,
+            actor=actor,
+            action="nodes.retire",
+            target=node_id,
+            before={"retired_at": None},
+            after={"retired_at": result.retired_at, "reason": reason, "rows": result.tombstoned},
+        )
+    return result
 
 
 def active_nodes(*, session: Session) -> list[Node]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -14,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from inventory.access import Actor
+from inventory.audit import record
 from inventory.confidentiality import Disclosure
 from inventory.i18n import Wording, text
 from inventory.models import Department, Node, System, utcnow
@@ -143,6 +146,10 @@ class RegisterFileError(Exception):
     """The register cannot be read at all: no such file, or a kind of file yiyun does not read."""
 
 
+class RegisterChanged(Wording):
+    """The register changed in the ledger while a file was imported; nothing was written."""
+
+
 # One problem in the register, located the way a spreadsheet user finds it.
 @dataclass(frozen=True)
 class Problem:
@@ -208,6 +215,24 @@ class ParsedRegister:
     source: str = ""
 
 
+# One value of a registered system that the register file changes.
+@dataclass(frozen=True)
+class FieldChange:
+    field: str  # the System column (as COLUMNS_BY_FIELD names it)
+    before: Any
+    after: Any
+
+
+# A system the register file adds or changes, as the dry run's diff shows it.
+@dataclass(frozen=True)
+class SystemDiff:
+    code: str
+    name: str
+    department_code: str
+    city: str
+    changes: tuple[FieldChange, ...] = ()  # empty for a system the file adds
+
+
 # The outcome of one `registry import`.
 @dataclass
 class ImportReport:
@@ -223,6 +248,11 @@ class ImportReport:
     not_in_file: int = 0  # registered systems this file does not mention (kept)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str | Wording] = field(default_factory=list)
+    # The diff behind `created` and `updated`, classified systems left out (counted in
+    # `withheld`): the diff names systems and stored values, the counts do not.
+    added: list[SystemDiff] = field(default_factory=list)
+    changed: list[SystemDiff] = field(default_factory=list)
+    withheld: int = 0
 
     @property
     def ok(self) -> bool:
@@ -725,6 +755,92 @@ def import_register(
     return report
 
 
+def register_import(
+    *,
+    session: Session,
+    actor: Actor,
+    path: Path | str,
+    dry_run: bool,
+    now: datetime | None = None,
+    file_name: str | None = None,
+) -> ImportReport:
+    """`registry import` for whoever acts: the register is the province's, so only a province
+    grant with `register` may read its diff or change it. A dry run writes nothing (and so
+    records nothing); an import that writes is audited with the file's name and digest.
+
+    `file_name` is the name the person knows the file by (an upload lands in a temp file)."""
+    actor.require("register")
+    path = Path(path)
+    try:
+        report = import_register(session=session, path=path, dry_run=dry_run, now=now)
+    except sa.exc.IntegrityError:
+        # Another import inserted the same code or department meanwhile: nothing lands.
+        raise RegisterChanged("register_changed") from None
+    if report.ok and not dry_run:
+        record(
+            session=session,
+            actor=actor,
+            action="register.import",
+            target=file_name or path.name,
+            after={
+                "file": file_name or path.name,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "rows": report.rows,
+                "created": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "departments_created": report.departments_created,
+                "departments_updated": report.departments_updated,
+                "not_in_file": report.not_in_file,
+            },
+            now=now,
+        )
+    return report
+
+
+def diff_value(value: Any, lang: str) -> str:
+    """A stored or imported value as the diff shows it: dates as ISO, nothing as (empty)."""
+    if value is None or value == "":
+        return text("register_diff_empty", lang)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def describe_diff(report: ImportReport, lang: str) -> list[str]:
+    """The dry run's diff as lines: systems added, systems changed (column: before → after,
+    under the register's own column names), and the classified ones counted, not named."""
+    chinese = lang == "zh"
+    lines = [
+        text(
+            "register_diff_added",
+            lang,
+            code=system.code,
+            name=system.name,
+            department=system.department_code,
+            city=system.city,
+        )
+        for system in report.added
+    ]
+    for system in report.changed:
+        changes = text("register_diff_join", lang).join(
+            text(
+                "register_diff_change",
+                lang,
+                field=COLUMNS_BY_FIELD[change.field].label(chinese),
+                before=diff_value(change.before, lang),
+                after=diff_value(change.after, lang),
+            )
+            for change in system.changes
+        )
+        lines.append(
+            text("register_diff_changed", lang, code=system.code, name=system.name, changes=changes)
+        )
+    if report.withheld:
+        lines.append(text("register_diff_withheld", lang, count=report.withheld))
+    return lines
+
+
 def _apply_departments(*, session: Session, rows: list[RegisterRow], report: ImportReport) -> None:
     existing = {row.code: row for row in session.connection().execute(sa.select(_DEPARTMENTS))}
     wanted = {row.department_code: (row.department_name, row.city) for row in rows}
@@ -759,12 +875,20 @@ def _apply_systems(
         current = existing.get(row.code)
         if current is None:
             inserts.append(row.system_values() | {"created_at": now, "updated_at": now})
+            _note_diff(report, row, classified=row.classified, changes=())
             continue
         values = row.system_values(fields)
         stored = current._mapping
-        if any(stored[name] != value for name, value in values.items()):
+        changes = tuple(
+            FieldChange(name, stored[name], value)
+            for name, value in values.items()
+            if stored[name] != value
+        )
+        if changes:
             # Every update carries the same keys, so the driver runs them as one executemany.
             updates.append(values | {"id": current.id, "updated_at": now})
+            classified = row.classified or bool(stored["classified"])
+            _note_diff(report, row, classified=classified, changes=changes)
     report.created = len(inserts)
     report.updated = len(updates)
     report.unchanged = len(parsed.rows) - len(inserts) - len(updates)
@@ -772,6 +896,21 @@ def _apply_systems(
     if report.dry_run:
         return
     _write(session=session, table=_SYSTEMS, inserts=inserts, updates=updates)
+
+
+def _note_diff(
+    report: ImportReport,
+    row: RegisterRow,
+    *,
+    classified: bool,
+    changes: tuple[FieldChange, ...],
+) -> None:
+    # Classified before or after the import: counted, never named (inventory/confidentiality.py).
+    if classified:
+        report.withheld += 1
+        return
+    diff = SystemDiff(row.code, row.name, row.department_code, row.city, changes)
+    (report.changed if changes else report.added).append(diff)
 
 
 def _write(

@@ -217,10 +217,12 @@ def take_snapshot(
     return snapshot
 
 
-def snapshot_history(*, session: Session, limit: int | None = None) -> list[dict[str, Any]]:
-    """Stored snapshots, newest first, as rows for a table. `policy_change` marks the first
-    snapshot under a policy other than the one before it ("evidence-v1 → evidence-v2"): the
-    figures on either side of it were decided by different rules."""
+def snapshot_rows(
+    *, session: Session, offset: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Stored snapshots oldest first, as rows for a table, from `offset`. `policy_change` marks
+    the first snapshot under a policy other than the one before it ("evidence-v1 →
+    evidence-v2"): the figures on either side of it were decided by different rules."""
     # Only the headline columns: a snapshot's code lists are large at province scale.
     query = sa.select(
         col(AdoptionSnapshot.id),
@@ -231,24 +233,31 @@ def snapshot_history(*, session: Session, limit: int | None = None) -> list[dict
         col(AdoptionSnapshot.denominator),
         col(AdoptionSnapshot.rate),
     ).order_by(col(AdoptionSnapshot.as_of), col(AdoptionSnapshot.id))
+    # The snapshot before the page too: whether the first on it changed the policy.
+    before = 1 if offset > 0 else 0
+    query = query.offset(offset - before)
+    if limit is not None:
+        query = query.limit(limit + before)
     rows: list[dict[str, Any]] = []
     previous: str | None = None
-    for id_, as_of, policy, switches, numerator, denominator, rate in session.execute(query):
-        rows.append(
-            {
-                "id": id_,
-                "as_of": as_of,
-                "policy": policy,
-                "policy_change": f"{previous} → {policy}"
-                if previous is not None and policy != previous
-                else None,
-                "numerator": numerator,
-                "denominator": denominator,
-                "rate": rate,
-                "exempt_in_denominator": (switches or {}).get("exempt_in_denominator"),
-                "trust_declared": (switches or {}).get("trust_declared"),
-            }
-        )
+    for index, (id_, as_of, policy, switches, numerator, denominator, rate) in enumerate(
+        session.execute(query)
+    ):
+        if index >= before:
+            rows.append(
+                {
+                    "id": id_,
+                    "as_of": as_of,
+                    "policy": policy,
+                    "policy_change": f"{previous} → {policy}"
+                    if previous is not None and policy != previous
+                    else None,
+                    "numerator": numerator,
+                    "denominator": denominator,
+                    "rate": rate,
+                    "exempt_in_denominator": (switches or {}).get("exempt_in_denominator"),
+                    "trust_declared": (switches or {}).get("trust_declared"),
+                }
+            )
         previous = policy
-    rows.reverse()
-    return rows[:limit] if limit else rows
+    return rows

@@ -69,33 +69,22 @@ def _close_if_abandoned(engine: sa.Engine, run: ScanRun, *, now: datetime | None
 NOT_RUN = "not_run"
 
 
-def scan_run_rows(
+def scope_rows(
     *,
-    engine: sa.Engine,
-    run_id: int | None = None,
+    session: Session,
+    run: ScanRun,
     failed_only: bool = False,
     disclosure: Disclosure | None = None,
-) -> tuple[ScanRun, list[dict[str, Any]]] | None:
-    """One run (default: the latest) and a row per scope: its ScopeResult, or `not_run` for a
-    scope the run planned but never listed. Every row carries the run's id and status. Runs
-    left `running` by a dead process are closed as `abandoned` first. None: no run at all.
-    A namespace labelled with a classified system is redacted unless the disclosure includes
-    it (the row stays: its status counts)."""
+) -> list[dict[str, Any]]:
+    """A row per scope of `run`: its ScopeResult, or `not_run` for a scope the run planned but
+    never listed. Every row carries the run's id and status. A namespace labelled with a
+    classified system is redacted unless the disclosure includes it (the row stays: its status
+    counts). Sorted by node, kind, scope and source."""
     disclosure = disclosure or Disclosure()
-    close_abandoned_runs(engine)
-    with Session(engine) as session:
-        chosen = (
-            session.get(ScanRun, run_id)
-            if run_id
-            else session.exec(select(ScanRun).order_by(col(ScanRun.id).desc())).first()
-        )
-        if chosen is None:
-            return None
-        results = session.exec(select(ScopeResult).where(ScopeResult.run_id == chosen.id)).all()
-        session.expunge(chosen)
+    results = session.exec(select(ScopeResult).where(ScopeResult.run_id == run.id)).all()
     rows = [r.model_dump() for r in results]
     listed = {(r.node_id, r.source, r.kind, r.scope) for r in results}
-    for node_id, source, kind, scope in chosen.planned or []:
+    for node_id, source, kind, scope in run.planned or []:
         if (node_id, source, kind, scope) not in listed:
             rows.append(
                 {"node_id": node_id, "source": source, "kind": kind, "scope": scope,
@@ -103,14 +92,13 @@ def scan_run_rows(
                  "deleted": 0, "held": 0}
             )  # fmt: skip
     for row in rows:
-        row["run_id"], row["run_status"] = chosen.id, chosen.status
+        row["run_id"], row["run_status"] = run.id, run.status
     if failed_only:
         rows = [row for row in rows if row["status"] not in ("ok", "retired")]
-    with Session(engine) as session:
-        for row in rows:
-            _disclose_scope(session, row, disclosure)
+    for row in rows:
+        _disclose_scope(session, row, disclosure)
     rows.sort(key=lambda row: (row["node_id"], row["kind"], row["scope"], row["source"]))
-    return chosen, rows
+    return rows
 
 
 def _disclose_scope(session: Session, row: dict[str, Any], disclosure: Disclosure) -> None:

@@ -46,6 +46,9 @@ class Violation:
     # A classified system's resource: still a violation, counted, but its id and name are
     # REDACTED (inventory/confidentiality.py).
     redacted: bool = False
+    # The system the resource is attributed to, for the reader's scope (queries.policy_findings);
+    # never shown: a classified system's code is in it too.
+    system_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,38 +104,77 @@ def freeze_violations(
 ) -> list[Violation]:
     """Live resources on frozen non-one_cloud nodes created after the freeze date; those of a
     classified system redacted unless the disclosure includes them."""
+    found, _total = freeze_page(session=session, tz=tz, disclosure=disclosure)
+    return found
+
+
+def freeze_page(
+    *,
+    session: Session,
+    tz: ZoneInfo,
+    offset: int = 0,
+    limit: int | None = None,
+    systems: sa.Select[Any] | None = None,
+    disclosure: Disclosure | None = None,
+) -> tuple[list[Violation], int]:
+    """freeze_violations from `offset` (at most `limit`), by node, kind and native id, and how
+    many there are: counted and cut in SQL, so a page of a province's violations builds only
+    its own rows. `systems` (a SELECT of system codes) keeps the unattributed resources and
+    those of the systems it selects."""
     disclosure = disclosure or Disclosure()
     first_scan = first_complete_scans(session=session)
-    found: list[Violation] = []
-    for node in frozen_nodes(session=session):
-        query = (
-            select(Resource)
-            .where(
-                col(Resource.node_id) == node.id,
-                col(Resource.deleted_at).is_(None),
-                freeze_clause(node, first_scan.get(node.id), tz),
-            )
-            .order_by(col(Resource.kind), col(Resource.native_id))
-        )
-        for resource in session.exec(query):
-            by_source = resource.created_at_source is not None
-            shown = disclosure.shows_resource(session, resource)
-            found.append(
-                Violation(
-                    rule=FREEZE,
-                    node_id=node.id,
-                    kind=resource.kind,
-                    native_id=resource.native_id if shown else REDACTED,
-                    name=resource.name if shown else REDACTED,
-                    created=resource.created_at_source if by_source else resource.first_seen_at,
-                    basis="source creation time"
-                    if by_source
-                    else "first seen after the first complete scan",
-                    frozen_since=node.frozen_since,
-                    redacted=not shown,
+    nodes = {node.id: node for node in frozen_nodes(session=session)}
+    if not nodes:
+        return [], 0
+    where = sa.and_(
+        col(Resource.deleted_at).is_(None),
+        sa.or_(
+            *(
+                sa.and_(
+                    col(Resource.node_id) == node.id,
+                    freeze_clause(node, first_scan.get(node.id), tz),
                 )
+                for node in nodes.values()
             )
-    return found
+        ),
+    )
+    if systems is not None:
+        where = sa.and_(
+            where,
+            sa.or_(col(Resource.system_code).is_(None), col(Resource.system_code).in_(systems)),
+        )
+    query = (
+        select(Resource)
+        .where(where)
+        .order_by(col(Resource.node_id), col(Resource.kind), col(Resource.native_id))
+        .offset(offset)
+        .limit(limit)
+    )
+    found: list[Violation] = []
+    for resource in session.exec(query):
+        node = nodes[resource.node_id]
+        by_source = resource.created_at_source is not None
+        shown = disclosure.shows_resource(session, resource)
+        found.append(
+            Violation(
+                rule=FREEZE,
+                node_id=node.id,
+                kind=resource.kind,
+                native_id=resource.native_id if shown else REDACTED,
+                name=resource.name if shown else REDACTED,
+                created=resource.created_at_source if by_source else resource.first_seen_at,
+                basis="source creation time"
+                if by_source
+                else "first seen after the first complete scan",
+                frozen_since=node.frozen_since,
+                redacted=not shown,
+                system_code=resource.system_code,
+            )
+        )
+    if limit is None and offset == 0:
+        return found, len(found)
+    total = session.exec(select(sa.func.count()).select_from(Resource).where(where)).one()
+    return found, int(total)
 
 
 def freeze_counts(*, session: Session, tz: ZoneInfo) -> Counter[str]:
@@ -259,3 +301,70 @@ def placement_violations(
     if _placement_check is None:
         return []
     return _placement_check(session=session, disclosure=disclosure or Disclosure())
+
+
+# ---------------------------------------------------------------- all findings, as rows
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What `report violations` reports: freeze-rule violations, unattributed resources
+    (counted per (node, kind), and listed one by one when `details`), placement findings."""
+
+    frozen: list[Violation]
+    unattributed: Counter[tuple[str, str]]
+    listed: list[UnattributedResource]
+    placed: list[PlacementViolation]
+    details: bool = False
+    # Every finding, when these are one page of them (queries.policy_findings).
+    total: int | None = None
+
+    def rows(self, placement_basis: Callable[[PlacementViolation], Any]) -> list[dict[str, Any]]:
+        """One row per finding under the rule's code (freeze, placement, unattributed), as
+        `report violations --format json` prints them; `placement_basis` words a placement
+        finding (its rules' own reasons for machines, a sentence for people)."""
+        rows: list[dict[str, Any]] = [
+            {
+                "rule": v.rule,
+                "node": v.node_id,
+                "kind": v.kind,
+                "native_id": v.native_id,
+                "name": v.name,
+                "count": 1,
+                "created": v.created,
+                "frozen_since": v.frozen_since,
+                "basis": v.basis,
+            }
+            for v in self.frozen
+        ]
+        rows += [
+            {
+                "rule": PLACEMENT,
+                "node": p.node_id,
+                "kind": "system",
+                "native_id": p.system_code,
+                "name": p.name,
+                "count": 1,
+                "basis": placement_basis(p),
+            }
+            for p in self.placed
+        ]
+        if self.details:
+            rows += [
+                {
+                    "rule": UNATTRIBUTED,
+                    "node": r.node_id,
+                    "kind": r.kind,
+                    "native_id": r.native_id,
+                    "name": r.name,
+                    "count": 1,
+                    "created": r.created,
+                }
+                for r in self.listed
+            ]
+        else:
+            rows += [
+                {"rule": UNATTRIBUTED, "node": node, "kind": kind, "count": count}
+                for (node, kind), count in sorted(self.unattributed.items())
+            ]
+        return rows

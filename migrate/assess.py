@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
 
+from inventory.access import Actor
 from inventory.adoption import PolicySwitches, classify
+from inventory.audit import record
 from inventory.confidentiality import Disclosure
 from inventory.evidence import one_cloud_nodes, system_facts
 from inventory.models import Node, Resource, System
@@ -36,6 +40,29 @@ EVIDENCE_ONLY = PolicySwitches(trust_declared=False)
 
 class AssessmentError(Refusal):
     """A request the assessment cannot honour (unknown node or system, refused override)."""
+
+
+# Which systems an actor's grants let it act on: None for the whole province.
+Within = Callable[[System], bool] | None
+
+
+def acting_scope(actor: Actor, action: str) -> Within:
+    """The systems `actor` may take `action` on: None when a province grant allows it, else a
+    test of each system against the narrower grants; refused when no grant allows it at all."""
+    if actor.may(action):
+        return None
+    if not any(grant.allows(action) for grant in actor.grants):
+        actor.require(action)
+
+    def within(system: System) -> bool:
+        return actor.may(action, department=system.department_code, city=system.city)
+
+    return within
+
+
+def reading_scope(actor: Actor) -> Within:
+    """The systems `actor` may read: None for a province-wide reader."""
+    return acting_scope(actor, "read")
 
 
 def evidence_statuses(*, session: Session, today: date, where_only: bool = False) -> dict[str, str]:
@@ -136,6 +163,8 @@ class AssessmentRun:
     written: int = 0
     unchanged: int = 0
     classified: int = 0  # assessed, withheld from `rows` (inventory/confidentiality.py)
+    # False when only the systems an actor's narrower grants cover were assessed.
+    whole_province: bool = True
 
 
 def _outcome(verdict: Verdict, sizing: Sizing) -> dict[str, Any]:
@@ -157,8 +186,10 @@ def run_assessment(
     today: date,
     node_id: str | None = None,
     disclosure: Disclosure | None = None,
+    within: Within = None,
 ) -> AssessmentRun:
-    """Assess every registered system; store a new row only where the outcome changed.
+    """Assess every registered system (or those `within` a scope); store a new row only where
+    the outcome changed.
 
     Without a node, each system is assessed against every unified-cloud node and keeps the
     most favourable verdict. A standing override is carried over to the new row: it is a
@@ -172,6 +203,8 @@ def run_assessment(
     current = current_assessments(session=session)
     run = AssessmentRun()
     for code, (system, profile) in profiles.items():
+        if within is not None and not within(system):
+            continue
         verdict = (
             assess(profile, targets[0], today=today)
             if node_id is not None
@@ -210,27 +243,19 @@ def override_assessment(
     readiness: str | None = None,
     strategy: str | None = None,
     clear: bool = False,
+    expected_id: int | None = None,
 ) -> Assessment:
-    """Record a person's readiness and/or strategy for a system; the old row stays as history."""
-    if not by.strip():
-        raise AssessmentError("mig_override_by_required")
-    if not rationale.strip():
-        raise AssessmentError("mig_override_rationale_required")
-    if not clear and readiness is None and strategy is None:
-        raise AssessmentError("mig_override_nothing")
-    if readiness is not None and readiness not in READINESS:
-        raise AssessmentError(
-            "mig_unknown_readiness", value=readiness, choices=labels("readiness", READINESS)
-        )
-    if strategy is not None and strategy not in STRATEGIES:
-        raise AssessmentError(
-            "mig_unknown_strategy", value=strategy, choices=labels("strategy", STRATEGIES)
-        )
+    """Record a person's readiness and/or strategy for a system; the old row stays as history.
+
+    With `expected_id`, the assessment in force must still be that one (else 409)."""
+    check_override(by=by, rationale=rationale, readiness=readiness, strategy=strategy, clear=clear)
     # Classified systems are outside migration (R3) and never confirmed by name
     # (inventory/confidentiality.py).
     if find_system(session=session, code=code) is None:
         raise AssessmentError("mig_override_unknown_system", code=code)
-    row = current_assessments(session=session).get(code)
+    row = current_assessment(session=session, code=code)
+    if expected_id is not None and (row is None or row.id != expected_id):
+        raise overridden_meanwhile(session=session, code=code)
     if row is None:
         profile = system_profiles(session=session, today=today)[code][1]
         cloud = one_cloud_nodes(session=session)
@@ -271,12 +296,78 @@ def override_assessment(
         override_by=by.strip(),
         override_at=now,
     )
+    # Two overrides of one system at once: the later finds the row it read superseded, or a
+    # current row that was not there when it read, and is refused with nothing written.
+    _hold_system(session=session, code=code)
     if row.id is not None:
-        row.superseded_at = now
-        session.add(row)
+        superseded = session.execute(
+            sa.update(Assessment)
+            .where(col(Assessment.id) == row.id, col(Assessment.superseded_at).is_(None))
+            .values(superseded_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if superseded.rowcount != 1:  # type: ignore[attr-defined]
+            raise overridden_meanwhile(session=session, code=code)
+        session.expire(row)
     session.add(new)
     session.flush()
+    if _current_rows(session=session, code=code) != 1:
+        raise overridden_meanwhile(session=session, code=code)
     return new
+
+
+def check_override(
+    *, by: str, rationale: str, readiness: str | None, strategy: str | None, clear: bool
+) -> None:
+    """Refuse an override that says too little (who, why, what) or names no real value."""
+    if not by.strip():
+        raise AssessmentError("mig_override_by_required")
+    if not rationale.strip():
+        raise AssessmentError("mig_override_rationale_required")
+    if not clear and readiness is None and strategy is None:
+        raise AssessmentError("mig_override_nothing")
+    if readiness is not None and readiness not in READINESS:
+        raise AssessmentError(
+            "mig_unknown_readiness", value=readiness, choices=labels("readiness", READINESS)
+        )
+    if strategy is not None and strategy not in STRATEGIES:
+        raise AssessmentError(
+            "mig_unknown_strategy", value=strategy, choices=labels("strategy", STRATEGIES)
+        )
+
+
+def _hold_system(*, session: Session, code: str) -> None:
+    """Row-lock the system on PostgreSQL, so writes about it queue and each then reads what the
+    one before it committed; on SQLite the first write of a transaction locks the ledger."""
+    session.exec(select(System.id).where(col(System.code) == code).with_for_update()).first()
+
+
+def _current_rows(*, session: Session, code: str) -> int:
+    query = select(func.count()).where(
+        col(Assessment.system_code) == code, col(Assessment.superseded_at).is_(None)
+    )
+    return int(session.exec(query).one())
+
+
+def overridden_meanwhile(*, session: Session, code: str) -> AssessmentError:
+    """The refusal of an override that lost a race, carrying the assessment in force (409)."""
+    current = session.exec(
+        select(Assessment)
+        .where(col(Assessment.system_code) == code, col(Assessment.superseded_at).is_(None))
+        .order_by(col(Assessment.id).desc())
+    ).first()
+    refusal = AssessmentError("mig_override_changed_meanwhile", code=code)
+    shown: dict[str, Any] = {"system": code, "assessment_id": None}
+    if current is not None:
+        readiness, strategy = effective(current)
+        shown.update(
+            assessment_id=current.id,
+            readiness=readiness,
+            strategy=strategy,
+            override_by=current.override_by,
+        )
+    refusal.problem_fields = {"current": shown}
+    return refusal
 
 
 def assessment_history(*, session: Session, code: str) -> list[Assessment]:
@@ -285,3 +376,149 @@ def assessment_history(*, session: Session, code: str) -> list[Assessment]:
         select(Assessment).where(col(Assessment.system_code) == code).order_by(col(Assessment.id))
     )
     return list(session.exec(query))
+
+
+# ---------------------------------------------------------------- use cases (session=, actor=)
+
+
+def assess_in_scope(
+    *,
+    session: Session,
+    actor: Actor,
+    now: datetime,
+    today: date,
+    node_id: str | None = None,
+    disclosure: Disclosure | None = None,
+) -> AssessmentRun:
+    """`migrate assess` for whoever acts: the whole province with a province grant, else only
+    the systems the actor's grants cover; audited with what changed."""
+    within = acting_scope(actor, "assess")
+    run = run_assessment(
+        session=session,
+        now=now,
+        today=today,
+        node_id=node_id,
+        disclosure=disclosure,
+        within=within,
+    )
+    run.whole_province = within is None
+    record(
+        session=session,
+        actor=actor,
+        action="assessment.run",
+        target=node_id or "*",
+        after={
+            "scope": "province" if within is None else "grants",
+            "written": run.written,
+            "unchanged": run.unchanged,
+        },
+        now=now,
+    )
+    return run
+
+
+def assessments_in_scope(
+    *,
+    session: Session,
+    actor: Actor,
+    system: str | None = None,
+    readiness: str | None = None,
+    disclosure: Disclosure | None = None,
+) -> list[tuple[System, Assessment]]:
+    """The assessments in force that the actor may read, by system code: filtered to one
+    system and/or one effective readiness (after overrides); classified systems only when the
+    disclosure includes them."""
+    disclosure = disclosure or Disclosure()
+    within = reading_scope(actor)
+    query = (
+        select(System, Assessment)
+        .join(Assessment, col(Assessment.system_code) == col(System.code))
+        .where(col(Assessment.superseded_at).is_(None))
+        .order_by(col(System.code), col(Assessment.id))
+    )
+    if system is not None:
+        query = query.where(col(System.code) == system)
+    rows = []
+    for found, row in session.exec(query):
+        if within is not None and not within(found):
+            continue
+        if readiness is not None and effective(row)[0] != readiness:
+            continue
+        if disclosure.shows_system(session, found.code, classified=found.classified):
+            rows.append((found, row))
+    return rows
+
+
+def override_system(
+    *,
+    session: Session,
+    actor: Actor,
+    code: str,
+    rationale: str,
+    now: datetime,
+    today: date,
+    readiness: str | None = None,
+    strategy: str | None = None,
+    clear: bool = False,
+    expected_assessment: int | None = None,
+) -> tuple[System, Assessment]:
+    """`migrate assess override` for whoever acts: the actor must hold `override` over the
+    system's department; the decision is signed, kept as history and audited. Returns the
+    system and its assessment now in force.
+
+    `expected_assessment` is the optimistic check of a caller that showed an assessment to a
+    person: if it is no longer the one in force, nothing is written (409)."""
+    # What the request says is checked first, as the command line always has.
+    check_override(
+        by=actor.signature,
+        rationale=rationale,
+        readiness=readiness,
+        strategy=strategy,
+        clear=clear,
+    )
+    system = actor.require_system(session, "override", code)
+    if system is None:
+        # Outside the actor's scope or classified reads as unknown: no existence oracle.
+        raise AssessmentError("mig_override_unknown_system", code=code)
+    before = current_assessment(session=session, code=code)
+    if expected_assessment is not None and (before is None or before.id != expected_assessment):
+        raise overridden_meanwhile(session=session, code=code)
+    was = effective(before) if before is not None else None
+    row = override_assessment(
+        session=session,
+        code=code,
+        by=actor.signature,
+        rationale=rationale,
+        now=now,
+        today=today,
+        readiness=readiness,
+        strategy=strategy,
+        clear=clear,
+        # What the audit says it replaced is what the write replaces, or nothing is written.
+        expected_id=before.id if before is not None else None,
+    )
+    after = effective(row)
+    record(
+        session=session,
+        actor=actor,
+        action="assessment.override",
+        target=code,
+        before=None if was is None else {"readiness": was[0], "strategy": was[1]},
+        after={
+            "readiness": after[0],
+            "strategy": after[1],
+            "rationale": row.override_rationale,
+            "cleared": clear,
+            "assessment_id": row.id,
+        },
+        now=now,
+    )
+    return system, row
+
+
+def current_assessment(*, session: Session, code: str) -> Assessment | None:
+    """The assessment of one system in force, if it was ever assessed."""
+    query = select(Assessment).where(
+        col(Assessment.system_code) == code, col(Assessment.superseded_at).is_(None)
+    )
+    return session.exec(query.order_by(col(Assessment.id).desc())).first()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,9 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from inventory.access import Actor
+from inventory.audit import record
 from inventory.confidentiality import Disclosure
 from inventory.i18n import Wording
 from inventory.models import Resource, System
+from inventory.registry import find_system
+from migrate.assess import acting_scope, reading_scope
+from migrate.messages import Refusal
 from migrate.models import Dependency
 from migrate.planner import Edge
 from migrate.sheets import Problem, read_sheet
@@ -40,6 +46,14 @@ HEADERS = {
     "type": ("type", "依赖类型", "类型"),
     "strength": ("strength", "依赖强度", "强度"),
 }
+
+
+class DependencyError(Wording):
+    """A dependency asked for that cannot be (unknown system or edge, bad type): 404 or 422."""
+
+
+class DependencyRefused(Refusal):
+    """A dependency change the ledger's state refuses (already declared, inferred): 409."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +83,13 @@ class DependencyImport:
 
 
 def parse_dependencies(
-    path: Path | str, *, known_systems: set[str]
+    path: Path | str,
+    *,
+    known_systems: set[str],
+    may_declare: Callable[[str], bool] | None = None,
 ) -> tuple[list[DeclaredDependency], list[Problem]]:
-    """Validate every row of a dependency file; nothing here writes."""
+    """Validate every row of a dependency file; nothing here writes. With `may_declare`, a row
+    whose `from` system fails it is a problem: its dependencies are not the reader's to say."""
     sheet = read_sheet(path, aliases=HEADERS, required=("from", "to", "type"))
     problems = list(sheet.problems)
     rows: list[DeclaredDependency] = []
@@ -88,6 +106,10 @@ def parse_dependencies(
                 problems.append(
                     Problem(number, sheet.headers[end], code, Wording("mig_dep_unknown_system"))
                 )
+        if source in known_systems and may_declare is not None and not may_declare(source):
+            problems.append(
+                Problem(number, sheet.headers["from"], source, Wording("mig_dep_not_in_scope"))
+            )
         if source and source == target:
             problems.append(Problem(number, sheet.headers["to"], target, Wording("mig_dep_self")))
         kind = _TYPE_LOOKUP.get(values["type"].lower())
@@ -138,17 +160,24 @@ def parse_dependencies(
 
 
 def import_dependencies(
-    *, session: Session, path: Path | str, now: datetime, replace: bool = False
+    *,
+    session: Session,
+    path: Path | str,
+    now: datetime,
+    replace: bool = False,
+    known_systems: set[str] | None = None,
+    may_declare: Callable[[str], bool] | None = None,
 ) -> DependencyImport:
     """Apply a dependency file atomically: all rows valid, or nothing written.
 
     Rows are upserted on (from, to, type); with `replace`, declared dependencies the file no
-    longer lists are removed. Inferred dependencies are never touched here.
+    longer lists are removed (only those `may_declare` allows, when given). Inferred
+    dependencies are never touched here. `known_systems` defaults to the whole register.
     """
     path = Path(path)
     report = DependencyImport(path=path)
-    known = set(session.exec(select(System.code)))
-    rows, problems = parse_dependencies(path, known_systems=known)
+    known = set(session.exec(select(System.code))) if known_systems is None else known_systems
+    rows, problems = parse_dependencies(path, known_systems=known, may_declare=may_declare)
     report.rows = len(rows)
     if problems:
         report.problems = problems
@@ -185,6 +214,8 @@ def import_dependencies(
             report.unchanged += 1
     if replace:
         for key, dependency in existing.items():
+            if may_declare is not None and not may_declare(dependency.from_system):
+                continue
             if key not in wanted:
                 session.delete(dependency)
                 report.removed += 1
@@ -269,6 +300,7 @@ def list_dependencies(*, session: Session) -> list[Dependency]:
         col(Dependency.to_system),
         col(Dependency.type),
         col(Dependency.origin),
+        col(Dependency.id),
     )
     return list(session.exec(query))
 
@@ -281,6 +313,7 @@ def dependency_rows(
     disclosure = disclosure or Disclosure()
     return [
         {
+            "id": d.id,
             "from": d.from_system,
             "to": d.to_system,
             "type": d.type,
@@ -300,3 +333,214 @@ def planner_edges(*, session: Session) -> list[Edge]:
         Dependency.from_system, Dependency.to_system, Dependency.type, Dependency.strength
     )
     return [Edge(*row) for row in session.exec(query)]
+
+
+# ---------------------------------------------------------------- use cases (session=, actor=)
+
+
+def dependencies_in_scope(
+    *,
+    session: Session,
+    actor: Actor,
+    system: str | None = None,
+    disclosure: Disclosure | None = None,
+) -> list[dict[str, Any]]:
+    """`deps list` for whoever reads, in a stable order (from, to, type, origin, id): an edge
+    shows when the actor may read either end, since a department must see what its systems
+    depend on and what depends on them; one with a classified end only when the disclosure
+    includes it. With `system`, only the edges at that system."""
+    within = reading_scope(actor)
+    rows = dependency_rows(session=session, disclosure=disclosure)
+    if system is not None:
+        rows = [r for r in rows if system in (r["from"], r["to"])]
+    if within is None:
+        return rows
+    ends = {r["from"] for r in rows} | {r["to"] for r in rows}
+    readable = {
+        s.code
+        for s in session.exec(select(System).where(col(System.code).in_(sorted(ends))))
+        if within(s)
+    }
+    return [r for r in rows if r["from"] in readable or r["to"] in readable]
+
+
+def declare_dependency(
+    *,
+    session: Session,
+    actor: Actor,
+    from_system: str,
+    to_system: str,
+    now: datetime,
+    kind: str = "calls",
+    strength: str | None = None,
+) -> Dependency:
+    """`deps add`: declare that `from_system` depends on `to_system`. The actor must hold
+    `deps` over the depending system's department; the other end may be any registered
+    system (departments call each other's). Audited; an edge declared twice is refused."""
+    if not actor.signature.strip():
+        raise DependencyError("mig_by_required")
+    if actor.require_system(session, "deps", from_system) is None:
+        raise DependencyError("mig_unknown_system", code=from_system)
+    if find_system(session=session, code=to_system) is None:
+        raise DependencyError("mig_unknown_system", code=to_system)
+    if from_system == to_system:
+        raise DependencyError("mig_dep_self")
+    kind_code = _TYPE_LOOKUP.get(kind.strip().lower())
+    if kind_code is None:
+        raise DependencyError("mig_dep_bad_type")
+    # As in a file: a shared resource means the systems cannot run apart.
+    strength_code = (
+        _STRENGTH_LOOKUP.get(strength.strip().lower())
+        if strength
+        else ("hard" if kind_code == "shared_infra" else "soft")
+    )
+    if strength_code is None:
+        raise DependencyError("mig_dep_bad_strength")
+    edge = Dependency(
+        from_system=from_system,
+        to_system=to_system,
+        type=kind_code,
+        strength=strength_code,
+        origin=DECLARED,
+        updated_at=now,
+    )
+    held = session.exec(
+        select(Dependency).where(
+            col(Dependency.from_system) == from_system,
+            col(Dependency.to_system) == to_system,
+            col(Dependency.type) == kind_code,
+            col(Dependency.origin) == DECLARED,
+        )
+    ).first()
+    if held is not None:
+        raise _declared_already(edge, held)
+    session.add(edge)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        # Declared by someone else since the check above: the unique edge constraint decides.
+        raise _declared_already(edge, None) from None
+    record(
+        session=session,
+        actor=actor,
+        action="deps.add",
+        target=f"{from_system}->{to_system}",
+        after=_edge_facts(edge),
+        now=now,
+    )
+    return edge
+
+
+def _edge_facts(edge: Dependency) -> dict[str, Any]:
+    return {
+        "id": edge.id,
+        "from": edge.from_system,
+        "to": edge.to_system,
+        "type": edge.type,
+        "strength": edge.strength,
+        "origin": edge.origin,
+    }
+
+
+def _declared_already(edge: Dependency, held: Dependency | None) -> DependencyRefused:
+    refusal = DependencyRefused(
+        "mig_dep_exists",
+        source=edge.from_system,
+        target=edge.to_system,
+        type=Label("mig_dep_type", edge.type),
+    )
+    if held is not None:
+        refusal.problem_fields = {"current": _edge_facts(held)}
+    return refusal
+
+
+def remove_dependency(
+    *, session: Session, actor: Actor, dependency_id: int, now: datetime
+) -> Dependency:
+    """`deps delete`: remove a declared dependency. The actor must hold `deps` over the
+    depending system's department; an edge the actor cannot see reads as unknown, and an
+    inferred one is refused (the inventory puts it back: it goes when the sharing ends)."""
+    if not actor.signature.strip():
+        raise DependencyError("mig_by_required")
+    edge = session.get(Dependency, dependency_id)
+    shown = edge is not None and any(
+        r["id"] == dependency_id
+        for r in dependencies_in_scope(session=session, actor=actor, system=edge.from_system)
+    )
+    if edge is None or not shown:
+        raise DependencyError("mig_dep_unknown", id=dependency_id)
+    source = find_system(session=session, code=edge.from_system)
+    if source is None:  # a system gone from the register: only the province may tidy up
+        actor.require("deps")
+    else:
+        actor.require("deps", department=source.department_code, city=source.city)
+    if edge.origin != DECLARED:
+        raise DependencyRefused("mig_dep_inferred", id=dependency_id, basis=edge.basis or "-")
+    before = _edge_facts(edge)
+    # Conditional on the row still being there: of two deletes at once, the second is told
+    # the edge is unknown, never that a delete matched nothing.
+    gone = session.execute(
+        sa.delete(Dependency)
+        .where(col(Dependency.id) == dependency_id)
+        .execution_options(synchronize_session=False)
+    )
+    if gone.rowcount != 1:  # type: ignore[attr-defined]
+        raise DependencyError("mig_dep_unknown", id=dependency_id)
+    session.expunge(edge)
+    record(
+        session=session,
+        actor=actor,
+        action="deps.delete",
+        target=f"{before['from']}->{before['to']}",
+        before=before,
+        now=now,
+    )
+    return edge
+
+
+def import_dependency_file(
+    *,
+    session: Session,
+    actor: Actor,
+    path: Path | str,
+    now: datetime,
+    replace: bool = False,
+) -> DependencyImport:
+    """`deps import` for whoever acts: every row's depending system must be one the actor
+    holds `deps` over, else that row is a problem and nothing is written; `replace` removes
+    only edges the actor could have declared. Audited when something was applied.
+
+    The local operator (the CLI, which holds the ledger's URL) may name classified systems as
+    before; to anyone else they are unknown codes, so no row confirms one exists."""
+    within = acting_scope(actor, "deps")
+    systems = list(session.exec(select(System)))
+    known = {s.code for s in systems if actor.kind == "local" or not s.classified}
+    may_declare = None
+    if within is not None:
+        allowed = {s.code for s in systems if within(s)}
+        may_declare = allowed.__contains__
+    report = import_dependencies(
+        session=session,
+        path=path,
+        now=now,
+        replace=replace,
+        known_systems=known,
+        may_declare=may_declare,
+    )
+    if report.ok:
+        record(
+            session=session,
+            actor=actor,
+            action="deps.import",
+            target=Path(path).name,
+            after={
+                "rows": report.rows,
+                "created": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "removed": report.removed,
+                "replace": replace,
+            },
+            now=now,
+        )
+    return report

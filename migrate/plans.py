@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from inventory.access import AccessDenied, Actor
+from inventory.audit import record
 from inventory.confidentiality import Disclosure
 from inventory.i18n import Wording
 from inventory.models import Node, Resource, System
-from migrate.assess import current_assessments, effective, system_profiles, target_profile
+from inventory.output import csv_text, dumps, escape_formula
+from migrate.assess import (
+    Within,
+    acting_scope,
+    current_assessments,
+    effective,
+    reading_scope,
+    system_profiles,
+    target_profile,
+)
 from migrate.deps import planner_edges, refresh_inferred
 from migrate.messages import Refusal
 from migrate.models import MigrationEvent, Plan, SystemMigration, Wave
@@ -83,11 +94,14 @@ def wave_dates(start: date, wave_days: int, number: int) -> tuple[date, date]:
     return first, first + timedelta(days=wave_days - 1)
 
 
-def plan_scope(*, session: Session, sources: list[str]) -> tuple[list[str], int, dict[str, str]]:
+def plan_scope(
+    *, session: Session, sources: list[str], within: Within = None
+) -> tuple[list[str], int, dict[str, str]]:
     """Systems on the source nodes: (codes to plan, classified count, code → plan holding it).
 
     A system is on a source when the inventory holds a live resource of it there (of any
-    kind: what is left there must move or go), or when the register declares it there.
+    kind: what is left there must move or go), or when the register declares it there. With
+    `within`, only the systems it accepts (a planner's grants).
     """
     on_sources = (
         select(Resource.system_code)
@@ -98,10 +112,14 @@ def plan_scope(*, session: Session, sources: list[str]) -> tuple[list[str], int,
         )
         .distinct()
     )
-    query = select(System.code, System.classified).where(
+    query = select(System).where(
         sa.or_(col(System.code).in_(on_sources), col(System.declared_node).in_(sources))
     )
-    found = list(session.exec(query))
+    found = [
+        (system.code, system.classified)
+        for system in session.exec(query)
+        if within is None or within(system)
+    ]
     classified = sum(1 for _, is_classified in found if is_classified)
     codes = sorted(code for code, is_classified in found if not is_classified)
     # A system another plan is already moving (past `planned`, in a plan in force) stays with
@@ -257,8 +275,10 @@ def create_plan(
     start: date | None = None,
     wave_days: int = DEFAULT_WAVE_DAYS,
     parameters: Parameters = Parameters(max_systems_per_wave=DEFAULT_WAVE_SIZE),
+    within: Within = None,
 ) -> tuple[Plan, PlanResult]:
-    """Plan the systems on `sources` onto `target` and store plan, waves and tracking rows."""
+    """Plan the systems on `sources` (those `within` a scope, when given) onto `target` and
+    store plan, waves and tracking rows."""
     if not name.strip():
         raise PlanError("mig_plan_needs_name")
     if session.exec(select(Plan).where(col(Plan.name) == name)).first() is not None:
@@ -286,7 +306,7 @@ def create_plan(
     sources = sorted(set(sources))
 
     refresh_inferred(session=session, now=now)
-    codes, classified, taken = plan_scope(session=session, sources=sources)
+    codes, classified, taken = plan_scope(session=session, sources=sources, within=within)
     if not codes:
         raise PlanError(
             "mig_plan_nothing",
@@ -621,6 +641,8 @@ class PlanImport:
     warnings: list[Wording] = field(default_factory=list)
     constraints: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
+    # The plan's version (plan_version) once the import is through: what a next edit expects.
+    version: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -740,13 +762,21 @@ def import_plan(
     by: str,
     now: datetime,
     dry_run: bool = False,
+    readable: Within = None,
+    editable: Within = None,
 ) -> PlanImport:
     """Bring back an edited export: validate it whole, then re-explain and re-score risk.
 
     Only the wave column is read (blank: not placed); the other columns are for reading. A
-    file with any problem changes nothing.
+    file with any problem changes nothing. With `readable`, a system outside it reads as
+    unknown; with `editable`, moving a system outside it is a problem (a department's IT
+    staff move their own systems only).
+
+    Two imports (or an import and an advance) at once: the later finds the plan, or a system
+    it moves, changed since it read them and is refused whole (PlanError, HTTP 409).
     """
     plan = get_plan(session=session, name=plan_name)
+    seen_version = plan.updated_at
     outcome = PlanImport(plan=plan.name, dry_run=dry_run)
     if not by.strip():
         outcome.problems.append(Problem(None, "", "", Wording("mig_import_by_required")))
@@ -763,7 +793,9 @@ def import_plan(
     )
     rows = [(m, s) for m, s in session.exec(query) if not s.classified]
     migrations = {m.system_code: m for m, _ in rows}
-    registered = set(session.exec(select(System.code).where(col(System.classified).is_(False))))
+    system_of = {m.system_code: s for m, s in rows}
+    unclassified = select(System).where(col(System.classified).is_(False))
+    registered = {s.code for s in session.exec(unclassified) if readable is None or readable(s)}
     code_header, wave_header = sheet.headers["system_code"], sheet.headers["wave"]
 
     wanted: dict[str, int | None] = {}
@@ -813,7 +845,8 @@ def import_plan(
             )
             continue
         wanted[code] = wave
-    missing = sorted(set(migrations) - set(row_of))
+    # Only what the reader may see: a department's export holds its own systems alone.
+    missing = sorted((set(migrations) & registered) - set(row_of))
     if missing:
         outcome.warnings.append(
             Wording(
@@ -831,6 +864,15 @@ def import_plan(
                     wave_header,
                     "",
                     Wording("mig_import_started", code=code, state=Label("state", migration.state)),
+                )
+            )
+        if editable is not None and wave != migration.wave and not editable(system_of[code]):
+            outcome.problems.append(
+                Problem(
+                    row_of[code],
+                    wave_header,
+                    "" if wave is None else str(wave),
+                    Wording("mig_import_not_yours", code=code),
                 )
             )
     # Rows with problems keep their stored wave, so the checks below still see every rule.
@@ -934,13 +976,17 @@ def import_plan(
         updates[code] = update
     document = _review_document(kept_reasons, checked, {})
     outcome.constraints = document["constraints"]
+    outcome.version = plan_version(plan)
     if dry_run:
         return outcome
-    for code, update in updates.items():
-        migration = migrations[code]
-        for name, value in update.items():
-            setattr(migration, name, value)
-        session.add(migration)
+    _write_rows(
+        session=session,
+        plan=plan,
+        seen_version=seen_version,
+        migrations=migrations,
+        updates=updates,
+        now=now,
+    )
     if events:
         session.execute(sa.insert(MigrationEvent), events)
     top = max(wave_of.values(), default=0)
@@ -965,7 +1011,88 @@ def import_plan(
     plan.updated_at = now
     session.add(plan)
     session.flush()
+    outcome.version = plan_version(plan)
     return outcome
+
+
+def _write_rows(
+    *,
+    session: Session,
+    plan: Plan,
+    seen_version: datetime | None,
+    migrations: dict[str, SystemMigration],
+    updates: dict[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Store an import's rows, only over the plan and the moved systems as the import read
+    them: the plan's version is claimed first (a row lock on PostgreSQL, the write lock on
+    SQLite), then each moved system changes only from the wave and state it was read in."""
+    moved = sorted(code for code, update in updates.items() if "wave" in update)
+    claimed = session.execute(
+        sa.update(Plan)
+        .where(col(Plan.id) == plan.id, col(Plan.updated_at) == seen_version)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise plan_changed_meanwhile(session=session, plan=plan, codes=moved)
+    for code in moved:
+        migration = migrations[code]
+        changed = session.execute(
+            sa.update(SystemMigration)
+            .where(
+                col(SystemMigration.id) == migration.id,
+                col(SystemMigration.wave) == migration.wave,
+                col(SystemMigration.state) == migration.state,
+            )
+            .values(**updates[code])
+            .execution_options(synchronize_session=False)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise plan_changed_meanwhile(session=session, plan=plan, codes=moved)
+    # The rest only get their risk and assessment refreshed: one statement for all of them.
+    rescored = [
+        {"id": migrations[code].id, **update}
+        for code, update in updates.items()
+        if "wave" not in update
+    ]
+    if rescored:
+        session.execute(sa.update(SystemMigration), rescored)
+    for migration in migrations.values():
+        session.expire(migration)
+
+
+def plan_version(plan: Plan) -> str | None:
+    """What a caller hands back to say which state of the plan it edited: its last change, to
+    the microsecond, written so that it travels in a URL as it is."""
+    return _version_text(plan.updated_at)
+
+
+def _version_text(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") if moment else None
+
+
+def plan_changed_meanwhile(*, session: Session, plan: Plan, codes: list[str]) -> PlanError:
+    """The refusal of a plan write that lost a race, with the plan's version and the current
+    wave and state of the systems it meant to move (HTTP 409)."""
+    version = session.exec(select(Plan.updated_at).where(col(Plan.id) == plan.id)).first()
+    current = session.exec(
+        select(SystemMigration.system_code, SystemMigration.wave, SystemMigration.state)
+        .where(
+            col(SystemMigration.plan_id) == plan.id,
+            col(SystemMigration.system_code).in_(codes),
+        )
+        .order_by(col(SystemMigration.system_code))
+    )
+    refusal = PlanError("mig_plan_changed_meanwhile", plan=plan.name)
+    refusal.problem_fields = {
+        "current": {
+            "plan": plan.name,
+            "version": _version_text(version),
+            "systems": [{"system": c, "wave": w, "state": st} for c, w, st in current],
+        }
+    }
+    return refusal
 
 
 # ---------------------------------------------------------------- wording for people
@@ -981,3 +1108,284 @@ def plan_explanation(row: dict[str, Any], review: dict[str, Any] | None, lang: s
 def constraint_detail(constraint: dict[str, Any], lang: str) -> str:
     """A constraint's detail in `lang`, or as stored when it kept no wording."""
     return worded(str(constraint.get("detail", "")), constraint.get("wording"), lang)
+
+
+# ---------------------------------------------------------------- files a plan is exported as
+
+EXPORT_FORMATS = ("csv", "json", "xlsx")
+
+
+def _cell(value: Any) -> Any:
+    # As a person typed it: 2 not 2.0, three decimals at most, dates as ISO text.
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else round(value, 3)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def sheet_text(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> str:
+    """Plan rows as the CSV a spreadsheet opens and `plan import` reads back."""
+    lines: list[list[str]] = [list(columns)]
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = _cell(row.get(column))
+            cells.append("" if value is None else escape_formula(str(value)))
+        lines.append(cells)
+    return csv_text(lines)
+
+
+def sheet_xlsx(rows: list[dict[str, Any]], columns: tuple[str, ...] = CSV_COLUMNS) -> bytes:
+    """The same rows as an XLSX workbook: numbers stay numbers, text that a spreadsheet would
+    evaluate is guarded as in the CSV, and `plan import` reads it back."""
+    import io
+
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("plan")
+    sheet.append(list(columns))
+    for row in rows:
+        cells = [_cell(row.get(column)) for column in columns]
+        sheet.append([escape_formula(c) if isinstance(c, str) else c for c in cells])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- use cases (session=, actor=)
+
+
+@dataclass
+class PlanView:
+    """A plan as the actor may read it: its head, its waves and the systems in its scope."""
+
+    plan: Plan
+    head: dict[str, Any]
+    rows: list[dict[str, Any]]
+    waves: list[Wave]
+
+    @property
+    def review(self) -> dict[str, Any]:
+        return dict(self.head["review"] or {})
+
+
+@dataclass(frozen=True)
+class PlanExport:
+    """An exported plan: the text a terminal prints and the bytes a file holds."""
+
+    fmt: str
+    text: str | None
+    content: bytes
+
+
+def visible_plans(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
+    """`plan list` for whoever reads: every plan with its size. A plan's counts are aggregates
+    (classified systems counted, never named), so every reader sees them all."""
+    reading_scope(actor)
+    return list_plans(session=session)
+
+
+def make_plan(
+    *,
+    session: Session,
+    actor: Actor,
+    name: str,
+    sources: list[str],
+    target: str,
+    now: datetime,
+    today: date,
+    start: date | None = None,
+    wave_days: int = DEFAULT_WAVE_DAYS,
+    parameters: Parameters = Parameters(max_systems_per_wave=DEFAULT_WAVE_SIZE),
+) -> tuple[Plan, PlanResult]:
+    """`plan create` for whoever acts: a province planner plans every system on the sources, a
+    narrower one only the systems its grants cover. Signed by the actor and audited."""
+    within = acting_scope(actor, "plan")
+    plan, result = create_plan(
+        session=session,
+        name=name,
+        sources=sources,
+        target=target,
+        by=actor.signature,
+        now=now,
+        today=today,
+        start=start,
+        wave_days=wave_days,
+        parameters=parameters,
+        within=within,
+    )
+    review = plan.review or {}
+    record(
+        session=session,
+        actor=actor,
+        action="plan.create",
+        target=name,
+        after={
+            "sources": plan.source_nodes,
+            "target": plan.target_node,
+            "scope": "province" if within is None else "grants",
+            "waves": review.get("waves"),
+            "placed": review.get("placed"),
+            "not_placed": review.get("not_placed"),
+        },
+        now=now,
+    )
+    return plan, result
+
+
+def _review_in_scope(review: dict[str, Any], readable: set[str]) -> dict[str, Any]:
+    """The review with what names a system the reader may not see taken out; a cross-wave link
+    stays when either end is readable, as a dependency does."""
+    review = dict(review)
+    constraints = []
+    for constraint in review.get("constraints", []):
+        systems = [code for code in constraint.get("systems", []) if code in readable]
+        if systems or not constraint.get("systems"):
+            constraints.append({**constraint, "systems": systems})
+    review["constraints"] = constraints
+    review["explanations"] = {
+        code: kept for code, kept in (review.get("explanations") or {}).items() if code in readable
+    }
+    review["cross_wave"] = [
+        link
+        for link in review.get("cross_wave", [])
+        if str(link.get("from")) in readable or str(link.get("to")) in readable
+    ]
+    excluded = dict(review.get("excluded") or {})
+    if "in_other_plans" in excluded:
+        excluded["in_other_plans"] = {
+            code: name for code, name in excluded["in_other_plans"].items() if code in readable
+        }
+        review["excluded"] = excluded
+    return review
+
+
+def plan_details(
+    *, session: Session, actor: Actor, name: str, disclosure: Disclosure | None = None
+) -> PlanView:
+    """`plan show` for whoever reads: the plan's head and waves, and its systems (and what
+    its review says about them) only where the actor may read them."""
+    within = reading_scope(actor)
+    plan = get_plan(session=session, name=name)
+    review = plan_review(session=session, plan=plan, disclosure=disclosure)
+    rows = plan_rows(session=session, plan=plan, disclosure=disclosure)
+    if within is not None:
+        codes = [row["system_code"] for row in rows]
+        systems = session.exec(select(System).where(col(System.code).in_(codes)))
+        readable = {system.code for system in systems if within(system)}
+        rows = [row for row in rows if row["system_code"] in readable]
+        review = _review_in_scope(review, readable)
+    head = {
+        "plan": plan.name,
+        "target_node": plan.target_node,
+        "source_nodes": plan.source_nodes,
+        "status": plan.status,
+        "parameters": plan.parameters,
+        "review": review,
+        "created_by": plan.created_by,
+        "created_at": plan.created_at,
+    }
+    waves = session.exec(
+        select(Wave).where(col(Wave.plan_id) == plan.id).order_by(col(Wave.number))
+    ).all()
+    return PlanView(plan=plan, head=head, rows=rows, waves=list(waves))
+
+
+def export_plan(
+    *,
+    session: Session,
+    actor: Actor,
+    name: str,
+    fmt: str = "csv",
+    disclosure: Disclosure | None = None,
+) -> PlanExport:
+    """`plan export` for whoever reads: CSV or XLSX to edit and import back, JSON for the
+    landing zones; the systems the actor may read. A CSV file carries a BOM, so that Excel on
+    a Chinese desktop opens it as UTF-8; a terminal gets the text without it."""
+    if fmt not in EXPORT_FORMATS:
+        raise Wording("mig_export_format", fmt=fmt, formats=", ".join(EXPORT_FORMATS))
+    view = plan_details(session=session, actor=actor, name=name, disclosure=disclosure)
+    if fmt == "xlsx":
+        return PlanExport(fmt=fmt, text=None, content=sheet_xlsx(view.rows))
+    if fmt == "json":
+        document = plan_document(
+            session=session, plan=view.plan, disclosure=disclosure, rows=view.rows
+        )
+        shown = dumps(document) + "\n"
+        return PlanExport(fmt=fmt, text=shown, content=shown.encode("utf-8"))
+    shown = sheet_text(view.rows)
+    return PlanExport(fmt=fmt, text=shown, content=shown.encode("utf-8-sig"))
+
+
+def import_plan_edits(
+    *,
+    session: Session,
+    actor: Actor,
+    name: str,
+    path: Path | str,
+    now: datetime,
+    dry_run: bool = False,
+    expected_version: str | None = None,
+) -> PlanImport:
+    """`plan import` for whoever acts: a department's IT staff move only their own
+    departments' systems, a planner those in its scope; a system the actor may not read is
+    unknown to it. Signed, and audited when applied.
+
+    `expected_version` is the plan's version (plan_version) the caller edited: if the plan
+    has changed since, nothing is written (409 with the current state)."""
+    editable = acting_scope(actor, "plan_edit")
+    plan = get_plan(session=session, name=name)
+    if expected_version is not None and plan_version(plan) != expected_version:
+        raise plan_changed_meanwhile(session=session, plan=plan, codes=[])
+    outcome = import_plan(
+        session=session,
+        plan_name=name,
+        path=path,
+        by=actor.signature,
+        now=now,
+        dry_run=dry_run,
+        readable=reading_scope(actor),
+        editable=editable,
+    )
+    if outcome.ok and not dry_run:
+        record(
+            session=session,
+            actor=actor,
+            action="plan.import",
+            target=name,
+            before={code: old for code, old, _ in outcome.moved},
+            after={code: new for code, _, new in outcome.moved},
+            now=now,
+        )
+    return outcome
+
+
+def archive_plan_as(*, session: Session, actor: Actor, name: str, now: datetime) -> Plan:
+    """`plan archive` for whoever acts: the actor must hold `plan` over every system the plan
+    holds (a plan that reaches beyond its grants is not its to drop). Signed and audited."""
+    within = acting_scope(actor, "plan")
+    plan = get_plan(session=session, name=name)
+    if within is not None:
+        held = session.exec(
+            select(System)
+            .join(SystemMigration, col(SystemMigration.system_code) == col(System.code))
+            .where(col(SystemMigration.plan_id) == plan.id)
+        )
+        if not all(within(system) for system in held):
+            raise AccessDenied(
+                "access_denied", principal=actor.principal, action="plan", target=name
+            )
+    status = plan.status
+    archived = archive_plan(session=session, name=name, by=actor.signature, now=now)
+    record(
+        session=session,
+        actor=actor,
+        action="plan.archive",
+        target=name,
+        before={"status": status},
+        after={"status": archived.status},
+        now=now,
+    )
+    return archived

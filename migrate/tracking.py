@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from inventory.access import Actor
@@ -18,7 +19,7 @@ from inventory.confidentiality import Disclosure
 from inventory.evidence import evidence_clause, one_cloud_nodes
 from inventory.models import Resource, System
 from inventory.registry import find_system
-from migrate.assess import EVIDENCE_ONLY, effective, evidence_statuses
+from migrate.assess import EVIDENCE_ONLY, effective, evidence_statuses, reading_scope
 from migrate.messages import Refusal, labels, one
 from migrate.models import Assessment, MigrationEvent, Plan, SystemMigration
 from migrate.rules import MOVING_STRATEGIES, PLACEABLE
@@ -119,6 +120,9 @@ def resolve_migration(
         .join(SystemMigration, col(SystemMigration.plan_id) == col(Plan.id))
         .where(col(SystemMigration.system_code) == code, in_force())
         .order_by(col(Plan.id))
+        # A plan's review holds every system's explanation (megabytes at province scale) and
+        # no transition reads it: decoding it on each step was most of an advance's time.
+        .options(defer(Plan.review))  # type: ignore[arg-type]
     )
     if plan_name is not None:
         query = query.where(col(Plan.name) == plan_name)
@@ -658,3 +662,59 @@ def _live_on_sources(
             session=session, code=migration.system_code, node_ids=plan.source_nodes
         )
     return found
+
+
+# ---------------------------------------------------------------- use cases (session=, actor=)
+
+
+def migration_progress(
+    *,
+    session: Session,
+    actor: Actor,
+    today: date,
+    plan_name: str | None = None,
+    by: str = "wave",
+    disclosure: Disclosure | None = None,
+) -> StatusReport:
+    """`migrate status` for whoever reads. Progress per plan and per wave is an aggregate, so
+    everyone reads all of it (classified systems counted, never named); per department, and
+    every discrepancy (which names a system), only what the actor may read."""
+    from migrate.plans import get_plan  # plans builds on tracking: imported when called
+
+    within = reading_scope(actor)
+    if plan_name is not None:
+        get_plan(session=session, name=plan_name)
+    report = migration_status(
+        session=session, today=today, plan_name=plan_name, by=by, disclosure=disclosure
+    )
+    if within is None:
+        return report
+    readable = {s.code: s for s in session.exec(select(System)) if within(s)}
+    departments = {s.department_code for s in readable.values()} | (
+        actor.readable_departments(session) or set()
+    )
+    if by == "department":
+        report.groups = [g for g in report.groups if g["department"] in departments]
+    report.discrepancies = [d for d in report.discrepancies if d.system_code in readable]
+    return report
+
+
+def system_history(
+    *,
+    session: Session,
+    actor: Actor,
+    code: str,
+    plan_name: str | None = None,
+    disclosure: Disclosure | None = None,
+) -> list[dict[str, Any]]:
+    """`migrate history` for whoever reads: a system the actor may not read, a classified one
+    (unless the disclosure includes it) and an unknown code are refused alike, as unknown."""
+    disclosure = disclosure or Disclosure()
+    system = session.exec(select(System).where(col(System.code) == code)).first()
+    if (
+        system is None
+        or not disclosure.answers_about(session, code, classified=system.classified)
+        or not actor.may("read", department=system.department_code, city=system.city)
+    ):
+        raise TransitionRefused("mig_unknown_system", code=code)
+    return history_rows(session=session, code=code, plan_name=plan_name, disclosure=disclosure)

@@ -9,11 +9,9 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inventory.db import current_revision, head_revision
-from service.context import Service, new_request_id
+from service.context import API, Service, new_request_id
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.problems import install_problem_handlers
-
-API = "/api/v1"
+from service.problems import PROBLEM_RESPONSES, Problem, install_problem_handlers
 
 
 class RequestIdMiddleware:
@@ -41,6 +39,21 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, sending)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Put the Problem schema into the OpenAPI document, where every operation's error answers
+    (PROBLEM_RESPONSES, served as application/problem+json) refer to it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()  # FastAPI keeps it as app.openapi_schema
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema()
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(ledger: Service) -> FastAPI:
@@ -84,11 +97,12 @@ def create_app(ledger: Service) -> FastAPI:
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     for router in ROUTERS:
-        app.include_router(router, prefix=API)
+        app.include_router(router, prefix=API, responses=PROBLEM_RESPONSES)
     if ledger.demo_login:
         from service.routes import demo
 
-        app.include_router(demo.router, prefix=API)
+        app.include_router(demo.router, prefix=API, responses=PROBLEM_RESPONSES)
+    document_problems(app)
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)

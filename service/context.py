@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,6 +22,8 @@ from inventory.i18n import DEFAULT_LANG
 from inventory.settings import Settings
 from service.identity import OidcSettings, OidcVerifier, TokenRejected, grants_from_claims
 
+# Where the API lives; the version is in the path.
+API = "/api/v1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -43,8 +44,6 @@ class Service:
     oidc: OidcSettings | None = None
     verifier: OidcVerifier | None = None
     demo_login: bool = False
-    _token_uses: dict[str, datetime] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -113,6 +112,8 @@ def current_actor(request: Request) -> Actor:
     token = _bearer(request)
     now = datetime.now(tz=UTC)
     if looks_like_token(token):
+        # Looked up on every request, never cached: a revoked token or grant stops working
+        # at once, whichever process revoked it.
         with ledger.session() as session:
             actor = authenticate_token(session=session, token=token, now=now)
         if actor is None:

@@ -8,6 +8,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.context import API
+
 # Buckets around the service's targets (p99 100 ms for a page, 300 ms for a breakdown).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -57,11 +59,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            # An included router's route knows its own path, not the prefix it is mounted at.
-            prefix = scope.get("root_path", "") + "/api/v1"
-            if scope["path"].startswith(prefix) and not template.startswith(prefix):
-                template = prefix + template
+            template = getattr(route, "path", None)
+            if template is None:
+                template = "unmatched"
+            elif scope["path"].startswith(API) and not template.startswith(API):
+                # An included router's route knows its own path, not the prefix it is under.
+                template = API + template
             labels = (scope.get("method", ""), template, str(status["code"]))
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
             self.metrics.requests.labels(*labels).inc()

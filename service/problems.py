@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from inventory.access import AccessDenied, AccessError
@@ -28,10 +29,44 @@ NOT_FOUND_KEYS = frozenset(
         "plan_not_found",
         "api_not_found",
         "token_unknown",
+        "access_no_such_grant",
+        "mig_override_unknown_system",
     }
 )
 # The ledger changed under the request: another write won the race.
 CONFLICT_KEYS = frozenset({"mig_changed_meanwhile", "api_changed_meanwhile"})
+
+
+class Problem(BaseModel):
+    """The body of every error answer (RFC 9457), as `problem()` builds it."""
+
+    # A problem may carry more members: `reason` (401), `errors` (422), `current` (409)…
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str
+    request_id: str | None
+
+
+def _documented(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {PROBLEM: {"schema": schema}}}
+
+
+# What any /api/v1 operation may answer besides its own success, for the OpenAPI document
+# (service/app.py registers the Problem schema these refer to).
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("The request's body cannot be read (not UTF-8, not JSON, broken multipart)."),
+    401: _documented("No bearer token, or one that proves nothing."),
+    403: _documented("The caller's grants do not allow this action here."),
+    404: _documented("Nothing by that name that the caller may see."),
+    409: _documented("The ledger's state refuses the request, or changed meanwhile."),
+    422: _documented("The request is not well formed, or a value in it is refused."),
+}
 
 
 class NotFound(Wording):

@@ -84,6 +84,20 @@ MISTAKES: list[tuple[list[str], int, list[str]]] = [
     (["migrate", "plan", "archive", "NOPE", "--by", "me"], USAGE, ["NOPE", "plan list"]),
     (["infra", "import-spec", "--node", "NOPE"], USAGE, ["NOPE"]),
     (["infra", "check", "{missing}"], USAGE, ["{missing}"]),
+    # A grant or token that cannot be is a mistake in what was asked: 2, naming what is wrong.
+    (["access", "grant", "alice", "boss", "province", "--by", "me"], USAGE, ["boss", "viewer"]),
+    (["access", "revoke", "alice", "viewer", "county:x", "--by", "me"], USAGE, ["county:x"]),
+    (["access", "grant", "alice", "viewer", "province", "--by", " "], USAGE, ["--by"]),
+    (["access", "list", "--format", "nope"], USAGE, ["nope"]),
+    (["access", "audit", "--limit", "0"], USAGE, ["--limit"]),
+    (["tokens", "create", "--principal", "ci", "--role", "admin", "--scope", "province",
+      "--by", "me", "--expires", "2y"], USAGE, ["2y", "90d"]),
+    (["tokens", "list", "--format", "nope"], USAGE, ["nope"]),
+    (["tokens", "revoke", "nope", "--by", "me"], USAGE, ["nope"]),
+    # An unknown system or dependency is a mistake in the command (2), named.
+    (["migrate", "deps", "add", "NOPE", "A01", "--by", "me"], USAGE, ["NOPE"]),
+    (["migrate", "deps", "delete", "999", "--by", "me"], USAGE, ["999"]),
+    (["migrate", "assess", "list", "--readiness", "nope"], USAGE, ["nope"]),
 ]  # fmt: skip
 
 

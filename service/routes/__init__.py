@@ -4,6 +4,36 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.routes import migration
+from service.routes import (
+    access,
+    adoption,
+    assessments,
+    audit,
+    dependencies,
+    migration,
+    nodes,
+    plans,
+    register,
+    reports,
+    scans,
+    snapshots,
+    systems,
+    violations,
+)
 
-ROUTERS: list[APIRouter] = [migration.router]
+ROUTERS: list[APIRouter] = [
+    access.router,
+    adoption.router,
+    assessments.router,
+    audit.router,
+    dependencies.router,
+    migration.router,
+    nodes.router,
+    plans.router,
+    register.router,
+    reports.router,
+    scans.router,
+    snapshots.router,
+    systems.router,
+    violations.router,
+]

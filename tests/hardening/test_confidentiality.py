@@ -81,6 +81,7 @@ COVERED: dict[tuple[str, ...], list[tuple[str, ...]]] = {
     ],
     ("migrate", "deps", "list"): [("--format", f) for f in FORMATS],
     ("migrate", "assess"): [("--format", f) for f in FORMATS],
+    ("migrate", "assess", "list"): [("--format", f) for f in FORMATS],
     ("migrate", "assess", "show"): [(CODE, "--format", f) for f in ("table", "json")],
     ("migrate", "plan", "show"): [("p1", "--format", f) for f in FORMATS],
     ("migrate", "plan", "export"): [
@@ -97,6 +98,11 @@ COVERED: dict[tuple[str, ...], list[tuple[str, ...]]] = {
     ("infra", "import-spec"): [
         ("--node", "edu-dc"),
         ("--node", "js-core", "--output", "{out}/spec.json"),
+    ],
+    # The log keeps the advance made before the register classified the system, notes and all.
+    ("access", "audit"): [
+        *(("--format", f) for f in FORMATS),
+        ("--target", CODE, "--format", "json"),
     ],
     # Last, so that every report above reads the same scans. A line per scope, on stderr.
     ("scan",): [("--node", "js-core")],
@@ -119,8 +125,14 @@ NAMES_NOTHING: dict[tuple[str, ...], str] = {
     ("nodes", "list"): "lists nodes and their sources' ids and kinds; no system or resource",
     ("demo",): "builds its own sample estate in a fresh ledger; prints counts and the KPI",
     ("exporter", "serve"): "labels never carry a system or resource (DESIGN.md); checked here",
+    ("serve",): "prints where it listens; the API never serves a classified system "
+    "(tests/service/test_scope_property.py, test_access_matrix.py)",
     ("migrate", "deps", "import"): "prints counts and the problems of the file it was given",
     ("migrate", "deps", "infer"): "prints how many dependencies it added and removed",
+    ("migrate", "deps", "add"): "echoes the codes it was given; a classified one is refused "
+    "exactly as an unknown one",
+    ("migrate", "deps", "delete"): "echoes the id it was given and the ends of an edge the "
+    "caller may see; one with a classified end reads as unknown",
     ("migrate", "assess", "override"): "echoes the code it was given; a classified one is "
     "refused exactly as an unknown one (checked here)",
     ("migrate", "plan", "create"): "prints counts; classified systems never enter a plan (R3)",
@@ -133,6 +145,12 @@ NAMES_NOTHING: dict[tuple[str, ...], str] = {
     "as an unknown one (checked here)",
     ("migrate", "transitions"): "the fixed table of migration states",
     ("infra", "check"): "reads only the stack file and plan exports it is given, never the ledger",
+    ("access", "grant"): "echoes the principal and the grant it was given; no system",
+    ("access", "revoke"): "echoes the principal and the grant it was given; no system",
+    ("access", "list"): "principals, roles and scopes (a department's code at most); no system",
+    ("tokens", "create"): "prints the token, its principal, role and scope; no system",
+    ("tokens", "list"): "tokens with their principals, roles and scopes; no system",
+    ("tokens", "revoke"): "echoes the token id it was given; no system",
 }
 
 

@@ -32,7 +32,9 @@ def seed_service_estate(session: Session, settings: Settings) -> None:
     session.add(Department(code="NJ-D1", name="南京市大数据局", city="南京市"))
     for code in ("N01", "N02"):
         session.add(
-            System(code=code, name=f"系统{code}", department_code="NJ-D1", city="南京市", mlps_level=2)
+            System(
+                code=code, name=f"系统{code}", department_code="NJ-D1", city="南京市", mlps_level=2
+            )
         )
     session.commit()
     add_resource(session, "N01", "edu-dc", "vm")
