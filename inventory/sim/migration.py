@@ -1,17 +1,12 @@
 """The demo's sample migration: which plan, how far its systems go, and what happened.
 
-migrate/sample.py runs it (inventory/ never imports migrate/); `yiyun demo` is handed the
-runner by cli.py, which composes the layers."""
+migrate/sample.py runs it (inventory/ never imports migrate/); `yiyun demo` (commands/demo.py,
+above both) calls it."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-
-    pass
 
 # The issue's own example: the education department cloud and the data centre's server room,
 # both AWS-compatible in the sample estate, onto the provincial core node.
@@ -48,4 +43,3 @@ class SampleMigration:
     @property
     def accepted(self) -> int:
         return self.states["accepted"] + self.states["decommissioned"]
-
