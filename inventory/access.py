@@ -68,7 +68,14 @@ class Scope:
         kind, _, value = text.partition(":")
         value = value.strip()
         if kind == "city" and value:
-            return cls("city", value)
+            # The register's own spelling (南京 → 南京市, 省级): a grant over a city that
+            # no system can be in would silently cover nothing.
+            from inventory.registry import parse_city  # the registry imports this module
+
+            try:
+                return cls("city", parse_city(value))
+            except Wording:
+                raise AccessError("access_bad_scope", scope=text) from None
         if kind == "department" and value:
             return cls("department", value)
         raise AccessError("access_bad_scope", scope=text)

@@ -64,7 +64,8 @@ def create_app(ledger: Service) -> FastAPI:
         version="1",
         summary="Inventory and migration ledger of the provincial unified government cloud.",
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        # No Swagger page: it loads its script from a CDN, and the extranet has no internet.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.service = ledger
