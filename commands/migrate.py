@@ -188,7 +188,8 @@ def deps_list(
     note_withheld(disclosure, lang)
     render_rows(
         for_people(rows, fmt, lang),
-        ("from", "to", "type", "strength", "origin", "basis"),
+        # The id is what `deps delete ID` takes.
+        ("id", "from", "to", "type", "strength", "origin", "basis"),
         fmt,
         title=text("dependencies", lang),
         lang=lang,
@@ -198,6 +199,7 @@ def deps_list(
 
 def _dependency_headings(lang: str) -> dict[str, str]:
     return {
+        "id": text("dep_id", lang),
         "from": text("dep_from", lang),
         "to": text("dep_to", lang),
         "type": text("dep_type", lang),
