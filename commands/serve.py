@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -14,6 +15,13 @@ from commands.lang import cli_lang
 
 if TYPE_CHECKING:
     import uvicorn
+
+# Why a socket could not be had, in the reader's words for the usual three.
+LISTEN_REASONS = {
+    errno.EADDRINUSE: "serve_port_in_use",
+    errno.EADDRNOTAVAIL: "serve_no_such_address",
+    errno.EACCES: "serve_port_denied",
+}
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -76,7 +84,9 @@ def serve(
     try:
         listener = listen(host, port)
     except OSError as error:
-        shown_error = error.strerror or str(error)
+        # The reader's words for the usual three; the system's own otherwise.
+        reason = LISTEN_REASONS.get(error.errno or 0)
+        shown_error = text(reason, lang) if reason else (error.strerror or str(error))
         fail(text("cannot_listen", lang, address=f"{host}:{port}", error=shown_error), lang=lang)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{listener.getsockname()[1]}"
