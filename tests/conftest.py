@@ -6,12 +6,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from inventory.db import dispose_engines, make_engine, upgrade
+from inventory.db import dispose_engines, make_engine, sqlite_file, upgrade
 from inventory.settings import Settings, set_settings
 
 PG_ADMIN_URL = os.environ.get(
@@ -80,11 +81,27 @@ def db_url(
         admin.dispose()
 
 
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    """An engine on a database that Alembic has brought to head."""
-    engine = make_engine(db_url)
+@pytest.fixture(scope="session")
+def sqlite_at_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file that Alembic brought to head, made once per test process: a copy of it
+    is a fresh ledger at head in a millisecond instead of the migrations' 0.4 s."""
+    template = tmp_path_factory.mktemp("template") / "head.db"
+    engine = make_engine(f"sqlite:///{template}")
     upgrade(engine)
+    engine.dispose()
+    return template
+
+
+@pytest.fixture
+def engine(db_url: str, sqlite_at_head: Path) -> Iterator[sa.Engine]:
+    """An engine on a database that Alembic has brought to head."""
+    path = sqlite_file(db_url)
+    copied = path is not None and not path.exists()
+    if copied:
+        shutil.copyfile(sqlite_at_head, path)
+    engine = make_engine(db_url)
+    if not copied:
+        upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -28,7 +28,7 @@ PRINCIPALS = [(role, scope) for role in ROLES for scope in ("department:JS-EDU",
 # Cases per operation: the province's admin passes every access check and so reaches deepest;
 # each other principal gets the simplest case, enough to meet its role's and scope's refusals.
 # 15 cases an operation keep the run well under a minute per database on two idle cores.
-EXAMPLES = {("admin", "province"): 8}
+EXAMPLES = {("admin", "province"): 4}
 EXAMPLES_OTHERWISE = 1
 CHECKS: list[Callable[..., bool | None]] = [
     not_a_server_error,
