@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from inventory.access import AccessDenied, AccessError
-from inventory.i18n import Wording, text
+from inventory.i18n import Wording, has_text, text
 from migrate.messages import Refusal
 from service.context import Unauthenticated, reader_lang
 
@@ -99,9 +99,7 @@ def problem(
     lang = reader_lang(request)
     body = {
         "type": f"urn:yiyun:problem:{code}",
-        "title": text(f"api_status_{status}", lang)
-        if _has_status(status)
-        else HTTPStatus(status).phrase,
+        "title": worded(f"api_status_{status}", lang, status),
         "status": status,
         "detail": detail,
         "code": code,
@@ -115,10 +113,9 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def _has_status(status: int) -> bool:
-    from inventory.i18n import has_text
-
-    return has_text(f"api_status_{status}", "en")
+def worded(key: str, lang: str, status: int) -> str:
+    """The catalog's words for `key`, or the HTTP phrase of `status` where it has none."""
+    return text(key, lang) if has_text(key, lang) else HTTPStatus(status).phrase
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -155,9 +152,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         lang = reader_lang(request)
         key = f"api_http_{error.status_code}"
-        from inventory.i18n import has_text
-
-        detail = text(key, lang) if has_text(key, lang) else HTTPStatus(error.status_code).phrase
+        detail = worded(key, lang, error.status_code)
         return problem(request, error.status_code, key, detail)
 
     @app.exception_handler(Exception)
