@@ -42,7 +42,7 @@ ACTIONS = PERMISSIONS["admin"]
 # Rights over the whole estate (the register, the nodes, who may do what): a grant narrower
 # than the province cannot hold them, whatever its role.
 PROVINCE_ONLY = frozenset({"register", "nodes", "access", "audit"})
-PrincipalKind = Literal["local", "oidc", "token"]
+PrincipalKind = Literal["local", "oidc", "token", "demo"]
 
 
 class AccessDenied(Wording):

@@ -264,6 +264,27 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = utc_column()
 
 
+# A browser's login to the portal. The cookie holds the session id; only its SHA-256 is kept
+# here. Grants the identity provider asserted at login sit beside the principal; the ledger's
+# own grants are looked up on every request, so a revocation takes effect at once.
+class LoginSession(SQLModel, table=True):
+    __tablename__ = "login_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid_sha256: str = Field(unique=True, index=True)
+    # None while the login is pending (sent to the identity provider, not yet back).
+    principal: str | None = Field(default=None, index=True)
+    kind: str  # oidc / demo
+    name: str | None = None
+    claim_grants: list[str] | None = json_column()
+    # The OAuth state of a pending login: public (it travels in the URL), one use.
+    login_state: str | None = None
+    next_path: str | None = None
+    created_at: datetime = utc_column(nullable=False)
+    last_seen_at: datetime = utc_column(nullable=False)
+    expires_at: datetime = utc_column(nullable=False, index=True)
+
+
 # Append-only record of every write, by whom as proved (triggers refuse UPDATE and DELETE).
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"

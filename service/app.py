@@ -70,7 +70,9 @@ def create_app(ledger: Service) -> FastAPI:
     )
     app.state.service = ledger
     metrics = ServiceMetrics()
-    install_problem_handlers(app)
+    from service.portal.app import error_page, install_portal, is_page
+
+    install_problem_handlers(app, is_page=is_page, page_error=error_page)
 
     @app.get("/healthz", tags=["health"], summary="The process answers.")
     def healthz() -> dict[str, str]:
@@ -104,6 +106,7 @@ def create_app(ledger: Service) -> FastAPI:
 
         app.include_router(demo.router, prefix=API, responses=PROBLEM_RESPONSES)
     document_problems(app)
+    install_portal(app, ledger.oidc)
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)

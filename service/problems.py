@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from inventory.access import AccessDenied, AccessError
-from inventory.i18n import Wording, has_text, text
+from inventory.i18n import LANGS, Wording, has_text, text
 from migrate.messages import Refusal
 from service.context import Unauthenticated, reader_lang
 
@@ -118,16 +119,43 @@ def worded(key: str, lang: str, status: int) -> str:
     return text(key, lang) if has_text(key, lang) else HTTPStatus(status).phrase
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+# A portal page's error answer: (request, status, code, detail) → an HTML page.
+PageErrors = Callable[[Request, int, str, str], Response]
+
+
+def install_problem_handlers(
+    app: FastAPI,
+    *,
+    is_page: Callable[[Request], bool] = lambda _request: False,
+    page_error: PageErrors | None = None,
+) -> None:
+    """problem+json for the API; for a portal page (`is_page`), the same code and words as a
+    page. A page that cannot show the system a reader may not see answers 403, as the portal
+    promises, and an unknown one answers the same (a refusal never confirms a system exists)."""
+
+    def problem_or_page(
+        request: Request, status: int, code: str, detail: str, **extra: Any
+    ) -> Response:
+        if page_error is not None and is_page(request):
+            return page_error(request, status, code, detail)
+        return problem(request, status, code, detail, **extra)
+
+    def page_lang(request: Request) -> str:
+        chosen = request.cookies.get("yiyun_lang", "")
+        return chosen if chosen in LANGS and is_page(request) else reader_lang(request)
+
     @app.exception_handler(Wording)
-    async def wording(request: Request, error: Wording) -> JSONResponse:
+    async def wording(request: Request, error: Wording) -> Response:
         extra = dict(getattr(error, "problem_fields", {}) or {})
-        return problem(
-            request, status_of(error), error.key, error.render(reader_lang(request)), **extra
+        status = status_of(error)
+        if status == 404 and is_page(request):
+            status = 403
+        return problem_or_page(
+            request, status, error.key, error.render(page_lang(request)), **extra
         )
 
     @app.exception_handler(Unauthenticated)
-    async def unauthenticated(request: Request, error: Unauthenticated) -> JSONResponse:
+    async def unauthenticated(request: Request, error: Unauthenticated) -> Response:
         lang = reader_lang(request)
         return problem(
             request,
@@ -138,26 +166,26 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        lang = reader_lang(request)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        lang = page_lang(request)
         errors = [
             {"loc": [str(part) for part in e.get("loc", ())], "type": e.get("type", "")}
             for e in error.errors()
         ]
-        return problem(
+        return problem_or_page(
             request, 422, "api_invalid_request", text("api_invalid_request", lang), errors=errors
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        lang = reader_lang(request)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        lang = page_lang(request)
         key = f"api_http_{error.status_code}"
         detail = worded(key, lang, error.status_code)
-        return problem(request, error.status_code, key, detail)
+        return problem_or_page(request, error.status_code, key, detail)
 
     @app.exception_handler(Exception)
-    async def crash(request: Request, error: Exception) -> JSONResponse:
+    async def crash(request: Request, error: Exception) -> Response:
         # Never the traceback or the library's words to the caller: they can carry a URL or SQL.
         log.exception("request %s failed", getattr(request.state, "request_id", "?"))
-        lang = reader_lang(request)
-        return problem(request, 500, "api_internal", text("api_internal", lang))
+        lang = page_lang(request)
+        return problem_or_page(request, 500, "api_internal", text("api_internal", lang))
