@@ -17,6 +17,11 @@ from inventory.settings import Settings
 from service.app import create_app
 from service.context import Service
 from service.portal.web import CSRF_FIELD, SESSION_COOKIE
+from tests.portal.browser import (  # noqa: F401
+    browser_context_args,
+    browser_type_launch_args,
+    page_problems,
+)
 from tests.service.conftest import DEPARTMENTS, ROLES, SCOPES, Served, served  # noqa: F401
 
 __all__ = ["DEPARTMENTS", "ROLES", "SCOPES"]

@@ -1,4 +1,4 @@
-"""The identity-provider peer for tests: tools/oidc/server.js run with keys and clients we write."""
+"""The identity-provider peer for tests: tools/oidc/server.js with our keys, clients and users."""
 
 from __future__ import annotations
 
@@ -48,7 +48,49 @@ CLIENTS: list[dict[str, Any]] = [
         "client_secret": "province-viewer-secret",
         "claims": {"preferred_username": "省大数据局", "yiyun_roles": ["viewer:province"]},
     },
+    # The web portal logs people in by the code flow (PKCE S256). Native with loopback redirect
+    # URIs, so the portal may come back on whatever port `yiyun serve` picked (RFC 8252 §7.3).
+    {
+        "client_id": "yiyun-portal",
+        "client_secret": "yiyun-portal-secret",
+        "application_type": "native",
+        "redirect_uris": ["http://127.0.0.1/auth/callback"],
+        "post_logout_redirect_uris": ["http://127.0.0.1/"],
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+    },
 ]
+
+PORTAL_CLIENT_ID = "yiyun-portal"
+PORTAL_CLIENT_SECRET = "yiyun-portal-secret"
+# What the portal asks for: the ID token then carries preferred_username and yiyun_roles.
+PORTAL_SCOPES = "openid profile yiyun"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A person who can log in at the provider's login page."""
+
+    sub: str
+    password: str
+    preferred_username: str
+    yiyun_roles: tuple[str, ...]
+
+    def entry(self) -> dict[str, Any]:
+        claims = {"preferred_username": self.preferred_username, "yiyun_roles": [*self.yiyun_roles]}
+        return {"sub": self.sub, "password": self.password, "claims": claims}
+
+
+# The people of the province who use the portal, one per kind of reach.
+ACCOUNTS: dict[str, Account] = {
+    account.sub: account
+    for account in (
+        Account("zhangmin", "zhangmin-pw-7q", "张敏", ("department_it:department:JS-EDU",)),
+        Account("liuyang", "liuyang-pw-3k", "刘洋", ("viewer:province",)),
+        Account("wangfang", "wangfang-pw-9d", "王芳", ("admin:province",)),
+        Account("chenjing", "chenjing-pw-5t", "陈静", ("viewer:city:南京市",)),
+    )
+}
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -109,6 +151,9 @@ class OidcProvider:
         self.workdir = workdir
         self.clients_path = workdir / "clients.json"
         self.clients_path.write_text(json.dumps(CLIENTS, ensure_ascii=False), encoding="utf-8")
+        self.accounts_path = workdir / "accounts.json"
+        entries = [account.entry() for account in ACCOUNTS.values()]
+        self.accounts_path.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
         self.port = 0
         self.issuer = ""
         # Exit codes of every process stopped so far: a clean SIGTERM exit is part of the contract.
@@ -125,6 +170,7 @@ class OidcProvider:
                     f"--port={self.port}",
                     f"--jwks={self.keys.path}",
                     f"--clients={self.clients_path}",
+                    f"--accounts={self.accounts_path}",
                     f"--audience={AUDIENCE}",
                 ],
                 stdout=subprocess.PIPE,
@@ -153,6 +199,22 @@ class OidcProvider:
             self.exit_codes.append(process.wait())
         if process.stdout is not None:
             process.stdout.close()
+
+    @property
+    def authorization_endpoint(self) -> str:
+        return f"{self.issuer}/auth"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/token"
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.issuer}/jwks"
+
+    @property
+    def end_session_endpoint(self) -> str:
+        return f"{self.issuer}/session/end"
 
     def rotate(self, *, keep_old: bool) -> ProviderKey:
         """Restart on the same port (so the issuer stays) signing with a new key."""
