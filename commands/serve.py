@@ -63,22 +63,34 @@ def serve(
     """Serve the API under /api/v1 (OpenAPI at /api/v1/openapi.json) until Ctrl-C or SIGTERM."""
     import uvicorn
 
-    from inventory.i18n import text
+    from inventory.i18n import Wording, text
     from inventory.settings import get_settings
     from service.app import create_app
     from service.context import Service, is_loopback
     from service.identity import OidcSettings, OidcVerifier
+    from service.portal.oidc_login import PortalClient
 
     lang = cli_lang()
     if demo_login and not is_loopback(host):
         fail(text("serve_demo_not_loopback", lang, host=host), lang=lang)
     engine = open_ledger(lang)
-    oidc = OidcSettings.from_env(os.environ)
+    try:
+        oidc = OidcSettings.from_env(os.environ)
+        portal = PortalClient.from_env(os.environ)
+    except Wording as error:
+        fail(text("serve_bad_identity_settings", lang, error=error.render(lang)), lang=lang)
     verifier = OidcVerifier(oidc) if oidc else None
     if oidc is None and not demo_login:
         typer.echo(text("serve_no_identity_provider", lang), err=True)
+    if oidc is not None and portal is None:
+        typer.echo(text("serve_no_portal_client", lang), err=True)
     ledger = Service(
-        engine=engine, settings=get_settings(), oidc=oidc, verifier=verifier, demo_login=demo_login
+        engine=engine,
+        settings=get_settings(),
+        oidc=oidc,
+        verifier=verifier,
+        demo_login=demo_login,
+        portal=portal,
     )
     app = create_app(ledger)
     try:
@@ -91,6 +103,7 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{listener.getsockname()[1]}"
     typer.echo(text("serve_listening", lang, url=url))
+    typer.echo(text("serve_portal", lang, url=url))
     if demo_login:
         typer.echo(text("serve_demo_login", lang, url=url))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")

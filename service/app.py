@@ -106,7 +106,7 @@ def create_app(ledger: Service) -> FastAPI:
 
         app.include_router(demo.router, prefix=API, responses=PROBLEM_RESPONSES)
     document_problems(app)
-    install_portal(app, ledger.oidc)
+    install_portal(app, ledger.oidc, ledger.portal)
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)

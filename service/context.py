@@ -21,6 +21,7 @@ from inventory.grants import authenticate_token, grants_of, looks_like_token
 from inventory.i18n import DEFAULT_LANG
 from inventory.settings import Settings
 from service.identity import OidcSettings, OidcVerifier, TokenRejected, grants_from_claims
+from service.portal.oidc_login import PortalClient
 
 # Where the API lives; the version is in the path.
 API = "/api/v1"
@@ -44,6 +45,8 @@ class Service:
     oidc: OidcSettings | None = None
     verifier: OidcVerifier | None = None
     demo_login: bool = False
+    # The portal as a client of the identity provider (None: the portal offers no OIDC login).
+    portal: PortalClient | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ec import (
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from inventory.i18n import Wording
+
 log = logging.getLogger(__name__)
 
 RejectionReason = Literal[
@@ -65,7 +67,9 @@ class OidcSettings:
         audience = environ.get("YIYUN_OIDC_AUDIENCE", "").strip()
         if not audience:
             # Without an audience any token the provider issues to any application would do.
-            raise ValueError("YIYUN_OIDC_AUDIENCE must be set when YIYUN_OIDC_ISSUER is set")
+            raise Wording(
+                "identity_setting_missing", name="YIYUN_OIDC_AUDIENCE", beside="YIYUN_OIDC_ISSUER"
+            )
         grants_claim = environ.get("YIYUN_OIDC_GRANTS_CLAIM", cls.grants_claim)
         return cls(
             # Kept as written: the token's iss must equal it character for character.

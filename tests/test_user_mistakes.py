@@ -250,3 +250,27 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path: Path, lang: str) -
     expected = "错误：已按 Ctrl-C 中断" if lang == "zh" else "error: interrupted (Ctrl-C)"
     assert said == [expected]
     assert rest_out == b""
+
+
+# --- identity settings half set ----------------------------------------------------------------
+
+HALF_SET_IDENTITY = [
+    ({"YIYUN_OIDC_ISSUER": "http://127.0.0.1:9"}, ["YIYUN_OIDC_AUDIENCE", "YIYUN_OIDC_ISSUER"]),
+    (
+        {
+            "YIYUN_OIDC_ISSUER": "http://127.0.0.1:9",
+            "YIYUN_OIDC_AUDIENCE": "urn:yiyun:api",
+            "YIYUN_OIDC_PORTAL_CLIENT_ID": "yiyun-portal",
+        },
+        ["YIYUN_OIDC_PORTAL_CLIENT_SECRET", "YIYUN_OIDC_PORTAL_CLIENT_ID"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "words"), HALF_SET_IDENTITY, ids=["audience", "portal-secret"])
+def test_serve_names_the_identity_setting_that_is_missing(
+    ledger: dict[str, str], env: dict[str, str], words: list[str]
+) -> None:
+    result = run(["serve", "--port", "0"], **env)
+    assert_clean(result, USAGE, ["identity settings are wrong", *words])
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -39,10 +38,9 @@ def error_page(request: Request, status: int, code: str, detail: str) -> Respons
     )
 
 
-def install_portal(app: FastAPI, oidc: OidcSettings | None) -> None:
+def install_portal(app: FastAPI, oidc: OidcSettings | None, client: PortalClient | None) -> None:
     from service.portal.pages import PAGE_ROUTERS
 
-    client = PortalClient.from_env(os.environ)
     app.state.portal_login = PortalLogin(oidc, client) if oidc and client else None
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from inventory.i18n import Wording
 from service.identity import OidcSettings, OidcVerifier, TokenRejected, grants_from_claims
 
 # What the portal asks the provider for: who the person is, their name and their yiyun grants.
@@ -43,7 +44,11 @@ class PortalClient:
             return None
         secret = environ.get("YIYUN_OIDC_PORTAL_CLIENT_SECRET", "")
         if not secret:
-            raise ValueError("YIYUN_OIDC_PORTAL_CLIENT_SECRET must be set with the client id")
+            raise Wording(
+                "identity_setting_missing",
+                name="YIYUN_OIDC_PORTAL_CLIENT_SECRET",
+                beside="YIYUN_OIDC_PORTAL_CLIENT_ID",
+            )
         public = environ.get("YIYUN_PORTAL_URL", "").strip().rstrip("/") or None
         return cls(client_id=client_id, client_secret=secret, public_url=public)
 
