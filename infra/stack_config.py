@@ -202,6 +202,16 @@ class OidcSecretRef:
     audience_key: str = "audience"
 
 
+# The portal as the identity provider's client: its id, its secret and the portal's public
+# address (the login's redirect URI starts with it), all three from one Secret.
+@dataclass(frozen=True)
+class PortalSecretRef:
+    name: str
+    client_id_key: str = "client-id"
+    client_secret_key: str = "client-secret"
+    url_key: str = "url"
+
+
 # Sized for the benchmark's target of an RSS under 300 MiB, with headroom for a burst.
 @dataclass(frozen=True)
 class ServeResources:
@@ -215,6 +225,7 @@ class ServeResources:
 @dataclass(frozen=True)
 class HttpServiceArgs:
     oidc_secret: OidcSecretRef
+    portal_secret: PortalSecretRef | None = None
     replicas: int = 2
     principal_claim: str | None = None
     grants_claim: str | None = None
@@ -631,6 +642,7 @@ def _http_service(check: _Checker, raw: Any, where: str) -> HttpServiceArgs | No
         allowed=(
             "replicas",
             "oidcSecret",
+            "portalSecret",
             "principalClaim",
             "grantsClaim",
             "cpuRequest",
@@ -669,6 +681,30 @@ def _http_service(check: _Checker, raw: Any, where: str) -> HttpServiceArgs | No
             issuer_key=keys["issuerKey"],
             audience_key=keys["audienceKey"],
         )
+    portal: PortalSecretRef | None = None
+    if obj.get("portalSecret") is not None:
+        at = f"{where}.portalSecret"
+        # The client secret's own data key is fixed (client-secret): a setting named for a
+        # secret key would read, to the plain-text check, like a credential in Git.
+        keyed = (("clientIdKey", "client-id"), ("urlKey", "url"))
+        secret = check.obj(
+            obj["portalSecret"], at, allowed=("name", *(k for k, _ in keyed)), required=("name",)
+        )
+        names: dict[str, str] = {}
+        for key, default in keyed:
+            names[key] = check.text(secret, key, at, default) or default
+            if not _SECRET_DATA_KEY.match(names[key]):
+                check.add(
+                    f"{at}.{key}",
+                    f"{names[key]!r} is not a Secret data key (letters, digits, '-', '_', '.')",
+                )
+        if len({*names.values(), PortalSecretRef.client_secret_key}) < len(names) + 1:
+            check.add(at, "clientIdKey, urlKey and client-secret must be three different keys")
+        portal = PortalSecretRef(
+            name=check.k8s(secret, "name", at),
+            client_id_key=names["clientIdKey"],
+            url_key=names["urlKey"],
+        )
     base = ServeResources()
     resources = ServeResources(
         cpu_request=check.quantity(obj, "cpuRequest", where, base.cpu_request),
@@ -692,6 +728,7 @@ def _http_service(check: _Checker, raw: Any, where: str) -> HttpServiceArgs | No
         return None
     return HttpServiceArgs(
         oidc_secret=oidc,
+        portal_secret=portal,
         replicas=replicas,
         principal_claim=check.text(obj, "principalClaim", where),
         grants_claim=check.text(obj, "grantsClaim", where),

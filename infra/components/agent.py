@@ -315,6 +315,15 @@ class InventoryAgent(pulumi.ComponentResource):
             from_secret("YIYUN_OIDC_ISSUER", oidc.name, oidc.issuer_key),
             from_secret("YIYUN_OIDC_AUDIENCE", oidc.name, oidc.audience_key),
         ]
+        if service.portal_secret is not None:
+            portal = service.portal_secret
+            env += [
+                from_secret("YIYUN_OIDC_PORTAL_CLIENT_ID", portal.name, portal.client_id_key),
+                from_secret(
+                    "YIYUN_OIDC_PORTAL_CLIENT_SECRET", portal.name, portal.client_secret_key
+                ),
+                from_secret("YIYUN_PORTAL_URL", portal.name, portal.url_key),
+            ]
         # Claim names are not secrets: which claim carries the principal and the grants.
         for variable, claim in (
             ("YIYUN_OIDC_PRINCIPAL_CLAIM", service.principal_claim),

@@ -28,7 +28,14 @@ SERVICE = "kubernetes:core/v1:Service"
 BUDGET = "kubernetes:policy/v1:PodDisruptionBudget"
 AGENT = "yiyun:agent:InventoryAgent"
 PROBES = ("startup", "liveness", "readiness")
-SECRET_VARIABLES = {"YIYUN_DATABASE_URL", "YIYUN_OIDC_ISSUER", "YIYUN_OIDC_AUDIENCE"}
+SECRET_VARIABLES = {
+    "YIYUN_DATABASE_URL",
+    "YIYUN_OIDC_ISSUER",
+    "YIYUN_OIDC_AUDIENCE",
+    "YIYUN_OIDC_PORTAL_CLIENT_ID",
+    "YIYUN_OIDC_PORTAL_CLIENT_SECRET",
+    "YIYUN_PORTAL_URL",
+}
 OIDC_SECRET = {"name": "yiyun-oidc", "issuerKey": "issuer-url", "audienceKey": "audience"}
 
 
@@ -55,7 +62,13 @@ def problems(raw: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def recording() -> Recording:
-    return build(raw_with_service(principalClaim="preferred_username", grantsClaim="yiyun_grants"))
+    return build(
+        raw_with_service(
+            principalClaim="preferred_username",
+            grantsClaim="yiyun_grants",
+            portalSecret={"name": "yiyun-portal"},
+        )
+    )
 
 
 def named(recording: Recording, type_token: str, name: str) -> dict[str, Any]:
@@ -149,6 +162,13 @@ def test_database_url_and_oidc_come_only_from_secret_key_refs(recording: Recordi
         "YIYUN_DATABASE_URL": {"secretKeyRef": {"name": "yiyun-database", "key": "url"}},
         "YIYUN_OIDC_ISSUER": {"secretKeyRef": {"name": "yiyun-oidc", "key": "issuer-url"}},
         "YIYUN_OIDC_AUDIENCE": {"secretKeyRef": {"name": "yiyun-oidc", "key": "audience"}},
+        "YIYUN_OIDC_PORTAL_CLIENT_ID": {
+            "secretKeyRef": {"name": "yiyun-portal", "key": "client-id"}
+        },
+        "YIYUN_OIDC_PORTAL_CLIENT_SECRET": {
+            "secretKeyRef": {"name": "yiyun-portal", "key": "client-secret"}
+        },
+        "YIYUN_PORTAL_URL": {"secretKeyRef": {"name": "yiyun-portal", "key": "url"}},
     }
     assert env["YIYUN_OIDC_PRINCIPAL_CLAIM"]["value"] == "preferred_username"
     assert env["YIYUN_OIDC_GRANTS_CLAIM"]["value"] == "yiyun_grants"
@@ -166,8 +186,8 @@ def test_database_url_and_oidc_come_only_from_secret_key_refs(recording: Recordi
                 assert set(node["valueFrom"]) == {"secretKeyRef"}, (child.name, node)
                 secret_entries += 1
             assert not (isinstance(node, str) and "://" in node), (child.name, node)
-    # scanner 1 + exporter 1 + service 3: the walk did reach every container's env.
-    assert secret_entries == 5
+    # scanner 1 + exporter 1 + service 6 (ledger, issuer, audience, portal id, secret, URL).
+    assert secret_entries == 8
 
 
 # ---------------------------------------------------------------- Service and budget
@@ -207,7 +227,12 @@ def test_one_replica_without_claims_gets_no_budget_and_only_the_secret_variables
     recording = build(raw_with_service(replicas=1))
     assert named(recording, DEPLOYMENT, "yiyun-service")["spec"]["replicas"] == 1
     assert recording.of_type(BUDGET) == []
-    assert {e["name"] for e in serve_container(recording)["env"]} == SECRET_VARIABLES
+    # Without portalSecret the portal offers only what the API does: no login client.
+    assert {e["name"] for e in serve_container(recording)["env"]} == SECRET_VARIABLES - {
+        "YIYUN_OIDC_PORTAL_CLIENT_ID",
+        "YIYUN_OIDC_PORTAL_CLIENT_SECRET",
+        "YIYUN_PORTAL_URL",
+    }
 
 
 def test_an_agent_without_a_service_section_deploys_no_service() -> None:
@@ -256,10 +281,14 @@ def test_an_agent_without_a_service_section_deploys_no_service() -> None:
             "agent.service.memoryLimit: 256Mi is below 384Mi",
         ),
         (True, "agent.service: must be an object with replicas, oidcSecret"),
+        (
+            {"oidcSecret": dict(OIDC_SECRET), "portalSecret": {"name": "p", "urlKey": "client-id"}},
+            "agent.service.portalSecret: clientIdKey, urlKey and client-secret must be three",
+        ),
     ],
     ids=[
         "missing", "not-an-object", "no-name", "bad-name", "bad-key", "same-key",
-        "literal-issuer", "no-replicas", "memory-too-small", "bare-true",
+        "literal-issuer", "no-replicas", "memory-too-small", "bare-true", "portal-same-key",
     ],
 )  # fmt: skip
 def test_a_missing_or_malformed_service_setting_is_refused_with_its_path(
