@@ -272,6 +272,8 @@ class Call:
     body: dict[str, Any] | None = None
     # What the answer teaches the client (the advance cycle follows the state it is told).
     then: Callable[[int, bytes], None] | None = None
+    # A portal session's cookie (bench/portal.py), instead of a bearer token.
+    cookie: str | None = None
 
 
 @dataclass
@@ -323,6 +325,8 @@ async def drive(phase: Phase, *, clients: int, seconds: float, warmup: float, th
                 headers = {"Accept-Language": "zh"}
                 if call.token:
                     headers["Authorization"] = f"Bearer {call.token}"
+                if call.cookie:
+                    headers["Cookie"] = call.cookie
                 begun = time.perf_counter()
                 try:
                     async with http.request(
