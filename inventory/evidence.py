@@ -54,6 +54,7 @@ def evidence_nodes(
     session: Session,
     expired: Collection[ScopeKey] = (),
     retired: Collection[str] = (),
+    codes: Collection[str] | None = None,
 ) -> dict[str, set[str]]:
     """system code → nodes holding live evidence of it, except rows of `expired` scopes and of
     `retired` nodes.
@@ -65,6 +66,9 @@ def evidence_nodes(
     pair with evidence only in expired scopes is taken out.
     """
     pairs = select(Resource.system_code, Resource.node_id).where(evidence_clause()).distinct()
+    if codes is not None:
+        # A page of systems (a department's twenty) reads their rows, not the province's.
+        pairs = pairs.where(col(Resource.system_code).in_(sorted(codes)))
     query = pairs.where(col(Resource.node_id).not_in(sorted(retired))) if retired else pairs
     found: dict[str, set[str]] = defaultdict(set)
     for system_code, node_id in session.exec(query):
@@ -100,16 +104,24 @@ def evidence_nodes(
     return found
 
 
-def system_facts(*, session: Session, expired: Collection[ScopeKey] = ()) -> list[SystemFacts]:
-    """Every registered system with the evidence the inventory holds for it.
+def system_facts(
+    *,
+    session: Session,
+    expired: Collection[ScopeKey] = (),
+    codes: Collection[str] | None = None,
+) -> list[SystemFacts]:
+    """Every registered system (or those of `codes`) with the evidence the inventory holds.
 
     Rows of `expired` scopes are left out (evidence-v2: see expired_scopes), and so are the
     rows of retired nodes under every policy: their rows are tombstoned when they retire, and
     a live one left behind proves nothing any more. A declaration of a retired node is void.
     """
     retired = retired_nodes(session=session)
-    evidence = evidence_nodes(session=session, expired=expired, retired=retired)
-    systems = session.exec(select(System).order_by(col(System.code))).all()
+    evidence = evidence_nodes(session=session, expired=expired, retired=retired, codes=codes)
+    query = select(System).order_by(col(System.code))
+    if codes is not None:
+        query = query.where(col(System.code).in_(sorted(codes)))
+    systems = session.exec(query).all()
     return [
         SystemFacts(
             code=s.code,

@@ -47,6 +47,7 @@ from inventory.runs import scope_rows
 from inventory.settings import Settings
 from inventory.violations import (
     Findings,
+    Violation,
     freeze_page,
     placement_violations,
     unattributed_counts,
@@ -171,7 +172,7 @@ class _Memo:
             return kept.value
 
 
-_memo = _Memo()
+_memo = _Memo(size=128)
 
 
 def _ledger_key(session: Session) -> str:
@@ -869,14 +870,27 @@ def policy_findings(
     require_reader(actor)
     scoped = None if actor.province_wide else _readable_systems(actor)
     frozen_end = None if limit is None else offset + limit
-    frozen, frozen_total = freeze_page(
-        session=session,
-        tz=settings.tz,
-        offset=offset,
-        limit=limit,
-        systems=scoped,
-        disclosure=disclosure,
-    )
+
+    def frozen_page() -> tuple[tuple[list[Violation], int], None]:
+        page = freeze_page(
+            session=session,
+            tz=settings.tz,
+            offset=offset,
+            limit=limit,
+            systems=scoped,
+            disclosure=disclosure,
+        )
+        return page, None
+
+    if disclosure is None:
+        # A province's freeze violations are counted and sorted over a million resource rows
+        # (~2 s): a page of them is kept while the ledger stands, per reader's scope.
+        scope = None if scoped is None else tuple(sorted(str(g) for g in actor.grants))
+        key = ("freeze", _ledger_key(session), str(settings.tz), offset, limit, scope)
+        mark = ledger_mark(session)
+        frozen, frozen_total = _memo.get(key, mark.estate, datetime.now(tz=UTC), frozen_page)
+    else:
+        frozen, frozen_total = frozen_page()[0]
     rest = _other_findings(session, details, disclosure)
     placed = rest.placed
     if scoped is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -65,8 +65,15 @@ def reading_scope(actor: Actor) -> Within:
     return acting_scope(actor, "read")
 
 
-def evidence_statuses(*, session: Session, today: date, where_only: bool = False) -> dict[str, str]:
-    """system code → KPI status by evidence, exactly as `report adoption` computes it.
+def evidence_statuses(
+    *,
+    session: Session,
+    today: date,
+    where_only: bool = False,
+    codes: Collection[str] | None = None,
+) -> dict[str, str]:
+    """system code → KPI status by evidence, exactly as `report adoption` computes it (for
+    every system, or those of `codes`).
 
     With `where_only`, exemptions are set aside so the status says only where the evidence
     is (an exempt system claiming cutover while still off the cloud is still a discrepancy).
@@ -79,7 +86,7 @@ def evidence_statuses(*, session: Session, today: date, where_only: bool = False
             today=today,
             switches=EVIDENCE_ONLY,
         )
-        for facts in system_facts(session=session)
+        for facts in system_facts(session=session, codes=codes)
     }
 
 
@@ -144,10 +151,14 @@ def target_profiles(*, session: Session, node_id: str | None = None) -> list[Tar
     return [target_profile(n) for n in nodes]
 
 
-def current_assessments(*, session: Session) -> dict[str, Assessment]:
-    """system code → its assessment in force."""
-    rows = session.exec(select(Assessment).where(col(Assessment.superseded_at).is_(None)))
-    return {row.system_code: row for row in rows}
+def current_assessments(
+    *, session: Session, codes: Collection[str] | None = None
+) -> dict[str, Assessment]:
+    """system code → its assessment in force (of every system, or those of `codes`)."""
+    query = select(Assessment).where(col(Assessment.superseded_at).is_(None))
+    if codes is not None:
+        query = query.where(col(Assessment.system_code).in_(sorted(codes)))
+    return {row.system_code: row for row in session.exec(query)}
 
 
 def effective(row: Assessment) -> tuple[str, str | None]:

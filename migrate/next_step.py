@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from inventory.i18n import text
@@ -136,6 +137,9 @@ class Facts:
     # The first wave an imported plan accepts it in, with its move group; None: no wave does.
     import_wave: int | None = None
     import_systems: tuple[str, ...] = ()
+    # Waiting for a wave, but gather() was asked not to try the waves (a page of a list): its
+    # next step is known only once they are tried.
+    waves_untried: bool = False
 
 
 def _moves(readiness: str | None, strategy: str | None) -> bool:
@@ -314,13 +318,19 @@ def _sources(session: Session, codes: set[str]) -> dict[str, tuple[str, ...]]:
     found: dict[str, set[str]] = {c: set() for c in codes}
     query = (
         select(Resource.system_code, Resource.node_id)
-        .where(col(Resource.deleted_at).is_(None), col(Resource.system_code).is_not(None))
+        .where(
+            col(Resource.deleted_at).is_(None),
+            col(Resource.system_code).in_(sorted(codes)),
+        )
         .distinct()
     )
     for code, node in session.exec(query):
         if code in found and node in nodes and not nodes[node].one_cloud:
             found[code].add(node)
-    for code, declared in session.exec(select(System.code, System.declared_node)):
+    declared_nodes = select(System.code, System.declared_node).where(
+        col(System.code).in_(sorted(codes))
+    )
+    for code, declared in session.exec(declared_nodes):
         if code in found and declared in nodes and not nodes[declared].one_cloud:
             found[code].add(declared)
     return {c: tuple(sorted(n)) for c, n in found.items()}
@@ -355,17 +365,26 @@ def _import_waves(
 
 
 def gather(
-    *, session: Session, today: date, codes: Sequence[str] | None = None
+    *,
+    session: Session,
+    today: date,
+    codes: Sequence[str] | None = None,
+    try_waves: bool = True,
 ) -> dict[str, Facts]:
-    """The facts of every (or each named) non-classified system, read in bulk."""
+    """The facts of every (or each named) non-classified system, read in bulk.
+
+    Which wave a plan import would accept a system in is found by running the planner's
+    review on trial waves (seconds on a province's plan); `try_waves=False` leaves that out and
+    marks those systems `waves_untried`."""
     query = select(System).where(col(System.classified).is_(False))
     if codes is not None:
         query = query.where(col(System.code).in_(sorted(set(codes))))
     systems = {s.code: s for s in session.exec(query)}
     if not systems:
         return {}
-    assessments = current_assessments(session=session)
-    statuses = evidence_statuses(session=session, today=today)
+    wanted = None if codes is None else set(systems)
+    assessments = current_assessments(session=session, codes=wanted)
+    statuses = evidence_statuses(session=session, today=today, codes=wanted)
     sources = _sources(session, set(systems))
     rows: dict[str, list[tuple[Plan, SystemMigration]]] = {}
     query_rows = (
@@ -373,6 +392,9 @@ def gather(
         .join(SystemMigration, col(SystemMigration.plan_id) == col(Plan.id))
         .where(in_force(), col(SystemMigration.system_code).in_(sorted(systems)))
         .order_by(col(Plan.id))
+        # The plan's review (megabytes at province scale) would be decoded once per row;
+        # only a trial of its waves reads it, and then once.
+        .options(defer(Plan.review))  # type: ignore[arg-type]
     )
     for plan, migration in session.exec(query_rows):
         rows.setdefault(migration.system_code, []).append((plan, migration))
@@ -433,6 +455,10 @@ def gather(
                 wanting_wave.setdefault(plan.id or 0, (plan, []))[1].append(code)
         facts[code] = base
     for plan, wanting in wanting_wave.values():
+        if not try_waves:
+            for code in wanting:
+                facts[code] = replace(facts[code], waves_untried=True)
+            continue
         for code, (wave, group) in _import_waves(session, plan, wanting).items():
             facts[code] = replace(facts[code], import_wave=wave, import_systems=group)
     return facts

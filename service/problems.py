@@ -149,7 +149,11 @@ def install_problem_handlers(
         extra = dict(getattr(error, "problem_fields", {}) or {})
         status = status_of(error)
         if status == 404 and is_page(request):
-            status = 403
+            # The API's "nothing by that name that you may see" is a refusal on a page; its
+            # words name CLI commands to check a code with, which a page reader has none of.
+            return problem_or_page(
+                request, 403, "portal_not_yours", text("portal_not_yours", page_lang(request))
+            )
         return problem_or_page(
             request, status, error.key, error.render(page_lang(request)), **extra
         )

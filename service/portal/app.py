@@ -13,7 +13,15 @@ from service.identity import OidcSettings
 from service.portal.fonts import ensure_portal_font
 from service.portal.oidc_login import PortalClient, PortalLogin
 from service.portal.security import PortalHeadersMiddleware
-from service.portal.web import HERE, CsrfRefused, LoginRequired, ReadingViewer, render
+from service.portal.web import (
+    HERE,
+    CsrfRefused,
+    LoginRequired,
+    ReadingViewer,
+    Viewer,
+    current_viewer,
+    render,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +33,16 @@ def is_page(request: Request) -> bool:
 
 
 def error_page(request: Request, status: int, code: str, detail: str) -> Response:
-    """The page for a refusal or a mistake: what happened, in the reader's words, and a way on."""
+    """The page for a refusal or a mistake: what happened, in the reader's words, and a way on;
+    a logged-in reader keeps the menu, their name and the logout."""
+    try:
+        viewer: Viewer | None = current_viewer(request)
+    except LoginRequired:
+        viewer = None
     return render(
         request,
         "error.html",
-        viewer=None,
+        viewer=viewer,
         status=status,
         status_code=status,
         code=code,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from inventory.access import Actor
 from inventory.i18n import LANGS, has_text, text
@@ -132,6 +134,16 @@ def percent(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def prose(words: str) -> Markup:
+    """The catalog's words for a page: escaped, with `code` spans as <code> (the CLI shows the
+    backticks; a page shows the command set apart instead)."""
+    escaped = str(escape(words))
+    return Markup(_BACKTICKED.sub(r"<code>\1</code>", escaped))
+
+
 def nav_items(viewer: Viewer) -> list[tuple[str, str]]:
     """(path, catalog key) of the sections this viewer may open."""
     actor = viewer.actor
@@ -155,6 +167,7 @@ def _environment() -> Environment:
     )
     env.filters["local_time"] = local_time
     env.filters["percent"] = percent
+    env.filters["prose"] = prose
     return env
 
 

@@ -144,5 +144,7 @@ def screenshot(page: Page, name: str) -> Path:
     folder = Path(os.environ.get("YIYUN_SCREENSHOTS") or REPO / ".screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^\w.-]+", "-", name).strip("-") + ".png")
-    page.screenshot(path=str(path), full_page=True)
+    # caret="initial": Playwright otherwise leaves style="" on inputs, which an htmx swap
+    # copies back and the CSP then refuses.
+    page.screenshot(path=str(path), full_page=True, caret="initial")
     return path

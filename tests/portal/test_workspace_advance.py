@@ -193,7 +193,7 @@ def test_htmx_swaps_the_step_panel_and_the_history(portal: Portal) -> None:
         data={"to": "accepted", "expected_state": "provisioning"},
         headers=headers,
     )
-    # htmx swaps 2xx only: the refusal's words come back in the panel.
-    assert refused.status_code == 200
+    # The refusal keeps its status; base.html's htmx-config swaps 409 answers into the panel.
+    assert refused.status_code == 409
     assert 'id="advance-refusal"' in refused.text
     assert state_of(portal, "A01") == "provisioning"

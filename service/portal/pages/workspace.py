@@ -108,6 +108,7 @@ class SystemRow:
     wave: int | None
     state: str
     step: StepView | None
+    step_on_page: bool = False
 
 
 def system_rows(
@@ -127,7 +128,11 @@ def system_rows(
                 plan=fact.plan if fact else None,
                 wave=fact.wave if fact else None,
                 state=state_label(fact.state if fact else None, lang),
-                step=step_view(decide(fact), fact, lang) if fact else None,
+                # A list does not try the plan's waves (seconds each): the system's own page does.
+                step=step_view(decide(fact), fact, lang)
+                if fact and not fact.waves_untried
+                else None,
+                step_on_page=bool(fact and fact.waves_untried),
             )
         )
     return rows
@@ -246,14 +251,24 @@ def department(
                 limit=limit,
             )
             items, total = found.items, found.total
-            facts = gather(session=session, today=today, codes=[i.entry.code for i in items])
+            facts = gather(
+                session=session,
+                today=today,
+                codes=[i.entry.code for i in items],
+                try_waves=False,
+            )
         else:
             # The migration state lives in the plans, not the register: read the department's
             # matching systems once (a department holds tens, not thousands), then cut the page.
             found = find_systems(
                 session=session, actor=actor, settings=ledger.settings, query=query
             )
-            facts = gather(session=session, today=today, codes=[i.entry.code for i in found.items])
+            facts = gather(
+                session=session,
+                today=today,
+                codes=[i.entry.code for i in found.items],
+                try_waves=False,
+            )
             matched = [
                 i for i in found.items if (f := facts.get(i.entry.code)) and f.state == state
             ]
@@ -397,8 +412,8 @@ def advance(
         return RedirectResponse(f"/systems/{code}?advanced=1", status_code=303)
     with ledger.session() as session:
         context = system_context(session, request, viewer, code)
-    # htmx swaps only 2xx answers: the refusal's status goes to a page load, the words to both.
-    status = 200 if htmx or refusal is None else status_of(refusal)
+    # base.html tells htmx to swap 403/409/413/422 answers too: the refusal keeps its status.
+    status = 200 if refusal is None else status_of(refusal)
     return render(
         request,
         "workspace/_step.html" if htmx else "workspace/system.html",
@@ -476,7 +491,7 @@ def dependency_answer(
         request,
         "workspace/_deps.html" if htmx else "workspace/dependencies.html",
         viewer=viewer,
-        status=200 if htmx else status,
+        status=status,
         **context,
         **values,
     )
