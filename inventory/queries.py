@@ -22,7 +22,7 @@ from inventory.adoption import (
 )
 from inventory.allocation import ALLOCATION_KINDS, node_allocation
 from inventory.collectors.base import OK
-from inventory.confidentiality import REDACTED, Disclosure
+from inventory.confidentiality import REDACTED, ClassifiedLedger, Disclosure, read_classified
 from inventory.evidence import (
     ScopeKey,
     completed_run,
@@ -173,6 +173,20 @@ class _Memo:
 
 
 _memo = _Memo(size=128)
+
+
+def kept_while(
+    session: Session, key: tuple[Any, ...], stamp: tuple[Any, ...], build: Callable[[], T]
+) -> T:
+    """`build()`'s value, kept while the ledger's mark and the caller's own `stamp` (what the
+    value reads beyond the register, the nodes and the inventory) both stand."""
+    mark = ledger_mark(session)
+    return _memo.get(
+        (key[0], _ledger_key(session), *key[1:]),
+        (*mark.estate, *stamp),
+        datetime.now(tz=UTC),
+        lambda: (build(), None),
+    )
 
 
 def _ledger_key(session: Session) -> str:
@@ -693,6 +707,51 @@ def _department_names(session: Session, codes: set[str]) -> dict[str, str]:
     return {code: name for code, name in named}
 
 
+@dataclass(frozen=True)
+class DepartmentEntry:
+    code: str
+    name: str
+    city: str
+
+
+def departments_readable(
+    *, session: Session, actor: Actor, city: str | None = None, code: str | None = None
+) -> dict[str, DepartmentEntry]:
+    """The departments the actor may read (in `city`, or `code` alone), as the register names
+    them: the portal's names and cities beside the KPI's department rows."""
+    require_reader(actor)
+    query = sa.select(col(Department.code), col(Department.name), col(Department.city))
+    if city is not None:
+        query = query.where(col(Department.city) == city)
+    if code is not None:
+        query = query.where(col(Department.code) == code)
+    readable = actor.readable_departments(session)
+    if readable is not None:
+        query = query.where(col(Department.code).in_(sorted(readable)))
+    rows = session.execute(query.order_by(col(Department.code)))
+    return {c: DepartmentEntry(c, n or c, t or "") for c, n, t in rows}
+
+
+def department_names(*, session: Session, actor: Actor, codes: set[str]) -> dict[str, str]:
+    """code → name of the departments of `codes` the actor may read."""
+    require_reader(actor)
+    readable = actor.readable_departments(session)
+    wanted = codes if readable is None else codes & readable
+    return _department_names(session, wanted)
+
+
+def classified_ledger(session: Session) -> ClassifiedLedger:
+    """The classified systems and their namespaces (a scan of the namespace rows, ~0.2 s at
+    province scale), kept while the ledger's mark stands: a new namespace row moves it."""
+    mark = ledger_mark(session)
+
+    def build() -> tuple[ClassifiedLedger, None]:
+        return read_classified(session=session), None
+
+    key = ("classified", _ledger_key(session))
+    return _memo.get(key, mark.estate, datetime.now(tz=UTC), build)
+
+
 def evidence_of(
     session: Session, entries: list[SystemEntry], view: KpiView | None
 ) -> dict[str, tuple[tuple[NodeEvidence, ...], bool]]:
@@ -703,7 +762,7 @@ def evidence_of(
     retired = retired_nodes(session=session)
     one_cloud = view.one_cloud if view is not None else one_cloud_nodes(session=session)
     expired: set[ScopeKey] = set(view.evidence.expired) if view is not None else set()
-    disclosure = Disclosure()
+    disclosure = Disclosure(_ledger=classified_ledger(session))
     found: dict[str, tuple[tuple[NodeEvidence, ...], bool]] = {}
     for entry in entries:
         query = select(Resource).where(col(Resource.system_code) == entry.code, evidence_clause())
@@ -840,7 +899,8 @@ def scan_run_scopes(
     run = session.get(ScanRun, run_id)
     if run is None:
         raise UnknownToReader("reads_scan_unknown", run=run_id)
-    return run, scope_rows(session=session, run=run, disclosure=disclosure)
+    shown = disclosure or Disclosure(_ledger=classified_ledger(session))
+    return run, scope_rows(session=session, run=run, disclosure=shown)
 
 
 # --- findings and the trend -------------------------------------------------------------------

@@ -6,16 +6,19 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from inventory.i18n import text
 from inventory.models import Node, Resource, System
+from inventory.queries import kept_while
 from migrate.assess import current_assessments, effective, evidence_statuses
 from migrate.deps import planner_edges
 from migrate.messages import one
-from migrate.models import Plan, SystemMigration
+from migrate.models import Assessment, Dependency, MigrationEvent, Plan, SystemMigration
 from migrate.planner import review
 from migrate.plans import _plan_parameters, _stored_candidates
 from migrate.rules import MOVING_STRATEGIES, NOT_APPLICABLE, PASS, PLACEABLE
@@ -336,11 +339,51 @@ def _sources(session: Session, codes: set[str]) -> dict[str, tuple[str, ...]]:
     return {c: tuple(sorted(n)) for c, n in found.items()}
 
 
+def _plan_stamp(session: Session, plan: Plan) -> tuple[Any, ...]:
+    """What a trial of the plan's waves reads besides the inventory and the register: the
+    plan's rows (an import or an advance touches them, and an advance logs an event), the
+    dependencies and the assessments (an override stamps its row)."""
+
+    def scalar(column: Any, *where: Any) -> Any:
+        return sa.select(column).where(*where).scalar_subquery()
+
+    of_plan = col(SystemMigration.plan_id) == plan.id
+    row = session.execute(
+        sa.select(
+            scalar(sa.func.max(SystemMigration.updated_at), of_plan),
+            scalar(sa.func.count(col(SystemMigration.id)), of_plan),
+            scalar(sa.func.max(MigrationEvent.id)),
+            scalar(sa.func.max(Dependency.id)),
+            scalar(sa.func.count(col(Dependency.id))),
+            scalar(sa.func.max(Dependency.updated_at)),
+            scalar(sa.func.max(Assessment.id)),
+            scalar(sa.func.max(Assessment.override_at)),
+        )
+    ).one()
+    return (plan.id, plan.updated_at, *row)
+
+
 def _import_waves(
     session: Session, plan: Plan, codes: Iterable[str]
 ) -> dict[str, tuple[int, tuple[str, ...]]]:
     """code → (first wave a plan import accepts it in with its move group, that group), for
-    unplaced systems of the plan; a system no wave accepts is left out."""
+    unplaced systems of the plan; a system no wave accepts is left out.
+
+    Each trial runs the planner's review over the whole plan (about a second for a province's
+    plan): a system's answer is kept while nothing it reads has changed."""
+    wanted = tuple(sorted(set(codes)))
+    stamp = _plan_stamp(session, plan)
+    return kept_while(
+        session,
+        ("import_waves", plan.id, wanted),
+        stamp,
+        lambda: _trial_waves(session, plan, wanted),
+    )
+
+
+def _trial_waves(
+    session: Session, plan: Plan, codes: Iterable[str]
+) -> dict[str, tuple[int, tuple[str, ...]]]:
     query = (
         select(SystemMigration, System)
         .join(System, col(System.code) == col(SystemMigration.system_code))

@@ -18,6 +18,7 @@ from inventory.audit import record
 from inventory.confidentiality import Disclosure
 from inventory.evidence import evidence_clause, one_cloud_nodes
 from inventory.models import Resource, System
+from inventory.queries import classified_ledger
 from inventory.registry import find_system
 from migrate.assess import EVIDENCE_ONLY, effective, evidence_statuses, reading_scope
 from migrate.messages import Refusal, labels, one
@@ -709,7 +710,8 @@ def system_history(
 ) -> list[dict[str, Any]]:
     """`migrate history` for whoever reads: a system the actor may not read, a classified one
     (unless the disclosure includes it) and an unknown code are refused alike, as unknown."""
-    disclosure = disclosure or Disclosure()
+    # The classified ledger is kept per ledger mark: reading it is a scan of namespace rows.
+    disclosure = disclosure or Disclosure(_ledger=classified_ledger(session))
     system = session.exec(select(System).where(col(System.code) == code)).first()
     if (
         system is None

@@ -22,9 +22,8 @@ from inventory.adoption import STATUSES, PolicySwitches
 from inventory.confidentiality import REDACTED
 from inventory.i18n import Wording, status_label
 from inventory.queries import (
-    SystemQuery,
     adoption_kpi,
-    find_systems,
+    departments_readable,
     policy_findings,
     snapshot_trend,
 )
@@ -144,22 +143,9 @@ def _departments(
     code: str | None = None,
 ) -> dict[str, Department]:
     """The departments the reader may read (in `city`, or `code` alone), named as the register
-    names them: read through the systems' use case, so the reader's scope is its own."""
-    found = find_systems(
-        session=session,
-        actor=viewer.actor,
-        settings=settings,
-        query=SystemQuery(city=city, department=code),
-        kpi=False,
-    )
-    departments: dict[str, Department] = {}
-    for system in found.items:
-        entry = system.entry
-        if entry.department_code not in departments:
-            departments[entry.department_code] = Department(
-                entry.department_code, system.department or entry.department_code, entry.city
-            )
-    return departments
+    names them."""
+    found = departments_readable(session=session, actor=viewer.actor, city=city, code=code)
+    return {d.code: Department(d.code, d.name or d.code, d.city) for d in found.values()}
 
 
 def _department_rows(groups: list[dict[str, Any]], known: dict[str, Department]) -> list[Row]:

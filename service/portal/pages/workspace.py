@@ -17,8 +17,8 @@ from inventory.i18n import Wording, label, readiness_label, state_label, status_
 from inventory.queries import (
     FoundSystem,
     SystemQuery,
-    _department_names,
     adoption_kpi,
+    department_names,
     find_systems,
 )
 from inventory.reports import switches_from
@@ -164,7 +164,7 @@ def department_row(
     row = next((g for g in report["groups"] if g["key"] == code), None)
     if row is None:
         raise DepartmentUnknown("department_unknown", code=code, hint="")
-    return row, _department_names(session, {code}).get(code, code)
+    return row, department_names(session=session, actor=viewer.actor, codes={code}).get(code, code)
 
 
 # ---------------------------------------------------------------- /workspace
@@ -194,7 +194,9 @@ def workspace(
             by="department",
         )
         groups = report["groups"]
-        names = _department_names(session, {g["key"] for g in groups})
+        names = department_names(
+            session=session, actor=viewer.actor, codes={g["key"] for g in groups}
+        )
     rows = [{**g, "name": names.get(g["key"], g["key"])} for g in groups]
     if q:
         needle = q.strip().casefold()
