@@ -136,3 +136,49 @@ def test_the_check_tells_a_use_case_from_a_helper() -> None:
     assert is_use_case(use_case) and not is_use_case(helper)
     found = called_use_cases(route, {"use_case": use_case, "helper": helper})
     assert found == {use_case}
+
+
+def portal_writes() -> list[APIRoute]:
+    """Every portal route that writes (POST) to the ledger; logging in and out is the door."""
+    from service.portal.pages import PAGE_ROUTERS
+
+    routes = [r for router in PAGE_ROUTERS for r in router.routes]
+    return [r for r in routes if isinstance(r, APIRoute) and "POST" in r.methods]
+
+
+def used_through_module(function: Callable[..., Any]) -> set[object]:
+    """The use cases a page route calls, itself or through its own module's helpers (a page
+    shapes its view in helpers; the use case is still one call away)."""
+    module = importlib.import_module(function.__module__)
+    scope = vars(module)
+    found: set[object] = set()
+    seen: set[str] = set()
+    todo = [function]
+    while todo:
+        current = todo.pop()
+        if current.__qualname__ in seen:
+            continue
+        seen.add(current.__qualname__)
+        found |= called_use_cases(current, scope)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(current)))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                target = scope.get(node.func.id)
+                if inspect.isfunction(target) and target.__module__ == module.__name__:
+                    todo.append(target)
+    return found
+
+
+def test_every_portal_write_calls_a_use_case_the_command_line_calls_too() -> None:
+    shared = command_use_cases()
+    writes = portal_writes()
+    assert writes, "the check must have portal writes to look at"
+    problems: dict[str, str] = {}
+    for route in writes:
+        used = used_through_module(route.endpoint)
+        if not used:
+            problems[route.path] = "calls no use case (session=, actor=)"
+        elif not used & shared:
+            names = sorted(getattr(f, "__qualname__", str(f)) for f in used)
+            problems[route.path] = f"{names}: no command calls it"
+    assert problems == {}
