@@ -111,13 +111,37 @@ def ledger_mark(session: Session) -> LedgerMark:
     The register is never deleted from (an import keeps the systems it no longer lists), so a
     new system moves max(id) and a changed one max(updated_at), which every writer sets. The
     values are compared, never read: they come back as the driver gives them."""
+    kept = session.info.get(_MARK_KEPT)
+    if isinstance(kept, LedgerMark):
+        return kept
     connection = session.connection()
     dialect = connection.dialect
     sql = _MARK_SQL.get(dialect.name)
     if sql is None:
         sql = _MARK_SQL[dialect.name] = str(_MARK.compile(dialect=dialect))
     values = tuple(connection.exec_driver_sql(sql).one())
-    return LedgerMark(register=values[:2], estate=values)
+    mark = LedgerMark(register=values[:2], estate=values)
+    session.info[_MARK_KEPT] = mark
+    return mark
+
+
+# A page asks several kept reads (the KPI three ways, the findings…), each for the mark: it is
+# read once per unit of work, and forgotten as soon as the session writes or ends.
+_MARK_KEPT = "yiyun.ledger_mark"
+
+
+@sa.event.listens_for(Session, "after_flush")
+@sa.event.listens_for(Session, "after_commit")
+@sa.event.listens_for(Session, "after_rollback")
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _forget_mark(session: Session, *_args: Any) -> None:
+    session.info.pop(_MARK_KEPT, None)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _forget_mark_on_write(state: Any) -> None:
+    if not state.is_select:
+        state.session.info.pop(_MARK_KEPT, None)
 
 
 T = TypeVar("T")

@@ -299,17 +299,26 @@ def department(
 
 
 def system_context(
-    session: Session, request: Request, viewer: Viewer, code: str, history_offset: int = 0
+    session: Session,
+    request: Request,
+    viewer: Viewer,
+    code: str,
+    history_offset: int = 0,
+    *,
+    try_waves: bool = True,
 ) -> dict[str, Any]:
-    """Everything the system page shows; an unknown or out-of-scope code raises (403 page)."""
+    """Everything the system page shows; an unknown or out-of-scope code raises (403 page).
+    Without `try_waves` a system waiting for a wave gets its next step from /step later."""
     ledger = service(request)
     lang = viewer.lang
     found = find_systems(
         session=session, actor=viewer.actor, settings=ledger.settings, code=code, evidence=True
     ).items[0]
     entry = found.entry
-    facts = gather(session=session, today=ledger.settings.today(), codes=[code]).get(code)
-    step = decide(facts) if facts is not None else None
+    facts = gather(
+        session=session, today=ledger.settings.today(), codes=[code], try_waves=try_waves
+    ).get(code)
+    step = decide(facts) if facts is not None and not facts.waves_untried else None
     blockers = []
     for _system, row in assessments_in_scope(session=session, actor=viewer.actor, system=code):
         for rule in row.rules or []:
@@ -363,13 +372,32 @@ def system(
     advanced: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     with service(request).session() as session:
-        context = system_context(session, request, viewer, code, offset)
+        context = system_context(session, request, viewer, code, offset, try_waves=False)
     return render(
         request,
         "workspace/system.html",
         viewer=viewer,
         code=code,
         advanced=advanced == "1",
+        refusal=None,
+        **context,
+    )
+
+
+@router.get("/systems/{code}/step")
+def system_step(
+    request: Request, viewer: ReadingViewer, code: Annotated[str, Path(max_length=100)]
+) -> Response:
+    """The step panel once the plan's waves are tried (htmx), or the whole page with it."""
+    with service(request).session() as session:
+        context = system_context(session, request, viewer, code)
+    htmx = request.headers.get("hx-request") == "true"
+    return render(
+        request,
+        "workspace/_step.html" if htmx else "workspace/system.html",
+        viewer=viewer,
+        code=code,
+        advanced=False,
         refusal=None,
         **context,
     )
