@@ -135,6 +135,14 @@ def pairs(estate: Estate, codes: dict[str, list[str]]) -> list[Pair]:
             pick(codes["systems"], f"{API}/systems/{{}}"),
             "department_it",
         ),
+        # A system waiting for a wave: its next step needs the planner's trial waves, which
+        # the page leaves to this fragment (kept once worked out).
+        Pair(
+            "system step",
+            pick(codes["systems"], "/systems/{}/step"),
+            pick(codes["systems"], f"{API}/systems/{{}}"),
+            "department_it",
+        ),
         Pair("nodes", fixed("/platform/nodes"), fixed(f"{API}/nodes"), "viewer"),
         Pair("scans", fixed("/platform/scans"), fixed(f"{API}/scans?limit=50"), "viewer"),
         Pair(

@@ -407,6 +407,19 @@ def _trial_waves(
     return found
 
 
+# The steps decide() reaches only after the plan-import check: for a system whose waves were
+# not tried (`waves_untried`), they may yet turn out to be a plan import.
+AFTER_WAVE_TRIAL = frozenset({"plan_create", "plan_anew", "no_source", "no_target"})
+
+
+def settled(facts: Facts) -> NextStep | None:
+    """The system's next step, or None when it hangs on the waves that were not tried."""
+    step = decide(facts)
+    if facts.waves_untried and step.kind in AFTER_WAVE_TRIAL:
+        return None
+    return step
+
+
 def gather(
     *,
     session: Session,

@@ -29,7 +29,7 @@ from migrate.deps import (
     import_dependency_file,
     remove_dependency,
 )
-from migrate.next_step import Blank, Facts, NextStep, decide, gather
+from migrate.next_step import Blank, Facts, NextStep, gather, settled
 from migrate.reasons import outcome_label, rule_reason
 from migrate.tracking import STATES, advance_system, checks_text, system_history
 from service.context import service
@@ -117,6 +117,7 @@ def system_rows(
     rows = []
     for item in found:
         fact = facts.get(item.entry.code)
+        step = settled(fact) if fact else None
         rows.append(
             SystemRow(
                 code=item.entry.code,
@@ -129,10 +130,8 @@ def system_rows(
                 wave=fact.wave if fact else None,
                 state=state_label(fact.state if fact else None, lang),
                 # A list does not try the plan's waves (seconds each): the system's own page does.
-                step=step_view(decide(fact), fact, lang)
-                if fact and not fact.waves_untried
-                else None,
-                step_on_page=bool(fact and fact.waves_untried),
+                step=step_view(step, fact, lang) if fact and step else None,
+                step_on_page=bool(fact and step is None),
             )
         )
     return rows
@@ -318,7 +317,7 @@ def system_context(
     facts = gather(
         session=session, today=ledger.settings.today(), codes=[code], try_waves=try_waves
     ).get(code)
-    step = decide(facts) if facts is not None and not facts.waves_untried else None
+    step = settled(facts) if facts is not None else None
     blockers = []
     for _system, row in assessments_in_scope(session=session, actor=viewer.actor, system=code):
         for rule in row.rules or []:
