@@ -65,6 +65,16 @@ class Viewer:
         return text(key, self.lang, **values)
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One page of a list, as the pager macro reads it (`_macros.html`)."""
+
+    items: list[Any]
+    total: int
+    offset: int
+    limit: int
+
+
 def safe_next(path: str | None) -> str:
     """Where to go after login: a path on this site only (never //evil.example or a URL)."""
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:

@@ -40,8 +40,7 @@ from inventory.registry import (
     register_import,
 )
 from service.context import service
-from service.portal.pages.platform import Shown
-from service.portal.web import ReadingViewer, Viewer, WritingViewer, render
+from service.portal.web import Listed, ReadingViewer, Viewer, WritingViewer, render
 from service.routes.register import MAX_UPLOAD_MIB, RegisterUploadRefused
 
 router = APIRouter(include_in_schema=False)
@@ -394,7 +393,7 @@ def _grants_page(
         "admin/access.html",
         viewer=viewer,
         status=status,
-        page=Shown(items, total, offset, limit),
+        page=Listed(items, total, offset, limit),
         principal=principal,
         roles=ROLES,
         done=done,
@@ -514,7 +513,7 @@ def _tokens_page(
         "admin/tokens.html",
         viewer=viewer,
         status=status,
-        page=Shown(items, total, offset, limit),
+        page=Listed(items, total, offset, limit),
         roles=ROLES,
         lifetimes=LIFETIMES,
         done=done,

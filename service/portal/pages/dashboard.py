@@ -30,7 +30,7 @@ from inventory.queries import (
 from inventory.reports import switches_from
 from inventory.settings import Settings
 from service.context import service
-from service.portal.web import ReadingViewer, Viewer, local_time, percent, render
+from service.portal.web import Listed, ReadingViewer, Viewer, local_time, percent, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -459,16 +459,6 @@ def _drill_links(rows: list[Row], choice: Choice) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class TablePage:
-    """A page of department rows, as the pager macro reads it."""
-
-    items: list[Row]
-    total: int
-    offset: int
-    limit: int
-
-
 @router.get("/dashboard/departments", response_class=HTMLResponse)
 def department_table(
     request: Request,
@@ -490,7 +480,7 @@ def department_table(
         cities = sorted(g["key"] for g in _kpi(session, viewer, settings, choice, "city")["groups"])
         known = _departments(session, viewer, settings, city=city or None)
     rows = sort_rows(_department_rows(report["groups"], known), sort)
-    page = TablePage(rows[offset : offset + limit], len(rows), offset, limit)
+    page = Listed(rows[offset : offset + limit], len(rows), offset, limit)
     template = "dashboard/_departments.html" if _is_htmx(request) else "dashboard/departments.html"
     return render(
         request,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from inventory.scope_failures import failure_wording
 from inventory.settings import Settings
 from inventory.violations import PLACEMENT
 from service.context import service
-from service.portal.web import ReadingViewer, Viewer, render
+from service.portal.web import Listed, ReadingViewer, Viewer, render
 
 router = APIRouter(include_in_schema=False)
 # A page shows at most this many rows; the API goes to 500, a person reads far fewer.
@@ -38,16 +37,6 @@ VIOLATION_COLUMNS = (
 )  # fmt: skip
 # How many scan runs the held-sweep listing walks back at most to find every node's latest.
 HELD_RUNS_WALKED = 200
-
-
-@dataclass(frozen=True)
-class Shown:
-    """One page of rows for the pager macro."""
-
-    items: list[Any]
-    total: int
-    offset: int
-    limit: int
 
 
 def require_platform(viewer: Viewer) -> None:
@@ -217,7 +206,7 @@ def nodes_page(
     every = [node_view(f, viewer.lang) for f in found]
     levels = sorted({n["level"] for n in every})
     chosen = sort_nodes(filter_nodes(every, q=q, level=level, state=state), sort)
-    page = Shown(chosen[offset : offset + limit], len(chosen), offset, limit)
+    page = Listed(chosen[offset : offset + limit], len(chosen), offset, limit)
     template = "platform/_nodes_table.html" if is_htmx(request) else "platform/nodes.html"
     return render(
         request,
@@ -245,7 +234,7 @@ def specs_page(
             session=session, actor=viewer.actor, settings=ledger.settings, usage=False
         )
     rows = [f.row | {"level_label": node_level_label(f.row["level"], viewer.lang)} for f in found]
-    page = Shown(rows[offset : offset + limit], len(rows), offset, limit)
+    page = Listed(rows[offset : offset + limit], len(rows), offset, limit)
     return render(request, "platform/specs.html", viewer=viewer, page=page)
 
 
@@ -256,7 +245,7 @@ def scans_page(
     require_platform(viewer)
     with service(request).session() as session:
         runs, total = scan_runs(session=session, actor=viewer.actor, offset=offset, limit=limit)
-    page = Shown(list(runs), total, offset, limit)
+    page = Listed(list(runs), total, offset, limit)
     return render(
         request,
         "platform/scans.html",
@@ -320,7 +309,7 @@ def scan_page(
         scopes = [s for s in scopes if not s["health"]]
     elif health in SCOPE_FILTERS:
         scopes = [s for s in scopes if health in s["health"]]
-    page = Shown(scopes[offset : offset + limit], len(scopes), offset, limit)
+    page = Listed(scopes[offset : offset + limit], len(scopes), offset, limit)
     template = "platform/_scopes_table.html" if is_htmx(request) else "platform/scan.html"
     return render(
         request,
@@ -394,6 +383,6 @@ def violations_page(
                 "basis": basis,
             }
         )
-    page = Shown(rows, found.total or 0, offset, limit)
+    page = Listed(rows, found.total or 0, offset, limit)
     template = "platform/_violations_table.html" if is_htmx(request) else "platform/violations.html"
     return render(request, template, viewer=viewer, page=page, details=details)

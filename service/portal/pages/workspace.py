@@ -33,7 +33,7 @@ from migrate.next_step import Blank, Facts, NextStep, gather, settled
 from migrate.reasons import outcome_label, rule_reason
 from migrate.tracking import STATES, advance_system, checks_text, system_history
 from service.context import service
-from service.portal.web import ReadingViewer, Viewer, WritingViewer, render
+from service.portal.web import Listed, ReadingViewer, Viewer, WritingViewer, render
 from service.problems import status_of
 from service.schemas_migration import MAX_UPLOAD_MIB, UploadTooLarge, saved_upload
 
@@ -137,16 +137,6 @@ def system_rows(
     return rows
 
 
-@dataclass(frozen=True)
-class PageOf:
-    """What the pager macro reads."""
-
-    items: list[Any]
-    total: int
-    offset: int
-    limit: int
-
-
 def department_row(
     session: Session, viewer: Viewer, request: Request, code: str
 ) -> tuple[dict[str, Any], str]:
@@ -207,7 +197,7 @@ def workspace(
     rated = [r for r in rows if r[field] is not None]
     rated.sort(key=lambda r: r[field], reverse=descending)
     rows = rated + [r for r in rows if r[field] is None]
-    page = PageOf(rows[offset : offset + limit], len(rows), offset, limit)
+    page = Listed(rows[offset : offset + limit], len(rows), offset, limit)
     htmx = request.headers.get("hx-request") == "true"
     return render(
         request,
@@ -283,7 +273,7 @@ def department(
         code=code,
         name=name,
         kpi=kpi,
-        page=PageOf(rows, total, offset, limit),
+        page=Listed(rows, total, offset, limit),
         q=q or "",
         status_filter=status or "",
         state_filter=state or "",
@@ -355,7 +345,7 @@ def system_context(
         "state_text": state_label(facts.state if facts else None, lang),
         "step": step_view(step, facts, lang) if step is not None and facts is not None else None,
         "blockers": blockers,
-        "history": PageOf(history, len(events), history_offset, history_limit),
+        "history": Listed(history, len(events), history_offset, history_limit),
         "last_event": history[0] if history else None,
         "may_advance": may_advance,
         "evidence_rows": EVIDENCE_ROWS,
@@ -493,7 +483,7 @@ def dependency_context(
     return {
         "code": code,
         "name": name,
-        "page": PageOf(edges[offset : offset + limit], len(edges), offset, limit),
+        "page": Listed(edges[offset : offset + limit], len(edges), offset, limit),
         "declarable": declarable,
         "kinds": [(k, label("mig_dep_type", k, lang)) for k in DEPENDENCY_KINDS],
         "strengths": [(s, label("mig_dep_strength", s, lang)) for s in STRENGTHS],
