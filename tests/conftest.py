@@ -6,8 +6,8 @@ import os
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
