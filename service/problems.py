@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from inventory.access import AccessDenied, AccessError
-from inventory.i18n import LANGS, Wording, has_text, text
+from inventory.i18n import Wording, has_text, text
 from migrate.messages import Refusal
 from service.context import Unauthenticated, reader_lang
+from service.portal.web import portal_lang
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -141,8 +142,8 @@ def install_problem_handlers(
         return problem(request, status, code, detail, **extra)
 
     def page_lang(request: Request) -> str:
-        chosen = request.cookies.get("yiyun_lang", "")
-        return chosen if chosen in LANGS and is_page(request) else reader_lang(request)
+        # A page answers in the language its switch chose; the API by Accept-Language.
+        return portal_lang(request) if is_page(request) else reader_lang(request)
 
     @app.exception_handler(Wording)
     async def wording(request: Request, error: Wording) -> Response:
