@@ -20,6 +20,7 @@ from service.portal.web import (
     ReadingViewer,
     Viewer,
     current_viewer,
+    is_htmx,
     render,
 )
 
@@ -60,7 +61,7 @@ def install_portal(app: FastAPI, oidc: OidcSettings | None, client: PortalClient
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, error: LoginRequired) -> Response:
         target = f"/login?next={error.next_path}" if error.next_path != "/" else "/login"
-        if request.headers.get("hx-request") == "true":
+        if is_htmx(request):
             # htmx swaps fragments: the whole page must go to the login instead.
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)

@@ -195,6 +195,11 @@ def query_with(request: Request, **changes: Any) -> str:
     return "?" + urlencode(params) if params else request.url.path
 
 
+def is_htmx(request: Request) -> bool:
+    """An htmx request: it wants the fragment the page names, not the whole page."""
+    return request.headers.get("hx-request") == "true"
+
+
 def render(
     request: Request,
     template: str,
@@ -221,7 +226,7 @@ def render(
         path=request.url.path,
         query_with=lambda **changes: query_with(request, **changes),
         csrf_field=CSRF_FIELD,
-        htmx=request.headers.get("hx-request") == "true",
+        htmx=is_htmx(request),
         **context,
     )
     answer_headers = {"Content-Language": shown_lang, **(headers or {})}

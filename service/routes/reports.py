@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response
 
@@ -14,6 +13,7 @@ from exporters.reports.actions import (
 )
 from inventory.reports import switches_from
 from service.context import CurrentActor, Lang, Ledger, needs
+from service.files import attachment
 from service.problems import PROBLEM
 
 router = APIRouter(tags=["reports"])
@@ -34,12 +34,6 @@ TrustQuery = Annotated[
 REFUSALS: dict[int | str, dict[str, object]] = {
     403: {"description": "Not a province-wide reader.", "content": {PROBLEM: {}}},
 }
-
-
-def _attachment(content: bytes, media_type: str, filename: str) -> Response:
-    # RFC 6266/5987: the name survives any code a department chose, and never breaks the header.
-    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
-    return Response(content, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 def _file(media_type: str) -> dict[int | str, dict[str, object]]:
@@ -72,7 +66,7 @@ def html_download(
             lang=lang,
         )
     name = f"yiyun-report-{settings.today().isoformat()}.html"
-    return _attachment(page.encode("utf-8"), "text/html; charset=utf-8", name)
+    return attachment(page.encode("utf-8"), "text/html; charset=utf-8", name)
 
 
 @router.get(
@@ -100,7 +94,7 @@ def xlsx_download(
             ),
             lang=lang,
         )
-    return _attachment(workbook, XLSX, f"yiyun-report-{settings.today().isoformat()}.xlsx")
+    return attachment(workbook, XLSX, f"yiyun-report-{settings.today().isoformat()}.xlsx")
 
 
 @router.get(
@@ -139,4 +133,4 @@ def scorecard_download(
             lang=lang,
         )
     name = f"yiyun-scorecard-{department}-{settings.today().isoformat()}.{fmt}"
-    return _attachment(scorecard.page.encode("utf-8"), SCORECARD_TYPES[fmt], name)
+    return attachment(scorecard.page.encode("utf-8"), SCORECARD_TYPES[fmt], name)

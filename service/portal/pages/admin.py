@@ -40,7 +40,7 @@ from inventory.registry import (
     register_import,
 )
 from service.context import service
-from service.portal.web import Listed, ReadingViewer, Viewer, WritingViewer, render
+from service.portal.web import Listed, ReadingViewer, Viewer, WritingViewer, is_htmx, render
 from service.routes.register import MAX_UPLOAD_MIB, RegisterUploadRefused
 
 router = APIRouter(include_in_schema=False)
@@ -76,10 +76,6 @@ def require_admin(viewer: Viewer) -> None:
         raise AccessDenied(
             "access_denied", principal=viewer.actor.principal, action="access", target="province"
         )
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 def done_key(done: str) -> str | None:

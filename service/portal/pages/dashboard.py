@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -30,7 +30,8 @@ from inventory.queries import (
 from inventory.reports import switches_from
 from inventory.settings import Settings
 from service.context import service
-from service.portal.web import Listed, ReadingViewer, Viewer, local_time, percent, render
+from service.files import attachment
+from service.portal.web import Listed, ReadingViewer, Viewer, is_htmx, local_time, percent, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -357,10 +358,6 @@ def _group(report: dict[str, Any], key: str) -> dict[str, Any] | None:
     return next((g for g in report.get("groups") or [] if g["key"] == key), None)
 
 
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(
     request: Request,
@@ -448,7 +445,7 @@ def dashboard(
         table_href="/dashboard/departments"
         + choice.params(city=context["city"] if context["level"] == "city" else ""),
     )
-    template = "dashboard/_body.html" if _is_htmx(request) else "dashboard/index.html"
+    template = "dashboard/_body.html" if is_htmx(request) else "dashboard/index.html"
     return render(request, template, viewer=viewer, **context)
 
 
@@ -481,7 +478,7 @@ def department_table(
         known = _departments(session, viewer, settings, city=city or None)
     rows = sort_rows(_department_rows(report["groups"], known), sort)
     page = Listed(rows[offset : offset + limit], len(rows), offset, limit)
-    template = "dashboard/_departments.html" if _is_htmx(request) else "dashboard/departments.html"
+    template = "dashboard/_departments.html" if is_htmx(request) else "dashboard/departments.html"
     return render(
         request,
         template,
@@ -493,12 +490,6 @@ def department_table(
         choice=choice,
         headline=_headline(report),
     )
-
-
-def _attachment(content: bytes, media_type: str, filename: str) -> Response:
-    # As the API names its files (RFC 6266/5987): any department code survives the header.
-    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
-    return Response(content, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 @router.get("/dashboard/downloads/province.html")
@@ -520,7 +511,7 @@ def province_html(
             lang=viewer.lang,
         )
     name = f"yiyun-report-{settings.today().isoformat()}.html"
-    return _attachment(page.encode("utf-8"), SCORECARD_TYPES["html"], name)
+    return attachment(page.encode("utf-8"), SCORECARD_TYPES["html"], name)
 
 
 @router.get("/dashboard/downloads/province.xlsx")
@@ -540,7 +531,7 @@ def province_xlsx(
             switches=choice.switches(settings),
             lang=viewer.lang,
         )
-    return _attachment(workbook, XLSX, f"yiyun-report-{settings.today().isoformat()}.xlsx")
+    return attachment(workbook, XLSX, f"yiyun-report-{settings.today().isoformat()}.xlsx")
 
 
 @router.get("/dashboard/downloads/scorecard/{department}.{fmt}")
@@ -566,4 +557,4 @@ def scorecard(
             lang=viewer.lang,
         )
     name = f"yiyun-scorecard-{department}-{settings.today().isoformat()}.{fmt}"
-    return _attachment(card.page.encode("utf-8"), SCORECARD_TYPES[fmt], name)
+    return attachment(card.page.encode("utf-8"), SCORECARD_TYPES[fmt], name)

@@ -19,7 +19,7 @@ from inventory.scope_failures import failure_wording
 from inventory.settings import Settings
 from inventory.violations import PLACEMENT
 from service.context import service
-from service.portal.web import Listed, ReadingViewer, Viewer, render
+from service.portal.web import Listed, ReadingViewer, Viewer, is_htmx, render
 
 router = APIRouter(include_in_schema=False)
 # A page shows at most this many rows; the API goes to 500, a person reads far fewer.
@@ -46,10 +46,6 @@ def require_platform(viewer: Viewer) -> None:
         raise AccessDenied(
             "access_denied", principal=viewer.actor.principal, action="read", target="province"
         )
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 def _ratio(used: float, capacity: float | None) -> float | None:

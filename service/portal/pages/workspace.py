@@ -33,7 +33,7 @@ from migrate.next_step import Blank, Facts, NextStep, gather, settled
 from migrate.reasons import outcome_label, rule_reason
 from migrate.tracking import STATES, advance_system, checks_text, system_history
 from service.context import service
-from service.portal.web import Listed, ReadingViewer, Viewer, WritingViewer, render
+from service.portal.web import Listed, ReadingViewer, Viewer, WritingViewer, is_htmx, render
 from service.problems import status_of
 from service.schemas_migration import MAX_UPLOAD_MIB, UploadTooLarge, saved_upload
 
@@ -198,7 +198,7 @@ def workspace(
     rated.sort(key=lambda r: r[field], reverse=descending)
     rows = rated + [r for r in rows if r[field] is None]
     page = Listed(rows[offset : offset + limit], len(rows), offset, limit)
-    htmx = request.headers.get("hx-request") == "true"
+    htmx = is_htmx(request)
     return render(
         request,
         "workspace/_departments.html" if htmx else "workspace/departments.html",
@@ -265,7 +265,7 @@ def department(
             ]
             items, total = matched[offset : offset + limit], len(matched)
     rows = system_rows(items, facts, viewer.lang)
-    htmx = request.headers.get("hx-request") == "true"
+    htmx = is_htmx(request)
     return render(
         request,
         "workspace/_systems.html" if htmx else "workspace/department.html",
@@ -380,7 +380,7 @@ def system_step(
     """The step panel once the plan's waves are tried (htmx), or the whole page with it."""
     with service(request).session() as session:
         context = system_context(session, request, viewer, code)
-    htmx = request.headers.get("hx-request") == "true"
+    htmx = is_htmx(request)
     return render(
         request,
         "workspace/_step.html" if htmx else "workspace/system.html",
@@ -426,7 +426,7 @@ def advance(
         if status_of(error) == 404:
             raise
         refusal = error
-    htmx = request.headers.get("hx-request") == "true"
+    htmx = is_htmx(request)
     if refusal is None and not htmx:
         return RedirectResponse(f"/systems/{code}?advanced=1", status_code=303)
     with ledger.session() as session:
@@ -504,7 +504,7 @@ def dependency_answer(
     """The dependency page (or its panel, for htmx) with a message or the file's problems."""
     with service(request).session() as session:
         context = dependency_context(session, request, viewer, code, offset, limit)
-    htmx = request.headers.get("hx-request") == "true"
+    htmx = is_htmx(request)
     values = {"error": None, "problems": [], "imported": None, "done": None, "form": {}, **shown}
     return render(
         request,
@@ -583,7 +583,7 @@ def add_dependency(
             error=error.render(viewer.lang),
             form={**form, "strength": strength or ""},
         )
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         return dependency_answer(request, viewer, code, done="added")
     return RedirectResponse(f"/departments/{code}/dependencies?done=added", status_code=303)
 
@@ -644,7 +644,7 @@ def delete_dependency(
             status=in_place_status(error),
             error=error.render(viewer.lang),
         )
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         return dependency_answer(request, viewer, code, done="deleted")
     return RedirectResponse(f"/departments/{code}/dependencies?done=deleted", status_code=303)
 
@@ -708,7 +708,7 @@ def import_dependencies(
         "unchanged": report.unchanged,
         "removed": report.removed,
     }
-    if request.headers.get("hx-request") == "true":
+    if is_htmx(request):
         return dependency_answer(request, viewer, code, imported=counts)
     query = "&".join(f"{k}={v}" for k, v in counts.items())
     return RedirectResponse(f"/departments/{code}/dependencies?{query}", status_code=303)
